@@ -1,0 +1,130 @@
+"""One codec for events: msgpack on the stream and in log files, JSON for people.
+
+The encoder and decoders are built once per process and reused (msgspec's advice). Decoding is strict: a value of
+the wrong type, an unknown tag or an unknown field raises :class:`DecodeError` with msgspec's path-precise
+message. :func:`validate` then checks what the type system cannot: canonical address text and sorted pairs, so
+that every replica folds identical values (design.md §3).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+
+import msgspec
+
+from events import schema
+
+FORMAT_VERSION = 1
+
+_msgpack_encoder = msgspec.msgpack.Encoder()
+_msgpack_decoder = msgspec.msgpack.Decoder(schema.Event)
+_json_encoder = msgspec.json.Encoder()
+_json_decoder = msgspec.json.Decoder(schema.Event)
+
+
+class DecodeError(ValueError):
+    """An event could not be decoded or is not canonical; the message is the reason."""
+
+
+def encode(event: schema.Event) -> bytes:
+    return _msgpack_encoder.encode(event)
+
+
+def encode_into(event: schema.Event, buf: bytearray, offset: int = 0) -> None:
+    _msgpack_encoder.encode_into(event, buf, offset)
+
+
+def decode(data: bytes | bytearray | memoryview) -> schema.Event:
+    """Decode one msgpack event and validate it. Raises :class:`DecodeError`."""
+    try:
+        event = _msgpack_decoder.decode(data)
+    except msgspec.DecodeError as exc:
+        raise DecodeError(f"invalid event: {exc}") from None
+    validate(event)
+    return event
+
+
+def encode_json(event: schema.Event) -> bytes:
+    return _json_encoder.encode(event)
+
+
+def decode_json(data: bytes | str) -> schema.Event:
+    """Decode one JSON event (the native JSON-lines form) and validate it. Raises :class:`DecodeError`."""
+    try:
+        event = _json_decoder.decode(data)
+    except msgspec.DecodeError as exc:
+        raise DecodeError(f"invalid event: {exc}") from None
+    validate(event)
+    return event
+
+
+def from_builtins(obj: object) -> schema.Event:
+    """Convert an already-parsed JSON value (dict) into an event. Raises :class:`DecodeError`."""
+    try:
+        event = msgspec.convert(obj, schema.Event)
+    except msgspec.ValidationError as exc:
+        raise DecodeError(f"invalid event: {exc}") from None
+    validate(event)
+    return event
+
+
+def to_builtins(event: schema.Event) -> dict:
+    return msgspec.to_builtins(event)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Canonical-form checks
+
+
+def canonical_ip(text: str) -> str:
+    """The canonical text of an IP address (dotted quad / RFC 5952). Raises ValueError if not an address."""
+    return str(ipaddress.ip_address(text))
+
+
+def _check_ip(text: str, where: str) -> None:
+    try:
+        ok = canonical_ip(text) == text
+    except ValueError:
+        raise DecodeError(f"{where}: {text!r} is not an IP address") from None
+    if not ok:
+        raise DecodeError(f"{where}: {text!r} is not in canonical form ({canonical_ip(text)!r})")
+
+
+def _check_pairs(pairs: schema.Pairs, where: str) -> None:
+    keys = [k for k, _ in pairs]
+    if keys != sorted(set(keys)):
+        raise DecodeError(f"{where}: keys must be unique and sorted")
+
+
+def validate(event: schema.Event) -> None:
+    """Refuse an event that is well-typed but not canonical. Raises :class:`DecodeError`."""
+    match event:
+        case schema.K8sUpsert(obj=obj):
+            where = f"{type(obj).__name__} {obj.namespace + '/' if obj.namespace else ''}{obj.name}"
+            if not obj.name:
+                raise DecodeError(f"{type(obj).__name__}: empty name")
+            _check_pairs(obj.labels, f"{where}: labels")
+            match obj:
+                case schema.Service():
+                    _check_pairs(obj.annotations, f"{where}: annotations")
+                    _check_pairs(obj.selector, f"{where}: selector")
+                    for i, ip in enumerate(obj.cluster_ips):
+                        if ip != "None":
+                            _check_ip(ip, f"{where}: clusterIPs[{i}]")
+                    for i, ip in enumerate(obj.ingress_ips):
+                        _check_ip(ip, f"{where}: status.loadBalancer.ingress[{i}].ip")
+                    for p in obj.ports:
+                        if not 0 <= p.port <= 65535:
+                            raise DecodeError(f"{where}: port {p.port} out of range")
+                case schema.EndpointSlice():
+                    for i, ep in enumerate(obj.endpoints):
+                        for j, ip in enumerate(ep.addresses):
+                            _check_ip(ip, f"{where}: endpoints[{i}].addresses[{j}]")
+                case _:
+                    pass
+        case schema.K8sDelete(ref=ref):
+            if not ref.name:
+                raise DecodeError(f"{ref.kind}: empty name")
+        case schema.SpeakerUp(node=node) | schema.SpeakerDown(node=node):
+            if not node:
+                raise DecodeError(f"{event.__struct_config__.tag}: empty node name")

@@ -1,0 +1,267 @@
+"""Input files into events: format detection and per-record outcomes (I/O edge of ``events``).
+
+Formats, detected per file (design.md §3):
+
+* ``*.evlog`` — detected by its magic bytes; one record per frame.
+* JSON — one record per JSON value: JSON lines (each line one value) or a stream of concatenated, possibly
+  pretty-printed values (what ``kubectl get -w -o json --output-watch-events`` prints). Each value is judged on
+  its own: a watch event (``{"type": ..., "object": ...}``), a native event (``{"kind": "k8s.upsert", ...}``) or a
+  bare Kubernetes object (an upsert; ``kind: List`` is expanded).
+* YAML — one record per document; every document is an upsert; ``kind: List`` is expanded.
+
+Every record yields exactly one :class:`Record` with a list of outcomes, so ``--at N`` can count records whatever
+their fate. Only an unreadable file or an undetectable format raises :class:`InputError`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from events import codec, kube, logfile, schema, upcast
+
+
+class InputError(Exception):
+    """The file cannot be read or its format cannot be detected (exit 2)."""
+
+    def __init__(self, file: str, message: str) -> None:
+        super().__init__(f"{file}: {message}")
+        self.file = file
+        self.message = message
+
+
+@dataclass(frozen=True, slots=True)
+class Accepted:
+    event: schema.Event
+
+
+@dataclass(frozen=True, slots=True)
+class Ignored:
+    key: str
+
+
+@dataclass(frozen=True, slots=True)
+class Rejected:
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Skipped:
+    """A record that carries no event (a watch BOOKMARK)."""
+
+    what: str
+
+
+Outcome = Accepted | Ignored | Rejected | Skipped
+
+
+@dataclass(slots=True)
+class Record:
+    file: str
+    number: int  # 1-based within its file
+    outcomes: list[Outcome] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class Options:
+    metallb_namespaces: tuple[str, ...] = ("metallb-system",)
+
+
+# --------------------------------------------------------------------------------------------------------------
+
+
+def _from_object(obj: Any, opts: Options) -> list[Outcome]:
+    """A bare Kubernetes object (or a List of them) as upserts."""
+    if isinstance(obj, dict) and obj.get("kind") == "List" and isinstance(obj.get("items"), list):
+        out: list[Outcome] = []
+        for i, item in enumerate(obj["items"]):
+            for o in _from_object(item, opts):
+                out.append(Rejected(f"items[{i}]: {o.reason}") if isinstance(o, Rejected) else o)
+        return out
+    try:
+        result = kube.translate(obj, opts.metallb_namespaces)
+    except kube.TranslateError as exc:
+        return [Rejected(str(exc))]
+    if isinstance(result, kube.Ignored):
+        return [Ignored(result.key)]
+    return [_checked(schema.K8sUpsert(obj=result))]
+
+
+def _checked(event: schema.Event) -> Outcome:
+    try:
+        codec.validate(event)
+    except codec.DecodeError as exc:
+        return Rejected(str(exc))
+    return Accepted(event)
+
+
+def _from_watch(value: dict, opts: Options) -> list[Outcome]:
+    kind = value.get("type")
+    obj = value.get("object")
+    if kind == "BOOKMARK":
+        return [Skipped("BOOKMARK")]
+    if kind == "ERROR":
+        msg = obj.get("message") if isinstance(obj, dict) else None
+        return [Rejected(f"watch ERROR: {msg or obj!r}")]
+    if kind in ("ADDED", "MODIFIED"):
+        return _from_object(obj, opts)
+    if kind == "DELETED":
+        try:
+            ref = kube.reference(obj, opts.metallb_namespaces)
+        except kube.TranslateError as exc:
+            return [Rejected(str(exc))]
+        if isinstance(ref, kube.Ignored):
+            return [Ignored(ref.key)]
+        return [_checked(schema.K8sDelete(ref=ref))]
+    return [Rejected(f"unknown watch event type {kind!r}")]
+
+
+def _from_json_value(value: Any, opts: Options) -> list[Outcome]:
+    if not isinstance(value, dict):
+        return [Rejected(f"expected a JSON object, got {type(value).__name__}")]
+    if "type" in value and "object" in value:
+        return _from_watch(value, opts)
+    if value.get("kind") in schema.EVENT_TAGS or ("kind" in value and "apiVersion" not in value):
+        try:
+            return [Accepted(codec.from_builtins(value))]
+        except codec.DecodeError as exc:
+            return [Rejected(str(exc))]
+    return _from_object(value, opts)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Readers per format
+
+
+def _read_evlog(name: str, blob: bytes) -> Iterator[Record]:
+    try:
+        version = logfile.read_header(blob)
+    except Exception as exc:  # LogCorrupt
+        raise InputError(name, str(exc)) from None
+    for frame in logfile.iter_frames(blob):
+        rec = Record(name, frame.index)
+        if frame.data is None:
+            rec.outcomes.append(Rejected(frame.problem or "truncated frame"))
+        else:
+            try:
+                rec.outcomes.append(Accepted(upcast.decode_versioned(frame.data, version)))
+            except codec.DecodeError as exc:
+                rec.outcomes.append(Rejected(str(exc)))
+        yield rec
+
+
+def _read_json(name: str, text: str, opts: Options) -> Iterator[Record]:
+    lines = text.splitlines()
+    first = next((ln for ln in lines if ln.strip()), "")
+    try:
+        json.loads(first)
+        line_mode = True
+    except ValueError:
+        line_mode = False
+    if line_mode:
+        number = 0
+        for line in lines:
+            if not line.strip():
+                continue
+            number += 1
+            rec = Record(name, number)
+            try:
+                value = json.loads(line)
+            except ValueError as exc:
+                rec.outcomes.append(Rejected(f"invalid JSON: {exc}"))
+            else:
+                rec.outcomes.extend(_from_json_value(value, opts))
+            yield rec
+        return
+    decoder = json.JSONDecoder()
+    pos, number, end = 0, 0, len(text)
+    while True:
+        while pos < end and text[pos].isspace():
+            pos += 1
+        if pos >= end:
+            return
+        number += 1
+        rec = Record(name, number)
+        try:
+            value, pos = decoder.raw_decode(text, pos)
+        except ValueError as exc:
+            rec.outcomes.append(Rejected(f"invalid JSON: {exc} (the rest of the file is skipped)"))
+            yield rec
+            return
+        rec.outcomes.extend(_from_json_value(value, opts))
+        yield rec
+
+
+def _read_yaml(name: str, text: str, opts: Options) -> Iterator[Record]:
+    loader = yaml.CSafeLoader if hasattr(yaml, "CSafeLoader") else yaml.SafeLoader
+    number = 0
+    try:
+        for doc in yaml.load_all(text, Loader=loader):
+            if doc is None:
+                continue
+            number += 1
+            rec = Record(name, number)
+            rec.outcomes.extend(_from_object(doc, opts))
+            yield rec
+    except yaml.YAMLError as exc:
+        number += 1
+        rec = Record(name, number)
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        rec.outcomes.append(Rejected(f"invalid YAML{where}: {getattr(exc, 'problem', None) or exc} (the rest of the file is skipped)"))
+        yield rec
+
+
+def detect(name: str, blob: bytes) -> str:
+    """``evlog``, ``json`` or ``yaml``. Raises :class:`InputError` when it cannot tell."""
+    if logfile.is_evlog(blob):
+        return "evlog"
+    suffix = Path(name).suffix.lower()
+    try:
+        text = blob.decode("utf-8")
+    except UnicodeDecodeError:
+        raise InputError(name, "cannot detect the format (not an evlog file and not UTF-8 text)") from None
+    stripped = text.lstrip()
+    if suffix in (".json", ".jsonl", ".ndjson") or stripped.startswith("{"):
+        return "json"
+    if suffix in (".yaml", ".yml"):
+        return "yaml"
+    if not stripped:
+        raise InputError(name, "cannot detect the format of an empty file")
+    try:
+        first = next(iter(yaml.safe_load_all(text)), None)
+    except yaml.YAMLError:
+        first = None
+    if isinstance(first, dict):
+        return "yaml"
+    raise InputError(name, "cannot detect the format (expected an evlog file, JSON lines or YAML)")
+
+
+def read_file(path: str | os.PathLike[str], opts: Options = Options()) -> Iterator[Record]:
+    """Records of one input file, in order. Raises :class:`InputError` before yielding if unreadable."""
+    name = str(path)
+    try:
+        blob = Path(path).read_bytes()
+    except OSError as exc:
+        raise InputError(name, f"cannot read: {exc.strerror or exc}") from None
+    fmt = detect(name, blob)
+    if fmt == "evlog":
+        return _read_evlog(name, blob)
+    text = blob.decode("utf-8")
+    if fmt == "json":
+        return _read_json(name, text, opts)
+    return _read_yaml(name, text, opts)
+
+
+def read_files(paths: list[str], opts: Options = Options()) -> Iterator[Record]:
+    """Records of several files, concatenated. All files are opened and detected first, so an unreadable or
+    undetectable file fails the whole call before anything is folded."""
+    readers = [read_file(p, opts) for p in paths]
+    for r in readers:
+        yield from r

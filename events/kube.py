@@ -1,0 +1,603 @@
+"""Kubernetes objects (as the API returns them) into canonical event objects.
+
+Pure translation, no I/O: the caller hands in parsed JSON/YAML. Each supported ``apiVersion``/``kind`` is first
+checked against a *raw* msgspec Struct that mirrors the API's JSON (camelCase, unknown fields ignored), so a value of
+the wrong type is refused with a path-precise reason (``Expected `int`, got `str` - at `$.spec.ports[0].port```);
+then the raw object is reduced to the canonical Struct of :mod:`events.schema`.
+
+Rules:
+
+1. Unknown ``apiVersion``/``kind`` pairs are not errors: :func:`translate` returns :class:`Ignored` with a counted
+   key such as ``v1/ConfigMap``.
+2. MetalLB objects count only in the MetalLB namespaces given by the caller (MetalLB honours only its own).
+3. Secrets never leave this module: a BGPPeer's ``password`` becomes ``password_set``; ``passwordSecret`` stays a
+   reference.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from typing import Any, NamedTuple
+
+import msgspec
+
+from events import schema
+
+
+class TranslateError(ValueError):
+    """The object is of a supported kind but malformed; the message is the reason."""
+
+
+class Ignored(NamedTuple):
+    """The object is of a kind streamlb does not use; ``key`` counts it (``apiVersion/kind``)."""
+
+    key: str
+
+
+_KEEP_ANNOTATION_PREFIXES = ("metallb.io/", "metallb.universe.tf/")
+METALLB_GROUP = "metallb.io"
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Raw shapes (only the fields we read)
+
+
+class _Raw(msgspec.Struct, rename="camel", omit_defaults=True):
+    pass
+
+
+class RawMeta(_Raw):
+    name: str = ""
+    namespace: str = ""
+    labels: dict[str, str] | None = None
+    annotations: dict[str, str] | None = None
+
+
+class RawRequirement(_Raw):
+    key: str
+    operator: str
+    values: list[str] | None = None
+
+
+class RawSelector(_Raw):
+    match_labels: dict[str, str] | None = None
+    match_expressions: list[RawRequirement] | None = None
+
+
+class RawPort(_Raw):
+    port: int
+    protocol: str = "TCP"
+    name: str = ""
+
+
+class RawServiceSpec(_Raw):
+    type: str = "ClusterIP"
+    cluster_ip: str = ""
+    cluster_i_ps: list[str] | None = msgspec.field(default=None, name="clusterIPs")
+    ip_families: list[str] | None = None
+    ip_family_policy: str = ""
+    load_balancer_class: str | None = None
+    load_balancer_ip: str = msgspec.field(default="", name="loadBalancerIP")
+    external_traffic_policy: str = ""
+    selector: dict[str, str] | None = None
+    ports: list[RawPort] | None = None
+
+
+class RawIngress(_Raw):
+    ip: str = ""
+    hostname: str = ""
+
+
+class RawLBStatus(_Raw):
+    ingress: list[RawIngress] | None = None
+
+
+class RawServiceStatus(_Raw):
+    load_balancer: RawLBStatus | None = None
+
+
+class RawService(_Raw):
+    metadata: RawMeta
+    spec: RawServiceSpec = msgspec.field(default_factory=RawServiceSpec)
+    status: RawServiceStatus | None = None
+
+
+class RawCondition(_Raw):
+    type: str
+    status: str = ""
+
+
+class RawNodeStatus(_Raw):
+    conditions: list[RawCondition] | None = None
+
+
+class RawNode(_Raw):
+    metadata: RawMeta
+    status: RawNodeStatus | None = None
+
+
+class RawNamespace(_Raw):
+    metadata: RawMeta
+
+
+class RawConditions(_Raw):
+    ready: bool | None = None
+    serving: bool | None = None
+    terminating: bool | None = None
+
+
+class RawEndpoint(_Raw):
+    addresses: list[str] | None = None
+    conditions: RawConditions | None = None
+    node_name: str = ""
+
+
+class RawEndpointSlice(_Raw):
+    metadata: RawMeta
+    address_type: str = "IPv4"
+    endpoints: list[RawEndpoint] | None = None
+
+
+class RawServiceAllocation(_Raw):
+    priority: int = 0
+    namespaces: list[str] | None = None
+    namespace_selectors: list[RawSelector] | None = None
+    service_selectors: list[RawSelector] | None = None
+
+
+class RawPoolSpec(_Raw):
+    addresses: list[str] | None = None
+    auto_assign: bool = True
+    avoid_buggy_i_ps: bool = msgspec.field(default=False, name="avoidBuggyIPs")
+    service_allocation: RawServiceAllocation | None = None
+
+
+class RawPool(_Raw):
+    metadata: RawMeta
+    spec: RawPoolSpec = msgspec.field(default_factory=RawPoolSpec)
+
+
+class RawL2Spec(_Raw):
+    ip_address_pools: list[str] | None = None
+    ip_address_pool_selectors: list[RawSelector] | None = None
+    node_selectors: list[RawSelector] | None = None
+    interfaces: list[str] | None = None
+    service_selectors: list[RawSelector] | None = None
+
+
+class RawL2(_Raw):
+    metadata: RawMeta
+    spec: RawL2Spec = msgspec.field(default_factory=RawL2Spec)
+
+
+class RawBGPAdvSpec(_Raw):
+    aggregation_length: int | None = None
+    aggregation_length_v6: int | None = None
+    local_pref: int = 0
+    communities: list[str] | None = None
+    ip_address_pools: list[str] | None = None
+    ip_address_pool_selectors: list[RawSelector] | None = None
+    node_selectors: list[RawSelector] | None = None
+    peers: list[str] | None = None
+    service_selectors: list[RawSelector] | None = None
+
+
+class RawBGPAdv(_Raw):
+    metadata: RawMeta
+    spec: RawBGPAdvSpec = msgspec.field(default_factory=RawBGPAdvSpec)
+
+
+class RawSecretRef(_Raw):
+    name: str = ""
+    namespace: str = ""
+
+
+class RawPeerSpec(_Raw):
+    my_asn: int = msgspec.field(default=0, name="myASN")
+    peer_asn: int = msgspec.field(default=0, name="peerASN")
+    dynamic_asn: str = msgspec.field(default="", name="dynamicASN")
+    local_asn: int = msgspec.field(default=0, name="localASN")
+    peer_address: str = ""
+    interface: str = ""
+    source_address: str = ""
+    peer_port: int = 179
+    hold_time: str | None = None
+    keepalive_time: str | None = None
+    connect_time: str | None = None
+    router_id: str = msgspec.field(default="", name="routerID")
+    node_selectors: list[RawSelector] | None = None
+    password: str = ""
+    password_secret: RawSecretRef | None = None
+    bfd_profile: str = ""
+    enable_graceful_restart: bool = False
+    ebgp_multi_hop: bool = False
+    vrf: str = ""
+    disable_mp: bool = msgspec.field(default=False, name="disableMP")
+    dual_stack_address_family: bool = False
+
+
+class RawPeer(_Raw):
+    api_version: str = ""
+    metadata: RawMeta = msgspec.field(default_factory=RawMeta)
+    spec: RawPeerSpec = msgspec.field(default_factory=RawPeerSpec)
+
+
+class RawCommunityAlias(_Raw):
+    name: str = ""
+    value: str = ""
+
+
+class RawCommunitySpec(_Raw):
+    communities: list[RawCommunityAlias] | None = None
+
+
+class RawCommunity(_Raw):
+    metadata: RawMeta
+    spec: RawCommunitySpec = msgspec.field(default_factory=RawCommunitySpec)
+
+
+class RawBFDSpec(_Raw):
+    receive_interval: int | None = None
+    transmit_interval: int | None = None
+    detect_multiplier: int | None = None
+    echo_interval: int | None = None
+    echo_mode: bool = False
+    passive_mode: bool = False
+    minimum_ttl: int | None = None
+
+
+class RawBFD(_Raw):
+    metadata: RawMeta
+    spec: RawBFDSpec = msgspec.field(default_factory=RawBFDSpec)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Helpers
+
+
+def _pairs(d: dict[str, str] | None) -> schema.Pairs:
+    return tuple(sorted((d or {}).items()))
+
+
+def _selector(raw: RawSelector) -> schema.LabelSelector:
+    return schema.LabelSelector(
+        match_labels=_pairs(raw.match_labels),
+        match_expressions=tuple(
+            schema.Requirement(key=r.key, operator=r.operator, values=tuple(r.values or ()))
+            for r in (raw.match_expressions or ())
+        ),
+    )
+
+
+def _selectors(raws: list[RawSelector] | None) -> tuple[schema.LabelSelector, ...]:
+    return tuple(_selector(r) for r in (raws or ()))
+
+
+def _canonical_ip(text: str, where: str) -> str:
+    try:
+        return str(ipaddress.ip_address(text.strip()))
+    except ValueError:
+        raise TranslateError(f"{where}: {text!r} is not an IP address") from None
+
+
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)")
+_UNIT_MS = {"ns": 1e-6, "us": 1e-3, "µs": 1e-3, "ms": 1.0, "s": 1000.0, "m": 60_000.0, "h": 3_600_000.0}
+
+
+def parse_duration_ms(text: str, where: str) -> int:
+    """A Go duration string (``90s``, ``1m30s``, ``500ms``) in whole milliseconds."""
+    s = text.strip()
+    if s == "0":
+        return 0
+    pos, total = 0, 0.0
+    while pos < len(s):
+        m = _DURATION_PART.match(s, pos)
+        if not m:
+            raise TranslateError(f"{where}: invalid duration {text!r}")
+        total += float(m.group(1)) * _UNIT_MS[m.group(2)]
+        pos = m.end()
+    if not s:
+        raise TranslateError(f"{where}: invalid duration {text!r}")
+    return int(total)
+
+
+def _convert(obj: dict[str, Any], typ: type, what: str) -> Any:
+    try:
+        return msgspec.convert(obj, typ, strict=True)
+    except msgspec.ValidationError as exc:
+        raise TranslateError(f"{what}: {exc}") from None
+
+
+def _name(meta: RawMeta, what: str, namespaced: bool) -> None:
+    if not meta.name:
+        raise TranslateError(f"{what}: metadata.name is missing")
+    if namespaced and not meta.namespace:
+        raise TranslateError(f"{what} {meta.name}: metadata.namespace is missing")
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Per kind
+
+
+def _service(obj: dict[str, Any]) -> schema.Service:
+    raw: RawService = _convert(obj, RawService, "Service")
+    _name(raw.metadata, "Service", True)
+    where = f"Service {raw.metadata.namespace}/{raw.metadata.name}"
+    spec = raw.spec
+    cluster_ips = list(spec.cluster_i_ps or ([spec.cluster_ip] if spec.cluster_ip else []))
+    canon = []
+    for i, ip in enumerate(cluster_ips):
+        canon.append(ip if ip == "None" else _canonical_ip(ip, f"{where}: spec.clusterIPs[{i}]"))
+    ingress = []
+    lb = raw.status.load_balancer if raw.status else None
+    for i, ing in enumerate((lb.ingress if lb else None) or ()):
+        if ing.ip:
+            ingress.append(_canonical_ip(ing.ip, f"{where}: status.loadBalancer.ingress[{i}].ip"))
+    annotations = {
+        k: v for k, v in (raw.metadata.annotations or {}).items() if k.startswith(_KEEP_ANNOTATION_PREFIXES)
+    }
+    ports = []
+    for i, p in enumerate(spec.ports or ()):
+        if not 0 <= p.port <= 65535:
+            raise TranslateError(f"{where}: spec.ports[{i}].port {p.port} out of range")
+        ports.append(schema.ServicePort(protocol=p.protocol or "TCP", port=p.port))
+    return schema.Service(
+        namespace=raw.metadata.namespace,
+        name=raw.metadata.name,
+        labels=_pairs(raw.metadata.labels),
+        annotations=_pairs(annotations),
+        type=spec.type or "ClusterIP",
+        cluster_ips=tuple(canon),
+        ip_families=tuple(spec.ip_families or ()),
+        ip_family_policy=spec.ip_family_policy or "SingleStack",
+        load_balancer_class=spec.load_balancer_class,
+        load_balancer_ip=spec.load_balancer_ip.strip(),
+        external_traffic_policy=spec.external_traffic_policy or "Cluster",
+        selector=_pairs(spec.selector),
+        ports=tuple(ports),
+        ingress_ips=tuple(ingress),
+    )
+
+
+def _node(obj: dict[str, Any]) -> schema.Node:
+    raw: RawNode = _convert(obj, RawNode, "Node")
+    _name(raw.metadata, "Node", False)
+    conds = (raw.status.conditions if raw.status else None) or ()
+    unavailable = any(c.type == "NetworkUnavailable" and c.status == "True" for c in conds)
+    return schema.Node(name=raw.metadata.name, labels=_pairs(raw.metadata.labels), network_unavailable=unavailable)
+
+
+def _namespace(obj: dict[str, Any]) -> schema.Namespace:
+    raw: RawNamespace = _convert(obj, RawNamespace, "Namespace")
+    _name(raw.metadata, "Namespace", False)
+    return schema.Namespace(name=raw.metadata.name, labels=_pairs(raw.metadata.labels))
+
+
+def _endpoint_slice(obj: dict[str, Any]) -> schema.EndpointSlice | Ignored:
+    raw: RawEndpointSlice = _convert(obj, RawEndpointSlice, "EndpointSlice")
+    _name(raw.metadata, "EndpointSlice", True)
+    if raw.address_type not in ("IPv4", "IPv6"):
+        return Ignored(f"discovery.k8s.io/v1/EndpointSlice[{raw.address_type}]")
+    where = f"EndpointSlice {raw.metadata.namespace}/{raw.metadata.name}"
+    eps = []
+    for i, ep in enumerate(raw.endpoints or ()):
+        c = ep.conditions or RawConditions()
+        eps.append(
+            schema.Endpoint(
+                addresses=tuple(
+                    _canonical_ip(a, f"{where}: endpoints[{i}].addresses[{j}]")
+                    for j, a in enumerate(ep.addresses or ())
+                ),
+                ready=c.ready,
+                serving=c.serving,
+                terminating=c.terminating,
+                node_name=ep.node_name,
+            )
+        )
+    labels = raw.metadata.labels or {}
+    return schema.EndpointSlice(
+        namespace=raw.metadata.namespace,
+        name=raw.metadata.name,
+        labels=_pairs(labels),
+        service_name=labels.get("kubernetes.io/service-name", ""),
+        address_type=raw.address_type,
+        endpoints=tuple(eps),
+    )
+
+
+def _pool(obj: dict[str, Any]) -> schema.IPAddressPool:
+    raw: RawPool = _convert(obj, RawPool, "IPAddressPool")
+    _name(raw.metadata, "IPAddressPool", True)
+    sa = raw.spec.service_allocation
+    return schema.IPAddressPool(
+        namespace=raw.metadata.namespace,
+        name=raw.metadata.name,
+        labels=_pairs(raw.metadata.labels),
+        addresses=tuple(a.strip() for a in (raw.spec.addresses or ())),
+        auto_assign=raw.spec.auto_assign,
+        avoid_buggy_ips=raw.spec.avoid_buggy_i_ps,
+        service_allocation=None
+        if sa is None
+        else schema.ServiceAllocation(
+            priority=sa.priority,
+            namespaces=tuple(sa.namespaces or ()),
+            namespace_selectors=_selectors(sa.namespace_selectors),
+            service_selectors=_selectors(sa.service_selectors),
+        ),
+    )
+
+
+def _l2(obj: dict[str, Any]) -> schema.L2Advertisement:
+    raw: RawL2 = _convert(obj, RawL2, "L2Advertisement")
+    _name(raw.metadata, "L2Advertisement", True)
+    s = raw.spec
+    return schema.L2Advertisement(
+        namespace=raw.metadata.namespace,
+        name=raw.metadata.name,
+        labels=_pairs(raw.metadata.labels),
+        ip_address_pools=tuple(s.ip_address_pools or ()),
+        ip_address_pool_selectors=_selectors(s.ip_address_pool_selectors),
+        node_selectors=_selectors(s.node_selectors),
+        interfaces=tuple(s.interfaces or ()),
+        service_selectors=_selectors(s.service_selectors),
+    )
+
+
+def _bgp_adv(obj: dict[str, Any]) -> schema.BGPAdvertisement:
+    raw: RawBGPAdv = _convert(obj, RawBGPAdv, "BGPAdvertisement")
+    _name(raw.metadata, "BGPAdvertisement", True)
+    s = raw.spec
+    return schema.BGPAdvertisement(
+        namespace=raw.metadata.namespace,
+        name=raw.metadata.name,
+        labels=_pairs(raw.metadata.labels),
+        aggregation_length=s.aggregation_length,
+        aggregation_length_v6=s.aggregation_length_v6,
+        local_pref=s.local_pref,
+        communities=tuple(c.strip() for c in (s.communities or ())),
+        ip_address_pools=tuple(s.ip_address_pools or ()),
+        ip_address_pool_selectors=_selectors(s.ip_address_pool_selectors),
+        node_selectors=_selectors(s.node_selectors),
+        peers=tuple(s.peers or ()),
+        service_selectors=_selectors(s.service_selectors),
+    )
+
+
+def _peer(obj: dict[str, Any], api_version: str) -> schema.BGPPeer:
+    raw: RawPeer = _convert(obj, RawPeer, "BGPPeer")
+    _name(raw.metadata, "BGPPeer", True)
+    s = raw.spec
+    where = f"BGPPeer {raw.metadata.namespace}/{raw.metadata.name}"
+
+    def dur(v: str | None, field: str) -> int | None:
+        return None if v is None else parse_duration_ms(v, f"{where}: spec.{field}")
+
+    secret = None
+    if s.password_secret is not None and s.password_secret.name:
+        secret = schema.SecretRef(namespace=s.password_secret.namespace, name=s.password_secret.name)
+    return schema.BGPPeer(
+        namespace=raw.metadata.namespace,
+        name=raw.metadata.name,
+        labels=_pairs(raw.metadata.labels),
+        api_version=api_version.rpartition("/")[2],
+        my_asn=s.my_asn,
+        peer_asn=s.peer_asn,
+        dynamic_asn=s.dynamic_asn,
+        local_asn=s.local_asn,
+        peer_address=s.peer_address.strip(),
+        interface=s.interface,
+        source_address=s.source_address.strip(),
+        peer_port=s.peer_port,
+        hold_time_ms=dur(s.hold_time, "holdTime"),
+        keepalive_time_ms=dur(s.keepalive_time, "keepaliveTime"),
+        connect_time_ms=dur(s.connect_time, "connectTime"),
+        router_id=s.router_id.strip(),
+        node_selectors=_selectors(s.node_selectors),
+        password_set=bool(s.password),
+        password_secret=secret,
+        bfd_profile=s.bfd_profile,
+        enable_graceful_restart=s.enable_graceful_restart,
+        ebgp_multi_hop=s.ebgp_multi_hop,
+        vrf=s.vrf,
+        disable_mp=s.disable_mp,
+        dual_stack_address_family=s.dual_stack_address_family,
+    )
+
+
+def _community(obj: dict[str, Any]) -> schema.Community:
+    raw: RawCommunity = _convert(obj, RawCommunity, "Community")
+    _name(raw.metadata, "Community", True)
+    return schema.Community(
+        namespace=raw.metadata.namespace,
+        name=raw.metadata.name,
+        labels=_pairs(raw.metadata.labels),
+        communities=tuple(
+            schema.CommunityAlias(name=c.name, value=c.value.strip()) for c in (raw.spec.communities or ())
+        ),
+    )
+
+
+def _bfd(obj: dict[str, Any]) -> schema.BFDProfile:
+    raw: RawBFD = _convert(obj, RawBFD, "BFDProfile")
+    _name(raw.metadata, "BFDProfile", True)
+    s = raw.spec
+    return schema.BFDProfile(
+        namespace=raw.metadata.namespace,
+        name=raw.metadata.name,
+        labels=_pairs(raw.metadata.labels),
+        receive_interval=s.receive_interval,
+        transmit_interval=s.transmit_interval,
+        detect_multiplier=s.detect_multiplier,
+        echo_interval=s.echo_interval,
+        echo_mode=s.echo_mode,
+        passive_mode=s.passive_mode,
+        minimum_ttl=s.minimum_ttl,
+    )
+
+
+_CORE = {
+    ("v1", "Service"): _service,
+    ("v1", "Node"): _node,
+    ("v1", "Namespace"): _namespace,
+    ("discovery.k8s.io/v1", "EndpointSlice"): _endpoint_slice,
+}
+_METALLB = {
+    ("v1beta1", "IPAddressPool"): _pool,
+    ("v1beta1", "L2Advertisement"): _l2,
+    ("v1beta1", "BGPAdvertisement"): _bgp_adv,
+    ("v1beta1", "Community"): _community,
+    ("v1beta1", "BFDProfile"): _bfd,
+}
+_METALLB_KINDS = {k for _, k in _METALLB} | {"BGPPeer"}
+
+
+def translate(obj: Any, metallb_namespaces: tuple[str, ...] = ("metallb-system",)) -> schema.K8sObject | Ignored:
+    """Translate one Kubernetes object. Raises :class:`TranslateError` for a malformed object of a known kind."""
+    if not isinstance(obj, dict):
+        raise TranslateError(f"expected a Kubernetes object (mapping), got {type(obj).__name__}")
+    api_version = obj.get("apiVersion")
+    kind = obj.get("kind")
+    if not isinstance(api_version, str) or not isinstance(kind, str) or not api_version or not kind:
+        raise TranslateError("object has no apiVersion/kind")
+    key = f"{api_version}/{kind}"
+    core = _CORE.get((api_version, kind))
+    if core is not None:
+        return core(obj)
+    group, _, version = api_version.rpartition("/")
+    if group == METALLB_GROUP and kind in _METALLB_KINDS:
+        if kind == "BGPPeer" and version in ("v1beta1", "v1beta2"):
+            result: schema.K8sObject = _peer(obj, api_version)
+        elif (version, kind) in _METALLB:
+            result = _METALLB[(version, kind)](obj)
+        else:
+            return Ignored(key)
+        if result.namespace not in metallb_namespaces:
+            return Ignored(f"{key}[namespace {result.namespace}]")
+        return result
+    return Ignored(key)
+
+
+def reference(obj: Any, metallb_namespaces: tuple[str, ...] = ("metallb-system",)) -> schema.ObjectRef | Ignored:
+    """The reference of a deleted object (only its identity is needed). Raises :class:`TranslateError`."""
+    if not isinstance(obj, dict):
+        raise TranslateError(f"expected a Kubernetes object (mapping), got {type(obj).__name__}")
+    api_version, kind = obj.get("apiVersion"), obj.get("kind")
+    meta = obj.get("metadata") if isinstance(obj.get("metadata"), dict) else {}
+    name, namespace = meta.get("name"), meta.get("namespace", "")
+    if not isinstance(api_version, str) or not isinstance(kind, str):
+        raise TranslateError("object has no apiVersion/kind")
+    if not isinstance(name, str) or not name:
+        raise TranslateError(f"{kind}: metadata.name is missing")
+    if not isinstance(namespace, str):
+        raise TranslateError(f"{kind} {name}: metadata.namespace is not a string")
+    key = f"{api_version}/{kind}"
+    group, _, version = api_version.rpartition("/")
+    known = (api_version, kind) in _CORE or (group == METALLB_GROUP and kind in _METALLB_KINDS)
+    if not known or (kind == "EndpointSlice" and obj.get("addressType", "IPv4") not in ("IPv4", "IPv6")):
+        return Ignored(key)
+    if group == METALLB_GROUP and namespace not in metallb_namespaces:
+        return Ignored(f"{key}[namespace {namespace}]")
+    if kind in ("Node", "Namespace"):
+        namespace = ""
+    return schema.ObjectRef(kind=kind, namespace=namespace, name=name)

@@ -1,0 +1,3 @@
+from reconciler.runtime.cli import main
+
+main()

@@ -1,0 +1,146 @@
+"""The fold: ``apply(state, event) -> state`` and ``fold(events, state)``.
+
+Theory of operation
+-------------------
+Every replica applies the same events in the same order and so reaches the same state. ``apply`` stores the
+object an event carries, then re-decides only what that event can affect:
+
+* a Service event converges that Service (and, if it freed an address, the Services waiting for one);
+* a configuration event (pools, advertisements, peers, communities, BFD profiles, Namespaces — namespace labels
+  feed ``namespaceSelectors``) rebuilds the configuration; when it is valid, every Service re-converges, holders
+  first; when it is invalid the previous configuration stays in force and ``config_valid`` is false;
+* Nodes, EndpointSlices and speaker liveness feed announcement planning, which reads them when asked.
+
+Rules:
+
+* Rule 1: nothing in this package reads a clock, randomness, the environment or files, or calls ``hash()``.
+* Rule 2: no decision depends on dict/set iteration order (see :mod:`reconciler.state`).
+* Rule 3: unknown event types are an error (``assert_never``), never silently skipped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import assert_never
+
+from events import schema
+from reconciler import allocate
+from reconciler import config as configmod
+from reconciler.state import State
+
+_CONFIG_KINDS = frozenset(
+    {"IPAddressPool", "L2Advertisement", "BGPAdvertisement", "BGPPeer", "Community", "BFDProfile", "Namespace"}
+)
+
+
+def _kind(obj: schema.K8sObject) -> str:
+    return type(obj).__struct_config__.tag  # type: ignore[return-value]
+
+
+def build_config(objs: dict) -> tuple[configmod.Config | None, list[str]]:
+    """Build the configuration from the stored objects (see :func:`reconciler.config.build`)."""
+
+    def values(kind: str) -> list:
+        return [objs[kind][k] for k in sorted(objs[kind])]
+
+    namespaces = {name: dict(o.labels) for (_, name), o in sorted(objs["Namespace"].items())}
+    return configmod.build(
+        values("IPAddressPool"),
+        values("L2Advertisement"),
+        values("BGPAdvertisement"),
+        values("BGPPeer"),
+        values("Community"),
+        values("BFDProfile"),
+        namespaces,
+    )
+
+
+def _rebuild_config(state: State) -> None:
+    objs = state.objects
+    cfg, errors = build_config(objs)
+    if cfg is None:
+        state.config_valid = False
+        state.config_errors = errors
+        return
+    state.config_valid = True
+    state.config_errors = []
+    pools_changed = state.config is None or state.config.pools != cfg.pools
+    state.config = cfg
+    state.config_objects = tuple(
+        objs[kind][k] for kind in sorted(_CONFIG_KINDS) for k in sorted(objs[kind])
+    )
+    if pools_changed:
+        allocate.reconverge_all(state)
+
+
+def _index_slice(state: State, obj: schema.EndpointSlice, add: bool) -> None:
+    key = (obj.namespace, obj.service_name)
+    names = state.slices_by_service.setdefault(key, set())
+    if add:
+        names.add(obj.name)
+    else:
+        names.discard(obj.name)
+        if not names:
+            del state.slices_by_service[key]
+
+
+def _upsert(state: State, obj: schema.K8sObject) -> None:
+    kind = _kind(obj)
+    table = state.objects[kind]
+    key = (obj.namespace, obj.name)
+    old = table.get(key)
+    if old == obj:
+        return
+    if isinstance(old, schema.EndpointSlice):
+        _index_slice(state, old, add=False)
+    table[key] = obj
+    if isinstance(obj, schema.Service):
+        if allocate.converge(state, obj):
+            allocate.retry_pending(state)
+    elif isinstance(obj, schema.EndpointSlice):
+        _index_slice(state, obj, add=True)
+    elif kind in _CONFIG_KINDS:
+        if kind == "Namespace" and old is not None and old.labels == obj.labels:
+            return
+        _rebuild_config(state)
+
+
+def _delete(state: State, ref: schema.ObjectRef) -> None:
+    table = state.objects[ref.kind]
+    key = (ref.namespace, ref.name)
+    old = table.pop(key, None)
+    if old is None:
+        return
+    if isinstance(old, schema.Service):
+        skey = f"{ref.namespace}/{ref.name}"
+        state.services.pop(skey, None)
+        state.pending.discard(skey)
+        if allocate.release(state, skey):
+            allocate.retry_pending(state)
+    elif isinstance(old, schema.EndpointSlice):
+        _index_slice(state, old, add=False)
+    elif ref.kind in _CONFIG_KINDS:
+        _rebuild_config(state)
+
+
+def apply(state: State, event: schema.Event) -> State:
+    """Apply one event (in place) and return the state."""
+    match event:
+        case schema.K8sUpsert(obj=obj):
+            _upsert(state, obj)
+        case schema.K8sDelete(ref=ref):
+            _delete(state, ref)
+        case schema.SpeakerUp(node=node):
+            state.speakers_down.discard(node)
+        case schema.SpeakerDown(node=node):
+            state.speakers_down.add(node)
+        case _:
+            assert_never(event)
+    return state
+
+
+def fold(events: Iterable[schema.Event], state: State | None = None) -> State:
+    st = state if state is not None else State()
+    for e in events:
+        apply(st, e)
+    return st

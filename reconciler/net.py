@@ -1,0 +1,84 @@
+"""Address arithmetic for the core: addresses as ``(family, int)``, pool entries as blocks of CIDRs.
+
+Pure and deterministic; the only parser of address text inside the reconciler.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import NamedTuple
+
+V4, V6 = 4, 6
+
+
+class Block(NamedTuple):
+    """One CIDR of a pool entry: ``first``..``last`` inclusive, as integers of ``family``."""
+
+    family: int
+    first: int
+    last: int
+    prefixlen: int
+
+    def contains(self, family: int, value: int) -> bool:
+        return family == self.family and self.first <= value <= self.last
+
+    def __str__(self) -> str:
+        return f"{to_text(self.family, self.first)}/{self.prefixlen}"
+
+
+def parse_ip(text: str) -> tuple[int, int]:
+    """``(family, int)`` of an address. Raises ValueError."""
+    addr = ipaddress.ip_address(text.strip())
+    return addr.version, int(addr)
+
+
+def to_text(family: int, value: int) -> str:
+    return str(ipaddress.IPv4Address(value) if family == V4 else ipaddress.IPv6Address(value))
+
+
+def canonical(text: str) -> str:
+    return str(ipaddress.ip_address(text.strip()))
+
+
+def parse_entry(entry: str) -> list[Block]:
+    """A pool ``addresses`` entry (CIDR, host bits allowed and masked; or range ``A-B``) as ascending CIDR blocks.
+
+    Raises ValueError with MetalLB's wording.
+    """
+    text = entry.strip()
+    if "-" in text and "/" not in text:
+        a, _, b = text.partition("-")
+        try:
+            start = ipaddress.ip_address(a.strip())
+        except ValueError:
+            raise ValueError(f"invalid IP range {entry!r}: invalid start IP {a.strip()!r}") from None
+        try:
+            end = ipaddress.ip_address(b.strip())
+        except ValueError:
+            raise ValueError(f"invalid IP range {entry!r}: invalid end IP {b.strip()!r}") from None
+        if start.version != end.version:
+            raise ValueError(f"invalid IP range {entry!r}: start and end are of different families")
+        if start > end:
+            raise ValueError(f"invalid IP range {entry!r}: start IP {start} is after the end IP {end}")
+        nets = ipaddress.summarize_address_range(start, end)  # type: ignore[arg-type]
+    else:
+        try:
+            nets = [ipaddress.ip_network(text, strict=False)]
+        except ValueError:
+            raise ValueError(f"invalid CIDR {entry!r}") from None
+    return [Block(n.version, int(n.network_address), int(n.broadcast_address), n.prefixlen) for n in nets]
+
+
+def is_buggy(family: int, value: int) -> bool:
+    """MetalLB's avoidBuggyIPs: IPv4 addresses ending in .0 or .255 (in every /24)."""
+    return family == V4 and (value & 0xFF) in (0, 255)
+
+
+def block_capacity(block: Block, avoid_buggy: bool) -> int:
+    """Usable addresses of a block (MetalLB's pool counting, §4.9)."""
+    size = block.last - block.first + 1
+    if not avoid_buggy or block.family != V4:
+        return size
+    if block.prefixlen <= 24:
+        return size - 2 * (size // 256)
+    return size - int(is_buggy(V4, block.first)) - int(is_buggy(V4, block.last) and block.last != block.first)

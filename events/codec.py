@@ -77,7 +77,12 @@ def to_builtins(event: schema.Event) -> dict:
 
 
 def canonical_ip(text: str) -> str:
-    """The canonical text of an IP address (dotted quad / RFC 5952). Raises ValueError if not an address."""
+    """The canonical text of an IP address (dotted quad / RFC 5952). Raises ValueError if not an address.
+
+    Scoped IPv6 addresses (``fe80::1%eth0``) are not addresses here: no Kubernetes address field carries a zone.
+    """
+    if "%" in text:
+        raise ValueError(f"{text!r} has a zone index")
     return str(ipaddress.ip_address(text))
 
 

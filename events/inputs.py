@@ -108,7 +108,7 @@ def _from_watch(value: dict, opts: Options) -> list[Outcome]:
         return [Skipped("BOOKMARK")]
     if kind == "ERROR":
         msg = obj.get("message") if isinstance(obj, dict) else None
-        return [Rejected(f"watch ERROR: {msg or obj!r}")]
+        return [Rejected(f"watch ERROR: {msg}" if msg else f"watch ERROR: {obj!r}")]
     if kind in ("ADDED", "MODIFIED"):
         return _from_object(obj, opts)
     if kind == "DELETED":
@@ -139,11 +139,7 @@ def _from_json_value(value: Any, opts: Options) -> list[Outcome]:
 # Readers per format
 
 
-def _read_evlog(name: str, blob: bytes) -> Iterator[Record]:
-    try:
-        version = logfile.read_header(blob)
-    except Exception as exc:  # LogCorrupt
-        raise InputError(name, str(exc)) from None
+def _read_evlog(name: str, blob: bytes, version: int) -> Iterator[Record]:
     for frame in logfile.iter_frames(blob):
         rec = Record(name, frame.index)
         if frame.data is None:
@@ -252,7 +248,11 @@ def read_file(path: str | os.PathLike[str], opts: Options = Options()) -> Iterat
         raise InputError(name, f"cannot read: {exc.strerror or exc}") from None
     fmt = detect(name, blob)
     if fmt == "evlog":
-        return _read_evlog(name, blob)
+        try:
+            version = logfile.read_header(blob)
+        except logfile.LogCorrupt as exc:
+            raise InputError(name, str(exc)) from None
+        return _read_evlog(name, blob, version)
     text = blob.decode("utf-8")
     if fmt == "json":
         return _read_json(name, text, opts)

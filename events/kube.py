@@ -276,6 +276,8 @@ def _selectors(raws: list[RawSelector] | None) -> tuple[schema.LabelSelector, ..
 
 def _canonical_ip(text: str, where: str) -> str:
     try:
+        if "%" in text:
+            raise ValueError(text)
         return str(ipaddress.ip_address(text.strip()))
     except ValueError:
         raise TranslateError(f"{where}: {text!r} is not an IP address") from None

@@ -28,6 +28,8 @@ class Block(NamedTuple):
 
 def parse_ip(text: str) -> tuple[int, int]:
     """``(family, int)`` of an address. Raises ValueError."""
+    if "%" in text:
+        raise ValueError(f"{text!r} has a zone index")
     addr = ipaddress.ip_address(text.strip())
     return addr.version, int(addr)
 

@@ -1,0 +1,1 @@
+"""streamlb's benchmark suite: ``python -m benchmarks [--quick] [--only NAME] [--json FILE]``."""

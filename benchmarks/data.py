@@ -29,7 +29,8 @@ def _pool(i: int, size_v4: int) -> schema.IPAddressPool:
 def _service(rng: random.Random, idx: int, version: int) -> schema.Service:
     ns = NAMESPACES[idx % len(NAMESPACES)]
     dual = idx % 10 == 0
-    cips = (f"172.30.{(idx >> 8) & 255}.{idx & 255}",) + ((f"fd96::{idx:x}",) if dual else ())
+    v6 = str(ipaddress.IPv6Address(f"fd96::{idx:x}"))
+    cips = (f"172.30.{(idx >> 8) & 255}.{idx & 255}",) + ((v6,) if dual else ())
     return schema.Service(
         namespace=ns,
         name=f"svc-{idx:06d}",

@@ -1,0 +1,43 @@
+"""Golden logs: every released log format keeps decoding forever, and replays to its recorded decisions.
+
+``tests/golden/logs/<name>.evlog`` + ``<name>.state.json``. A changed decision must be explained in the commit that
+rewrites the golden (``pytest --update-golden``).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from events import inputs, logfile
+from reconciler.runtime import replay
+
+GOLDEN = Path(__file__).parent / "golden" / "logs"
+LOGS = sorted(GOLDEN.glob("*.evlog"))
+
+
+def test_corpus_is_not_empty() -> None:
+    assert len(LOGS) >= 2
+
+
+@pytest.mark.parametrize("path", LOGS, ids=lambda p: p.name)
+def test_golden_log_decodes_completely(path: Path) -> None:
+    records = list(inputs.read_file(path))
+    assert records, "empty golden log"
+    for rec in records:
+        assert all(isinstance(o, inputs.Accepted) for o in rec.outcomes), (rec.number, rec.outcomes)
+    assert len(records) == len(list(logfile.iter_frames(path.read_bytes())))
+
+
+@pytest.mark.parametrize("path", LOGS, ids=lambda p: p.name)
+def test_golden_log_replays_to_recorded_decisions(path: Path, update_golden: bool) -> None:
+    out = replay.replay([str(path)]).to_json()
+    expected = path.with_suffix(".state.json")
+    if update_golden:
+        expected.write_bytes(out)
+    assert expected.exists(), f"missing {expected.name}; run pytest --update-golden"
+    got, want = json.loads(out), json.loads(expected.read_bytes())
+    assert got == want
+    assert out == expected.read_bytes()

@@ -1,0 +1,33 @@
+"""Stream positions: parse, format, order."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, strategies as st
+
+from events.position import ZERO, Position
+
+parts = st.integers(0, 2**64 - 1)
+
+
+@given(parts, parts)
+def test_round_trip(ms: int, seq: int) -> None:
+    p = Position(ms, seq)
+    assert Position.parse(str(p)) == p
+    assert Position.parse(str(p).encode()) == p
+
+
+@given(parts, parts, parts, parts)
+def test_order_is_numeric_not_textual(a: int, b: int, c: int, d: int) -> None:
+    assert (Position(a, b) < Position(c, d)) == ((a, b) < (c, d))
+
+
+def test_zero_is_smallest() -> None:
+    assert ZERO < Position(0, 1) < Position(1, 0)
+    assert Position(10, 0) > Position(9, 99)  # "10-0" sorts before "9-99" as text
+
+
+@pytest.mark.parametrize("bad", ["", "5", "a-b", "1-", "-1", "1--2", "1-2-3", " 1-2"])
+def test_bad_positions(bad: str) -> None:
+    with pytest.raises(ValueError):
+        Position.parse(bad)

@@ -222,6 +222,14 @@ class StreamLog:
             rows = self.client.xrange(self.keys.events, min=f"({after}", max="+", count=count or self.page)
         return [_record(i, f) for i, f in rows]
 
+    def newest(self, count: int) -> list[Record]:
+        """The last ``count`` entries, oldest first."""
+        if count <= 0:
+            return []
+        with _wrap():
+            rows = self.client.xrevrange(self.keys.events, max="+", min="-", count=count)
+        return [_record(i, f) for i, f in reversed(rows)]
+
     def follow(self, after: Position, timeout_ms: int) -> list[Record]:
         with _wrap():
             resp = self.client.xread({self.keys.events: str(after)}, count=self.page, block=max(1, timeout_ms))

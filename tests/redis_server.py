@@ -85,3 +85,14 @@ class RedisServer:
 
     def restart(self) -> None:
         self.start()
+
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture
+def redis_server(tmp_path_factory: pytest.TempPathFactory):
+    """A fresh redis-server (no persistence) on a free port, stopped by PID afterwards."""
+    srv = RedisServer(tmp_path_factory.mktemp("redis")).start()
+    yield srv
+    srv.stop()

@@ -64,13 +64,12 @@ def _rebuild_config(state: State) -> None:
         return
     state.config_valid = True
     state.config_errors = []
-    pools_changed = state.config is None or state.config.pools != cfg.pools
+    old = state.config
     state.config = cfg
     state.config_objects = tuple(
         objs[kind][k] for kind in sorted(_CONFIG_KINDS) for k in sorted(objs[kind])
     )
-    if pools_changed:
-        allocate.reconverge_all(state)
+    allocate.on_config(state, old)
 
 
 def _index_slice(state: State, obj: schema.EndpointSlice, add: bool) -> None:
@@ -95,8 +94,7 @@ def _upsert(state: State, obj: schema.K8sObject) -> None:
         _index_slice(state, old, add=False)
     table[key] = obj
     if isinstance(obj, schema.Service):
-        if allocate.converge(state, obj):
-            allocate.retry_pending(state)
+        allocate.on_service(state, obj, old)  # type: ignore[arg-type]
     elif isinstance(obj, schema.EndpointSlice):
         _index_slice(state, obj, add=True)
     elif kind in _CONFIG_KINDS:
@@ -112,11 +110,7 @@ def _delete(state: State, ref: schema.ObjectRef) -> None:
     if old is None:
         return
     if isinstance(old, schema.Service):
-        skey = f"{ref.namespace}/{ref.name}"
-        state.services.pop(skey, None)
-        state.pending.discard(skey)
-        if allocate.release(state, skey):
-            allocate.retry_pending(state)
+        allocate.on_service_deleted(state, f"{ref.namespace}/{ref.name}")
     elif isinstance(old, schema.EndpointSlice):
         _index_slice(state, old, add=False)
     elif ref.kind in _CONFIG_KINDS:

@@ -571,9 +571,19 @@ def _register_wait(state: State, idx: Index, key: ServiceKey, svc: schema.Servic
     """Record what a pending Service waits for; a pure function of the Service and the configuration."""
     _unregister_wait(idx, key)
     dec = state.services.get(key)
-    if dec is None or dec.reason not in (Reason.NO_AVAILABLE_IPS.value, Reason.SHARING_CONFLICT.value):
+    if dec is None:
         return
     regs: list = []
+    if dec.reason == Reason.PARTIAL_DUAL_STACK.value:
+        held = state.assigned.get(key)
+        if held is not None and len(held[1]) == 1:
+            reg = (held[0], net.V6 if held[1][0][0] == net.V4 else net.V4)
+            if held[0] in idx.spaces and reg[1] in idx.spaces[held[0]]:
+                idx.waiters.setdefault(reg, set()).add(key)
+                idx.waiting_on[key] = (reg,)
+        return
+    if dec.reason not in (Reason.NO_AVAILABLE_IPS.value, Reason.SHARING_CONFLICT.value):
+        return
     try:
         fams = cluster_families(svc)
         req = requested_ips(svc)
@@ -830,12 +840,13 @@ def _converge(state: State, idx: Index | None, key: ServiceKey, svc: schema.Serv
                     _set_assigned(state, dec, svc, pool.name, both)
                     dec.emit("Normal", "IPAllocated", f'Assigned additional IP "{_text(a)}"')
                 else:
-                    dec.emit(
-                        "Normal",
-                        "AdditionalAssignFailed",
+                    msg = (
                         f"cannot assign additional IP in PreferDualStack: no available IPs in pool {pool.name} "
-                        f"for {FAMILY_NAME[other]} IPFamily",
+                        f"for {FAMILY_NAME[other]} IPFamily"
                     )
+                    dec.reason = Reason.PARTIAL_DUAL_STACK.value
+                    dec.message = msg
+                    dec.emit("Normal", "AdditionalAssignFailed", msg)
             return freed
     if req_error is not None:
         _clear(dec, req_error.reason, str(req_error))
@@ -853,6 +864,15 @@ def _converge(state: State, idx: Index | None, key: ServiceKey, svc: schema.Serv
     _take(state, idx, key, svc, pool_name, addrs)
     _set_assigned(state, dec, svc, pool_name, addrs)
     dec.emit("Normal", "IPAllocated", f"Assigned IP {go_list(addrs)}")
+    if single_ok and len(addrs) == 1 and len(want) == 2:
+        other = net.V6 if addrs[0][0] == net.V4 else net.V4
+        msg = (
+            f"cannot assign additional IP in PreferDualStack: no available IPs in pool {pool_name} "
+            f"for {FAMILY_NAME[other]} IPFamily"
+        )
+        dec.reason = Reason.PARTIAL_DUAL_STACK.value
+        dec.message = msg
+        dec.emit("Normal", "AdditionalAssignFailed", msg)
     return [f for f in freed if f[1] not in state.ip_users]
 
 

@@ -498,11 +498,12 @@ def _peers(
         if p.bfd_profile and p.bfd_profile not in bfds:
             errors.append(f"{where}: spec.bfdProfile: transient: bfd profile {p.bfd_profile!r} not found")
         _check_selectors(errors, where, "spec.nodeSelectors", p.node_selectors)
-    # frr / frr-k8s: peers that meet on a node must agree
+    # frr / frr-k8s: peers that meet on a node must agree (no nodes known: assume they meet)
+    known = nodes if nodes else None
     for i, a in enumerate(ordered):
-        na = _node_set(a.node_selectors, nodes)
+        na = _node_set(a.node_selectors, known)
         for b in ordered[i + 1:]:
-            nb = _node_set(b.node_selectors, nodes)
+            nb = _node_set(b.node_selectors, known)
             if na is not None and nb is not None and not (na & nb):
                 continue
             if a.router_id != b.router_id:

@@ -71,7 +71,7 @@ class L2Rec:
 @dataclass(slots=True)
 class BgpRec:
     ips: tuple[str, ...]
-    families: frozenset[int]
+    families: frozenset[int]  # of the pool (the conflict rule looks at the pool's families)
     ads: tuple[bgpplan.BgpAd, ...]  # the pool's advertisements
     matches: tuple[bool, ...]  # ... and whether each matches the Service
     local_only: bool
@@ -311,7 +311,7 @@ def _plan_bgp(state: State, plan: Plan, key: ServiceKey, ips: tuple[str, ...], p
     anywhere, local = elect.serving_nodes(state, svc)
     plan.bgp[key] = BgpRec(
         ips=ips,
-        families=frozenset(4 if ":" not in ip else 6 for ip in ips),
+        families=pool.families(),
         ads=ads,
         matches=tuple(bgpplan.matches_service(ad, svc) for ad in ads),
         local_only=svc.external_traffic_policy == "Local",

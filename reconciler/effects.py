@@ -40,22 +40,26 @@ class GarpSchedule(msgspec.Struct, frozen=True, kw_only=True):
     frames: tuple[str, ...]  # per interface and burst: ("arp-request", "arp-reply") or ("ndp-na",)
 
 
-class BgpWithdraw(msgspec.Struct, frozen=True, kw_only=True, tag="bgp.withdraw"):
+class _Effect(msgspec.Struct, frozen=True, kw_only=True, tag_field="kind"):
+    """Base of effects; ``kind`` names the effect in JSON."""
+
+
+class BgpWithdraw(_Effect, tag="bgp.withdraw", kw_only=True):
     peer: str
     prefix: str
 
 
-class L2Withdraw(msgspec.Struct, frozen=True, kw_only=True, tag="l2.withdraw"):
+class L2Withdraw(_Effect, tag="l2.withdraw", kw_only=True):
     ip: str
 
 
-class L2Announce(msgspec.Struct, frozen=True, kw_only=True, tag="l2.announce"):
+class L2Announce(_Effect, tag="l2.announce", kw_only=True):
     ip: str
     interfaces: tuple[str, ...]  # () = every usable interface
     garp: GarpSchedule
 
 
-class BgpAdvertise(msgspec.Struct, frozen=True, kw_only=True, tag="bgp.advertise"):
+class BgpAdvertise(_Effect, tag="bgp.advertise", kw_only=True):
     peer: str
     prefix: str
     local_pref: int | None

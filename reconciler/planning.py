@@ -727,3 +727,15 @@ def explain(state: State, key: ServiceKey, node: str | None = None) -> dict:
         reason, peers = bgp_reason(state, key, name)
         out[name] = {"l2": l2_reasons(state, key, name), "bgp": {"reason": reason, "peers": peers}}
     return out
+
+
+def explain_node(state: State, node: str) -> dict:
+    """Everything ``node`` does and does not do, per Service: ``{service: {"l2": {ip: reason|None},
+    "bgp": {"reason", "peers"}}}`` — the per-node reasons ``streamlb explain`` shows."""
+    plan = ensure(state)
+    out: dict = {}
+    for key in sorted(state.services):
+        reason, peers = bgp_reason(state, key, node)
+        out[key] = {"l2": l2_reasons(state, key, node), "bgp": {"reason": reason, "peers": peers}}
+    _ = plan
+    return out

@@ -285,3 +285,18 @@ def test_incremental_replans_only_the_ips_an_event_can_affect() -> None:
     before = plan.replanned_ips
     fold.apply(st, node("n2", labels=[("unrelated", "x")]))  # no selector looks at it
     assert plan.replanned_ips - before == len(plan.owned_by.get("n2", ()))
+
+
+def test_explain_names_a_reason_for_every_node_that_does_not_announce() -> None:
+    st = build(pool("p", "10.0.0.1/32"), l2ad(), node("node-a"), node("node-b", network_unavailable=True),
+               node("node-c"), svc("a", etp="Local"), eps("a", ("node-a", True), ("node-c", True)))
+    per_node = planning.explain(st, "default/a")
+    assert {n: v["l2"] for n, v in per_node.items()} == {
+        "node-a": {"10.0.0.1": None},  # MetalLB's order for 10.0.0.1 is node-b, node-a, node-c
+        "node-b": {"10.0.0.1": "nodeNetworkUnavailable"},
+        "node-c": {"10.0.0.1": "notOwner"},
+    }
+    assert all(v["bgp"] == {"reason": "notOwner", "peers": {}} for v in per_node.values())  # no BGPAdvertisement
+    assert planning.explain_node(st, "node-c") == {"default/a": per_node["node-c"]}
+    fold.apply(st, eps("a", ("node-c", True)))
+    assert planning.explain(st, "default/a", "node-a")["node-a"]["l2"] == {"10.0.0.1": "noLocalEndpoints"}

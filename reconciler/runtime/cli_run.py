@@ -76,6 +76,9 @@ def register(app: typer.Typer) -> None:
         leader_ttl: Annotated[int, typer.Option("--leader-ttl-ms", min=100, help="Leader lock TTL.")] = 10_000,
         monitor_interval: Annotated[float, typer.Option("--monitor-interval", min=0.01,
                                                         help="Seconds between speaker liveness scans.")] = 1.0,
+        speaker_ttl: Annotated[float, typer.Option("--speaker-ttl", min=0.1,
+                                                   help="Heartbeat TTL of speakers (s): a new leader waits this "
+                                                        "long before judging speakers it never saw.")] = 15.0,
         page: Annotated[int, typer.Option("--page", min=1, help="Entries per read.")] = 1000,
         metrics_port: Annotated[Optional[int], typer.Option("--metrics-port", envvar="STREAMLB_METRICS_PORT",
                                                             help="Serve Prometheus metrics on this port.")] = None,
@@ -108,7 +111,7 @@ def register(app: typer.Typer) -> None:
             writer = _status_writer_factory({"kubeconfig": kubeconfig, "cluster": cluster})
         settings = daemonmod.Settings(
             snapshot_every=snapshot_every, snapshot_interval=snapshot_interval, retention=retention,
-            leader_ttl_ms=leader_ttl, monitor_interval=monitor_interval, page=page, lb_class=lb_class,
+            leader_ttl_ms=leader_ttl, monitor_interval=monitor_interval, speaker_ttl=speaker_ttl, page=page, lb_class=lb_class,
             checkpoint_ms=checkpoint_ms, checkpoint_file=checkpoint_file,
         )
         if replica:

@@ -96,6 +96,7 @@ class ClusterLog(logmod.EventLog, Protocol):
     def alive_speakers(self) -> set[str]: ...
     def trim_below(self, position: Position) -> int: ...
     def epoch(self) -> str: ...
+    def entries_added(self) -> int: ...
     def probe(self, position: Position) -> tuple[str, bool]: ...
 
 
@@ -139,6 +140,9 @@ class Daemon:
         self._down_since: float | None = None
         self._epoch: str | None = None
         self._leader_since = clock()
+        self._lag_at = -1e18
+        self._lag_base: tuple[int, int] | None = None
+        self._booted_from_zero = True
         self.monitor = liveness.Monitor()
         self.stop_event = threading.Event()
 
@@ -166,6 +170,8 @@ class Daemon:
         self._signatures = {k: _signature(d) for k, d in self.state.services.items()}
         self._last_bucket = self.pos.ms // self.s.checkpoint_ms if self.s.checkpoint_ms and self.pos != ZERO else None
         self.caught_up = False
+        self._booted_from_zero = self.pos == ZERO
+        self._lag_base = None
         self._epoch = self.log.epoch()
         self.verify()
 
@@ -184,7 +190,10 @@ class Daemon:
         if not self.caught_up:
             records = self.log.read_page(self.pos, self.s.page)
         else:
-            records = self.log.follow(self.pos, self.s.block_ms if timeout_ms is None else timeout_ms)
+            block = self.s.block_ms if timeout_ms is None else timeout_ms
+            if self.leader:  # the liveness monitor must not wait behind an idle stream
+                block = max(1, min(block, int(self.s.monitor_interval * 1000)))
+            records = self.log.follow(self.pos, block)
         if records:
             epoch, ours = self.log.probe(self.pos)
             if epoch != self._epoch or not ours:
@@ -204,11 +213,29 @@ class Daemon:
         else:
             if self.clock() - self._verify_at >= self.s.verify_interval:
                 self.verify()
-            self.metrics.lag.set(0)
+        self._measure_lag(idle=not records and self.caught_up)
         if self.leader:
             self._leader_duties(idle=not records)
         self.metrics.snapshot_age.set(self.wall() - self._snapshot_wall if self._snapshot_wall else 0)
         return len(records)
+
+    def _measure_lag(self, idle: bool) -> None:
+        """Entries behind the head, from the stream's ``entries-added`` counter: at an idle moment (nothing
+        unread) that counter is the baseline; later, lag = added since then - applied since then. Before the
+        first idle moment a replica that started from zero uses ``added - applied``; one that started from a
+        snapshot reports nothing yet."""
+        now = self.clock()
+        if not idle and now - self._lag_at < 1.0:
+            return
+        self._lag_at = now
+        added = self.log.entries_added()
+        if idle:
+            self._lag_base = (added, self.applied)
+            self.metrics.lag.set(0)
+        elif self._lag_base is not None:
+            self.metrics.lag.set(max(0, added - self._lag_base[0] - (self.applied - self._lag_base[1])))
+        elif self._booted_from_zero:
+            self.metrics.lag.set(max(0, added - self.applied))
 
     def _fold_batch(self, records: list[logmod.Record]) -> None:
         t0 = time.perf_counter()

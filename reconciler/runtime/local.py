@@ -27,6 +27,7 @@ class LocalCluster(MemoryLog):
         self._last_id = ZERO
         self.available = True
         self._epoch = 0
+        self._added = 0
 
     def _check(self) -> None:
         if not self.available:
@@ -41,6 +42,7 @@ class LocalCluster(MemoryLog):
                 self._records.append(logmod.Record(pos, bytes(blob), 1))
                 self._positions.append(pos)
                 self._last_id = pos
+                self._added += 1
                 out.append(pos)
             self._cond.notify_all()
         return out
@@ -50,6 +52,10 @@ class LocalCluster(MemoryLog):
         if self._last_id.ms < self._epoch:
             return Position(self._epoch, 1)
         return Position(self._epoch, self._last_id.seq + 1)
+
+    def entries_added(self) -> int:
+        self._check()
+        return self._added
 
     def probe(self, pos: Position) -> tuple[str, bool]:
         self._check()
@@ -68,6 +74,7 @@ class LocalCluster(MemoryLog):
                 self._records.append(logmod.Record(pos, bytes(f.get("e", b"")), v))
                 self._positions.append(pos)
                 self._last_id = pos
+                self._added += 1
                 self._cond.notify_all()
             out.append(pos)
         return out
@@ -147,6 +154,7 @@ class LocalCluster(MemoryLog):
             self._records.clear()
             self._snapshot = None
             self._last_id = ZERO
+            self._added = 0
 
     def close(self) -> None:
         pass

@@ -119,6 +119,7 @@ class FakeKube:
         self.faults: list[Fault] = []
         self.requests: list[tuple[str, str]] = []  # (method, path?query)
         self.outage = False
+        self.on_request: Callable[[str, str], None] | None = None  # called (method, path) before each request
         self.bookmark_interval = bookmark_interval
         self.closing = False
         self.generation = 0  # end_watches() bumps it; open watch streams end without sending more
@@ -318,6 +319,9 @@ class _Handler(BaseHTTPRequestHandler):
                     fault = f
                     break
             outage = fake.outage
+            hook = fake.on_request
+        if hook is not None:
+            hook(method, parts.path)
         try:
             if outage:
                 raise _HttpError(503, "ServiceUnavailable", "the API server is unavailable")

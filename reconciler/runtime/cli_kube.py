@@ -130,10 +130,10 @@ def open_log(log_file: Optional[Path], redis_url: Optional[str], cluster: str):
             from events import stream
         except ModuleNotFoundError:
             raise _fail("this build has no Redis stream adapter (events.stream); use --log FILE") from None
-        opener = getattr(stream, "open_log", None) or getattr(stream, "from_url", None)
-        if opener is None:
-            raise _fail("events.stream offers no open_log(url, cluster)")
-        return opener(redis_url, cluster)
+        try:
+            return stream.StreamLog.from_url(redis_url, cluster)
+        except ValueError as exc:
+            raise _fail(str(exc)) from None
     raise _fail("no event log: give --log FILE or --redis-url URL (STREAMLB_REDIS_URL)")
 
 
@@ -197,3 +197,12 @@ def watch(
 def register(app: typer.Typer) -> None:
     app.add_typer(import_app, name="import")
     app.command("watch")(watch)
+    try:  # `streamlb run --write-status` calls the Kubernetes status writer when both are built in
+        from reconciler.runtime import cli_run
+    except ModuleNotFoundError as exc:
+        if exc.name != "reconciler.runtime.cli_run":
+            raise
+    else:
+        from reconciler.runtime import kube_status
+
+        cli_run.set_status_writer_factory(kube_status.daemon_writer_factory)

@@ -296,3 +296,57 @@ def pool_counts(state: Any) -> dict[str, dict[str, int]]:
             counts[f"available{label}"] = max(cap - assigned, 0) if cap < MAX_INT64 else MAX_INT64
         out[p.name] = counts
     return out
+
+
+class DaemonStatusWriter:
+    """The ``streamlb run --write-status`` hook: called by the leader with each published decision batch.
+
+    A batch names the Services whose decisions changed (``None`` for a Service that is gone) and carries the
+    state; the full event history of each changed Service is taken from the state so Event names stay stable.
+    Services whose write failed are kept and retried with the next batch (rule 4), and pool counters are written
+    only when they differ from what this writer last wrote.
+    """
+
+    def __init__(self, writer: StatusWriter) -> None:
+        self.writer = writer
+        self.retry: set[str] = set()
+        self._pools_written: dict[str, dict[str, int]] = {}
+        self.last: WriteResult | None = None
+
+    def __call__(self, batch: Any) -> WriteResult:
+        state = batch.state
+        keys = {k for k, v in batch.changed.items() if v is not None} | self.retry
+        services: dict[str, Any] = {}
+        for key in sorted(keys):
+            dec = state.services.get(key)
+            if dec is None:
+                continue  # gone from the decisions since: nothing to write
+            services[key] = {"ingress": list(dec.ingress), "pool": dec.pool, "reason": dec.reason,
+                             "events": [{"type": t, "reason": r, "message": m} for t, r, m in dec.events]}
+        counts = pool_counts(state)
+        pools = {n: c for n, c in counts.items() if self._pools_written.get(n) != c}
+        result = self.writer.write({"services": services}, pools)
+        self.retry = {k for k in result.failed if not k.startswith("IPAddressPool/")}
+        for n, c in pools.items():
+            if f"IPAddressPool/{n}" not in result.failed:
+                self._pools_written[n] = c
+        self.last = result
+        if result.failed:
+            logger.warning("status write-back: %d object(s) to retry", len(result.failed))
+        return result
+
+
+def daemon_writer_factory(options: dict[str, Any]) -> DaemonStatusWriter:
+    """Factory registered with ``streamlb run`` (see :mod:`reconciler.runtime.cli_run`)."""
+    import os
+    import socket
+
+    api = kube_api.make_client(options.get("kubeconfig"), options.get("context"))
+    writer = StatusWriter(
+        api,
+        lb_class=options["lb_class"] if "lb_class" in options else os.environ.get("STREAMLB_LB_CLASS") or None,
+        metallb_namespace=options.get("metallb_namespace") or os.environ.get("STREAMLB_METALLB_NAMESPACE",
+                                                                           "metallb-system"),
+        identity=options.get("replica") or f"{socket.gethostname()}-{os.getpid()}",
+    )
+    return DaemonStatusWriter(writer)

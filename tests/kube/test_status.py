@@ -175,3 +175,22 @@ def test_cleared_assignment_removes_ingress_and_annotation(fake, kubeconfig) -> 
     assert o["status"]["loadBalancer"] == {} and o["metadata"]["annotations"] == {"keep": "me"}
     (ev,) = fake.objects_of("Event")
     assert (ev["type"], ev["reason"]) == ("Warning", "AllocationFailed")
+
+
+class _Batch:
+    def __init__(self, changed: dict, state: statemod.State) -> None:
+        self.changed, self.state = changed, state
+
+
+def test_daemon_hook_writes_changed_services_and_retries_failures(fake, kubeconfig, cluster) -> None:
+    dec, st = decide(cluster)
+    hook = kube_status.DaemonStatusWriter(_writer(kubeconfig))
+    fake.fail(r"/services/api/status$", 503, times=1, method="PATCH", reason="ServiceUnavailable")
+    res = hook(_Batch({"shop/web": {}, "shop/api": {}, "shop/gone": None}, st))
+    assert res.status_written == ["shop/web"] and set(res.failed) == {"shop/api"}
+    assert res.pools_written == ["public", "v6"]
+    # next batch changes only db; api is retried; pools are not rewritten (unchanged counts)
+    res = hook(_Batch({"shop/db": {}}, st))
+    assert sorted(res.status_written) == ["shop/api", "shop/db"] and res.ok and res.pools_written == []
+    assert fake.count("GET", r"/ipaddresspools/") == 2
+    assert len(fake.objects_of("Event")) == 3

@@ -197,8 +197,10 @@ def watch(
 def register(app: typer.Typer) -> None:
     app.add_typer(import_app, name="import")
     app.command("watch")(watch)
+    import importlib
+
     try:  # `streamlb run --write-status` calls the Kubernetes status writer when both are built in
-        from reconciler.runtime import cli_run
+        cli_run = importlib.import_module("reconciler.runtime.cli_run")
     except ModuleNotFoundError as exc:
         if exc.name != "reconciler.runtime.cli_run":
             raise

@@ -298,8 +298,11 @@ class Session:
         self._advertised.clear()
         self._events.append(Event("established", f"hold {self._hold}"))
         self._sync()
-        for fam in self._families():
-            self._send(wire.build_end_of_rib(_AFI[fam]))
+        # End-of-RIB for every negotiated family, also those we have nothing to send in (no next hop of that
+        # family on this session): a graceful-restart helper waits for all of them before dropping stale routes.
+        for fam in self.config.families:
+            if self._peer_has(fam):
+                self._send(wire.build_end_of_rib(_AFI[fam]))
 
     def _restart_hold(self, now: float) -> None:
         self._hold_deadline = now + self._hold if self._hold else None

@@ -86,9 +86,12 @@ def test_end_of_rib_sent_for_each_family_after_initial_sync() -> None:
     out = establish(s)
     msgs = split(out)
     updates = [b for t, b in msgs if t == 2]
-    # one announcement, then the IPv4 End-of-RIB (an empty UPDATE); no IPv6 next hop on a v4 session
-    assert updates[-1] == b"\x00\x00\x00\x00"
+    # one announcement, then End-of-RIB for both negotiated families: IPv4 (an empty UPDATE) and IPv6 (an empty
+    # MP_UNREACH) — also IPv6, where a v4 session has nothing to send, since a restart helper waits for all
+    assert len(updates) == 3
     assert updates[0].endswith(b"\x20\xc0\x00\x02\x01")
+    assert updates[1] == b"\x00\x00\x00\x00"
+    assert updates[2] == bytes.fromhex("00000006" "800f03" "000201")
 
 
 def test_hold_timer_expiry_sends_notification_4() -> None:
@@ -292,10 +295,10 @@ def test_ipv6_routes_go_in_mp_reach_and_shutdown_withdraws_then_ceases() -> None
     s.set_routes([Route("2001:db8::1/128"), Route("192.0.2.1/32")])
     out = establish(s, local="2001:db8::10")
     ups = _updates(out)
-    # v6 session: only IPv6 prefixes (no IPv4 next hop known), then End-of-RIB for IPv6 (MP_UNREACH, empty)
-    assert len(ups) == 2
+    # v6 session: only IPv6 prefixes (no IPv4 next hop known), then End-of-RIB for IPv4 and IPv6
+    assert len(ups) == 3
     assert b"\x90\x0e" in ups[0] and bytes.fromhex("20010db8000000000000000000000010") in ups[0]
-    assert ups[1] == bytes.fromhex("00000006" "800f03" "000201")
+    assert ups[1:] == [b"\x00\x00\x00\x00", bytes.fromhex("00000006" "800f03" "000201")]
     s.shutdown(1.0, withdraw=True)
     msgs = split(s.data_to_send())
     assert [t for t, _ in msgs] == [2, 3]

@@ -1,0 +1,189 @@
+"""Allocation at scale: fold throughput of a 100k-Service log, one-event latency at that scale, peak RSS.
+
+What is measured
+* **fold throughput**: ``reconciler.fold.apply`` over every event of a seeded log (``benchmarks.data``: 200 pools,
+  2,000 nodes, Services created/updated/deleted, EndpointSlice churn, speaker liveness), events already decoded,
+  from an empty state; the full run folds 1,000,000 events over 100,000 Services. Baselines in the same run: the
+  msgspec decode-only rate of the same encoded log (``Decoder(Event).decode``, the ceiling any fold must decode
+  through) and ``events.codec.decode`` (decode + canonical-form validation, what replay really pays per event).
+  The scaling series (10k → 1M events, Services = events/10) should be flat.
+* **one-event latency at scale**: after the big fold, the median time of one ``apply`` that creates a Service (a
+  new allocation), deletes one (release + waking waiters) and updates one; the baseline is the foundation's linear
+  address search (walk each candidate pool from its lowest address, checking a dict) for the same new Service on
+  the same state — what the old allocator paid per allocation.
+* **peak RSS**: the fold runs in a child process; its ``ru_maxrss`` after building the log and folding it.
+
+What is not measured: file/Redis I/O, JSON rendering, the state hash, L2/BGP planning.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+NAME = "alloc"
+ROOT = Path(__file__).resolve().parents[1]
+
+_CHILD = r"""
+import json, resource, sys, time, statistics
+import msgspec
+from benchmarks import data
+from events import codec, schema
+from reconciler import fold, state as statemod, allocate, net
+n_events, n_pools, n_nodes, latency = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), sys.argv[4] == "1"
+n_services = max(100, n_events // 10)
+events = data.make_event_log(n_events, n_services=n_services, n_nodes=n_nodes, n_pools=n_pools, seed=42)
+blobs = [codec.encode(e) for e in events]
+dec = msgspec.msgpack.Decoder(schema.Event)
+t0 = time.perf_counter()
+for b in blobs:
+    dec.decode(b)
+decode_rate = len(blobs) / (time.perf_counter() - t0)
+t0 = time.perf_counter()
+for b in blobs[: min(len(blobs), 200_000)]:
+    codec.decode(b)
+validate_rate = min(len(blobs), 200_000) / (time.perf_counter() - t0)
+del blobs
+st = statemod.new()
+apply = fold.apply
+t0 = time.perf_counter()
+for e in events:
+    apply(st, e)
+fold_rate = len(events) / (time.perf_counter() - t0)
+out = {"events": n_events, "services": len(st.services), "assigned": len(st.assigned),
+       "fold": fold_rate, "decode": decode_rate, "validate": validate_rate,
+       "rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+if latency:
+    live = sorted(st.assigned)
+    def svc(i):
+        return schema.Service(namespace="default", name=f"lat-{i:06d}", type="LoadBalancer",
+                              cluster_ips=(f"172.31.{(i >> 8) & 255}.{i & 255}",),
+                              ports=(schema.ServicePort(port=80),))
+    create, delete, update, naive = [], [], [], []
+    idx = allocate.index(st)
+    for i in range(300):
+        s = svc(i)
+        # naive: the foundation's linear walk over the candidate pools for this Service
+        t0 = time.perf_counter()
+        pinned, fallback = allocate.candidate_groups(idx, s)
+        found = None
+        for pool in pinned + fallback:
+            for block in pool.blocks:
+                if block.family != 4:
+                    continue
+                v = block.first
+                while v <= block.last:
+                    if not (pool.avoid_buggy_ips and net.is_buggy(4, v)) and (4, v) not in st.ip_users:
+                        found = (4, v)
+                        break
+                    v += 1
+                if found:
+                    break
+            if found:
+                break
+        naive.append(time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        apply(st, schema.K8sUpsert(obj=s))
+        create.append(time.perf_counter() - t0)
+        assert st.assigned[f"default/lat-{i:06d}"][1][0] == found, (st.assigned[f"default/lat-{i:06d}"], found)
+    for i in range(300):
+        k = live[(i * 7919) % len(live)]
+        ns, _, name = k.partition("/")
+        old = st.service(k)
+        if old is None:
+            continue
+        t0 = time.perf_counter()
+        apply(st, schema.K8sUpsert(obj=schema.Service(**{**{f: getattr(old, f) for f in old.__struct_fields__},
+                                                           "labels": (("app", "x"), ("rev", str(i)))})))
+        update.append(time.perf_counter() - t0)
+    for i in range(300):
+        k = live[(i * 104729) % len(live)]
+        ns, _, name = k.partition("/")
+        t0 = time.perf_counter()
+        apply(st, schema.K8sDelete(ref=schema.ObjectRef(kind="Service", namespace=ns, name=name)))
+        delete.append(time.perf_counter() - t0)
+    med = lambda xs: statistics.median(xs) * 1e6
+    out.update(create_us=med(create), update_us=med(update), delete_us=med(delete), naive_us=med(naive))
+print(json.dumps(out))
+"""
+
+
+def _child(n_events: int, n_pools: int, n_nodes: int, latency: bool) -> dict:
+    proc = subprocess.run(
+        [sys.executable, "-c", _CHILD, str(n_events), str(n_pools), str(n_nodes), "1" if latency else "0"],
+        capture_output=True, cwd=ROOT, env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"}, timeout=3600,
+    )
+    if proc.returncode != 0:
+        raise RuntimeError(proc.stderr.decode()[-2000:])
+    return json.loads(proc.stdout)
+
+
+def run(quick: bool) -> list[dict]:
+    sizes = [10_000, 30_000, 60_000] if quick else [10_000, 30_000, 100_000, 300_000, 1_000_000]
+    n_pools, n_nodes = 200, 2000
+    results = [_child(n, n_pools, n_nodes, latency=(n == sizes[-1])) for n in sizes]
+    big = results[-1]
+    note = (
+        f"{big['events']:,} events, {big['services']:,} services at end ({big['assigned']:,} assigned), "
+        f"{n_pools} pools, {n_nodes} nodes; peak RSS {big['rss_mib']:.0f} MiB"
+    )
+    return [
+        {
+            "name": "alloc: fold throughput (events decoded)",
+            "unit": "events/s",
+            "streamlb": big["fold"],
+            "baselines": {"msgspec decode-only": big["decode"], "codec.decode (decode+validate)": big["validate"]},
+            "higher_is_better": True,
+            "notes": note,
+            "series": {
+                "streamlb fold": [[r["events"], r["fold"]] for r in results],
+                "msgspec decode-only": [[r["events"], r["decode"]] for r in results],
+            },
+            "series_x": "events in log (services = events/10)",
+            "series_y": "events/s",
+        },
+        {
+            "name": "alloc: new-Service allocation latency at scale",
+            "unit": "µs (median)",
+            "streamlb": big["create_us"],
+            "baselines": {"linear address search (foundation)": big["naive_us"]},
+            "higher_is_better": False,
+            "notes": f"one apply() creating a Service, state of {big['services']:,} services",
+        },
+        {
+            "name": "alloc: Service delete latency at scale",
+            "unit": "µs (median)",
+            "streamlb": big["delete_us"],
+            "baselines": {"new-Service allocation": big["create_us"]},
+            "higher_is_better": False,
+            "notes": "release + waking waiters",
+        },
+        {
+            "name": "alloc: Service update latency at scale",
+            "unit": "µs (median)",
+            "streamlb": big["update_us"],
+            "baselines": {"new-Service allocation": big["create_us"]},
+            "higher_is_better": False,
+            "notes": "label change on an assigned Service",
+        },
+        {
+            "name": "alloc: peak RSS at scale",
+            "unit": "MiB",
+            "streamlb": big["rss_mib"],
+            "baselines": {},
+            "higher_is_better": False,
+            "notes": note,
+        },
+    ]
+
+
+if __name__ == "__main__":  # pragma: no cover - manual runs
+    t = time.perf_counter()
+    for row in run("--quick" in sys.argv):
+        print(json.dumps(row))
+    print(f"# {time.perf_counter() - t:.1f}s", file=sys.stderr)
+    _ = statistics

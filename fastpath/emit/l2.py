@@ -169,7 +169,7 @@ IFF_LOOPBACK = 0x8
 IFF_NOARP = 0x80
 
 
-def discover_interfaces(exclude: Iterable[str] = ("lo",)) -> dict[str, Interface]:
+def discover_interfaces(exclude: Iterable[str] = ("lo",), netns: str | None = None) -> dict[str, Interface]:
     """Interfaces eligible for L2 announcing (metallb-behaviour.md §5.3), read over netlink with pyroute2: up,
     broadcast-capable, ARP enabled, not enslaved to a bridge/bond; NDP when it has an IPv6 link-local address."""
     import re
@@ -178,7 +178,7 @@ def discover_interfaces(exclude: Iterable[str] = ("lo",)) -> dict[str, Interface
 
     pats = [re.compile(p) for p in exclude]
     out: dict[str, Interface] = {}
-    with IPRoute() as ipr:
+    with (IPRoute(netns=netns) if netns else IPRoute()) as ipr:
         ll: dict[int, int] = {}
         for a in ipr.get_addr(family=socket.AF_INET6):
             addr = a.get_attr("IFA_ADDRESS")
@@ -435,8 +435,20 @@ class L2Speaker:
         """Discover interfaces and open sockets (also usable without an event loop, e.g. in benchmarks)."""
         self._rescan()
 
-    def _rescan(self) -> None:
-        found = self._discover()
+    def _discover_off_loop(self) -> dict[str, Interface]:
+        """pyroute2's synchronous API runs its own event loop, so never call it on a running one."""
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return self._discover()
+        import concurrent.futures
+
+        with concurrent.futures.ThreadPoolExecutor(1) as ex:
+            return ex.submit(self._discover).result(30)
+
+    def _rescan(self, found: dict[str, Interface] | None = None) -> None:
+        if found is None:
+            found = self._discover_off_loop()
         for name in list(self._socks):
             if name not in found or found[name] != self.responder.ifaces.get(name):
                 self._close_iface(name)
@@ -537,7 +549,8 @@ class L2Speaker:
                         self._sent(ip, 1, now)
             if now >= next_scan:
                 try:
-                    self._rescan()
+                    found = await asyncio.get_running_loop().run_in_executor(None, self._discover)
+                    self._rescan(found)
                 except Exception as exc:  # noqa: BLE001 - netlink trouble must not stop answering
                     log.warning("interface rescan failed: %s", exc)
                 next_scan = now + self._rescan_interval

@@ -248,7 +248,10 @@ def _inputs(state: State, key: ServiceKey) -> tuple | None:
     return tuple(dec.ingress), dec.pool, state.service(key)
 
 
-def _plan_service(state: State, plan: Plan, key: ServiceKey, refresh_ips: bool = True) -> None:
+def _plan_service(state: State, plan: Plan, key: ServiceKey, refresh_ips: bool = True, reelect: bool = True) -> None:
+    """Re-plan one Service. ``reelect=False`` (Service and EndpointSlice events) keeps the previous owner when the
+    election inputs are unchanged; node and configuration changes always re-elect."""
+    prev = None if reelect else plan.l2.get(key)
     old_ips = _forget(plan, key)
     inp = _inputs(state, key)
     _changed(plan, key)
@@ -270,14 +273,14 @@ def _plan_service(state: State, plan: Plan, key: ServiceKey, refresh_ips: bool =
         plan.ip_users.setdefault(ip, set()).add(key)
     pool = cfg.pool_by_name.get(pool_name)
     if pool is not None:
-        _plan_l2(state, plan, key, ips, pool, svc)
+        _plan_l2(state, plan, key, ips, pool, svc, prev)
         _plan_bgp(state, plan, key, ips, pool, svc)
     if refresh_ips:
         _refresh_ips(plan, sorted(set(old_ips) | set(ips)))
 
 
 def _plan_l2(state: State, plan: Plan, key: ServiceKey, ips: tuple[str, ...], pool: configmod.Pool,
-             svc: schema.Service) -> None:
+             svc: schema.Service, prev: L2Rec | None = None) -> None:
     cfg = plan.cfg
     assert cfg is not None
     svc_labels = dict(svc.labels)
@@ -298,7 +301,12 @@ def _plan_l2(state: State, plan: Plan, key: ServiceKey, ips: tuple[str, ...], po
         rec.reason = Reason.NO_SERVING_ENDPOINTS.value
         return
     rec.local = local if svc.external_traffic_policy == "Local" else None
-    _elect(plan, rec)
+    if (prev is not None and prev.owner is not None and prev.ips[0] == ips[0] and prev.ad_keys == rec.ad_keys
+            and prev.local == rec.local and _eligible(plan.nodes.get(prev.owner), rec.ad_keys)):
+        # same election inputs, and node changes are always propagated at once: the owner stands (no re-ranking)
+        rec.owner, rec.best = prev.owner, prev.best
+    else:
+        _elect(plan, rec)
     if rec.owner is not None:
         plan.owned_by.setdefault(rec.owner, set()).add(key)
 
@@ -396,7 +404,7 @@ def after(state: State, event: schema.Event, token: object) -> None:
 
 
 def _service_changed(state: State, plan: Plan, key: ServiceKey) -> None:
-    _plan_service(state, plan, key)
+    _plan_service(state, plan, key, reelect=False)
     # the allocator may have given a waiting Service an address (or taken one): re-plan those whose input moved
     for other in sorted(plan.unassigned):
         if other != key and plan.inputs.get(other) != _inputs(state, other):
@@ -408,7 +416,7 @@ def _slice_changed(state: State, plan: Plan, ns: str, svc_name: str | None, toke
     for name in sorted(names):
         key = f"{ns}/{name}"
         if key in state.services or key in plan.inputs:
-            _plan_service(state, plan, key)
+            _plan_service(state, plan, key, reelect=False)
 
 
 def _node_changed(state: State, plan: Plan, name: str) -> None:

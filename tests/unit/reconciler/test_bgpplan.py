@@ -3,6 +3,8 @@ checked through the replay ``bgp`` map (design.md §5) and the per-node reasons 
 
 from __future__ import annotations
 
+import dataclasses
+
 from events import schema
 from reconciler import bgpplan, decisions, elect, fold, planning
 from reconciler import state as statemod
@@ -23,7 +25,8 @@ def bgpad(name: str = "ad", **kw) -> schema.K8sUpsert:
 
 
 def peer(name: str, asn: int = 64512, **kw) -> schema.K8sUpsert:
-    return up(schema.BGPPeer(namespace=NS, name=name, my_asn=64512, peer_asn=asn, peer_address="10.9.0.1", **kw))
+    return up(schema.BGPPeer(namespace=NS, name=name, my_asn=64512, peer_asn=asn,
+                             peer_address=f"10.9.0.{1 + sum(map(ord, name)) % 250}", **kw))
 
 
 def node(name: str, labels=(), **kw) -> schema.K8sUpsert:
@@ -207,10 +210,14 @@ def test_different_aggregation_is_no_conflict() -> None:
 
 def test_disjoint_peer_lists_are_no_conflict_but_overlapping_ones_are() -> None:
     st = build(pool(), bgpad("a1", local_pref=100, peers=("p1",)), bgpad("a2", local_pref=200, peers=("p2",)),
-               peer("p1"), peer("p2"), node("node-a"), svc("a"), eps("a", "node-a"))
+               peer("p1"), peer("p2"), node("node-a"), svc("a", labels=[("expose", "bgp")]), eps("a", "node-a"))
     assert bgp(st) == {"node-a": {"p1": [adv("10.0.0.0/32", 100)], "p2": [adv("10.0.0.0/32", 200)]}}
-    fold.apply(st, bgpad("a2", local_pref=200, peers=("p2", "p1")))
+    # with serviceSelectors the configuration is accepted and the speaker re-checks per Service (§2.3)
+    fold.apply(st, bgpad("a1", local_pref=100, peers=("p1",), service_selectors=(SEL,)))
+    fold.apply(st, bgpad("a2", local_pref=200, peers=("p2", "p1"), service_selectors=(SEL,)))
+    assert st.config_valid
     assert reason(st, "node-a") == "conflictingAdvertisements"
+    assert bgp(st) == {}
 
 
 def test_dual_stack_pool_needs_both_aggregations_to_differ() -> None:
@@ -234,15 +241,24 @@ def test_conflict_only_among_ads_selecting_this_node() -> None:
 
 
 def test_unknown_alias_bad_community_and_too_long_aggregation_are_reported_and_the_ad_unused() -> None:
-    st = build(pool("p", "10.0.0.0/28", "3.3.3.2-3.3.3.254"), bgpad("a", communities=("nosuch",)),
-               bgpad("b", communities=("70000:1",)), bgpad("c", aggregation_length=24), peer("p1"), node("node-a"),
-               svc("a"), eps("a", "node-a"))
+    st = build(pool("p", "10.0.0.0/28", "3.3.3.2-3.3.3.254"), peer("p1"), node("node-a"), svc("a"), eps("a", "node-a"))
     assert st.config is not None
-    errs = bgpplan.problems(st.config)
+    bad = tuple(
+        schema.BGPAdvertisement(namespace=NS, name=n, **kw)
+        for n, kw in (("a", {"communities": ("nosuch",)}), ("b", {"communities": ("70000:1",)}),
+                      ("c", {"aggregation_length": 24}))
+    )
+    cfg = dataclasses.replace(st.config, bgp_advertisements=bad)  # what a validator would be handed
+    errs = bgpplan.problems(cfg)
     assert any("unknown community alias 'nosuch'" in e for e in errs)
     assert any("BGPAdvertisement metallb-system/b" in e and "70000:1" in e for e in errs)
     assert any("BGPAdvertisement metallb-system/c" in e and "more specific than the aggregation length" in e
                for e in errs)
+    assert bgpplan.parse(cfg).ads == ()  # none of them is used
+    # and the whole-configuration validator refuses such a configuration, keeping the previous one
+    for obj in bad:
+        fold.apply(st, up(obj))
+        assert not st.config_valid
     assert bgp(st) == {}
 
 

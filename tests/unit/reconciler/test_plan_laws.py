@@ -72,7 +72,7 @@ bgpads = st.builds(
 
 peers = st.builds(
     lambda name, nsel: schema.BGPPeer(namespace=NS, name=name, my_asn=64512, peer_asn=64513,
-                                      peer_address="192.0.2.1", node_selectors=nsel),
+                                      peer_address="192.0.2.1" if name == "pa" else "192.0.2.2", node_selectors=nsel),
     st.sampled_from(["pa", "pb"]), maybe_sel,
 )
 

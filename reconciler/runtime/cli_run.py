@@ -79,6 +79,9 @@ def register(app: typer.Typer) -> None:
         speaker_ttl: Annotated[float, typer.Option("--speaker-ttl", min=0.1,
                                                    help="Heartbeat TTL of speakers (s): a new leader waits this "
                                                         "long before judging speakers it never saw.")] = 15.0,
+        hash_interval: Annotated[float, typer.Option("--hash-interval", min=0.0,
+                                                     help="Seconds between state hashes in decisions entries "
+                                                          "(0: every entry).")] = 1.0,
         page: Annotated[int, typer.Option("--page", min=1, help="Entries per read.")] = 1000,
         metrics_port: Annotated[Optional[int], typer.Option("--metrics-port", envvar="STREAMLB_METRICS_PORT",
                                                             help="Serve Prometheus metrics on this port.")] = None,
@@ -111,7 +114,7 @@ def register(app: typer.Typer) -> None:
             writer = _status_writer_factory({"kubeconfig": kubeconfig, "cluster": cluster})
         settings = daemonmod.Settings(
             snapshot_every=snapshot_every, snapshot_interval=snapshot_interval, retention=retention,
-            leader_ttl_ms=leader_ttl, monitor_interval=monitor_interval, speaker_ttl=speaker_ttl, page=page, lb_class=lb_class,
+            leader_ttl_ms=leader_ttl, monitor_interval=monitor_interval, speaker_ttl=speaker_ttl, hash_interval=hash_interval, page=page, lb_class=lb_class,
             checkpoint_ms=checkpoint_ms, checkpoint_file=checkpoint_file,
         )
         if replica:

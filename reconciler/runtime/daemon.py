@@ -6,7 +6,9 @@ Every replica folds every entry of the stream in order, from the newest snapshot
 the leader lock (``SET NX PX``, renewed at a third of its TTL) and, while it holds it, also
 
 * publishes, after each folded batch, the Services whose decisions changed to the decisions stream
-  (``pos``, ``hash``, ``d``) and hands the same batch to the status writer, if one is configured;
+  (``pos``, ``hash``, ``d``) and hands the same batch to the status writer, if one is configured; ``hash`` is the
+  state hash at ``pos`` when at least ``hash_interval`` seconds passed since the last one, else empty (the hash
+  costs O(Services), design.md §4);
 * writes a snapshot every ``snapshot_every`` entries or ``snapshot_interval`` seconds, and, when retention is
   configured, trims the event stream below that snapshot once it reads back;
 * runs the speaker liveness monitor (:mod:`reconciler.runtime.liveness`).
@@ -65,6 +67,7 @@ class Settings:
     checkpoint_ms: int = 0  # 0: no checkpoints; else the stream-ID ms bucket of rule 4
     checkpoint_file: str | None = None  # JSON lines {"pos", "hash", "kind"} appended per checkpoint
     publish: bool = True
+    hash_interval: float = 1.0  # the decisions entry carries the state hash at most this often ("" between)
     verify_interval: float = 5.0  # seconds between stream-regression checks while idle
     backoff_max: float = 5.0
 
@@ -141,6 +144,7 @@ class Daemon:
         self._epoch: str | None = None
         self._leader_since = clock()
         self._lag_at = -1e18
+        self._hashed_at = -1e18
         self._lag_base: tuple[int, int] | None = None
         self._booted_from_zero = True
         self.monitor = liveness.Monitor()
@@ -314,7 +318,13 @@ class Daemon:
 
     def _publish(self) -> None:
         changed = self.changed_services()
-        h = decisions.state_hash(self.state)
+        # the state hash costs O(Services) (design.md §4: computed at checkpoints, never per event); the entry
+        # carries it when the last one is older than hash_interval, and "" in between
+        now = self.clock()
+        h = ""
+        if now - self._hashed_at >= self.s.hash_interval:
+            h = decisions.state_hash(self.state)
+            self._hashed_at = now
         self.log.publish_decisions(self.pos, h, _payload_encoder.encode(changed))
         lag_s = self.wall() - self.pos.ms / 1000
         if self.pos.ms:

@@ -198,7 +198,7 @@ def test_ten_thousand_malformed_entries_are_dead_lettered_and_the_hash_equals_th
 def test_two_replicas_following_one_stream_agree_at_every_checkpoint(redis_server, daemons) -> None:
     events = data.make_event_log(6_000, n_services=600, n_nodes=10, n_pools=2, seed=21)
     lg = stream.StreamLog.from_url(redis_server.url, "pair")
-    args = ("--checkpoint-ms", "20", "--speaker-ttl", "3600", "--page", "100")
+    args = ("--checkpoint-ms", "20", "--speaker-ttl", "3600", "--page", "100", "--hash-interval", "0")
     a = daemons(redis_server.url, "pair", "a", *args).start()
     b = daemons(redis_server.url, "pair", "b", *args).start()
     prod = Producer(redis_server.url, "pair", events, batch=20, pause=0.003)

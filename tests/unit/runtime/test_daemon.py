@@ -155,7 +155,7 @@ def test_a_replica_overtaken_by_trimming_reloads_the_snapshot() -> None:
 def test_only_one_leader_publishes_and_replicas_agree_at_every_checkpoint(tmp_path) -> None:
     c, clock = new()
     # entries in distinct "milliseconds": LocalCluster IDs are 0-N, so bucket on the sequence via checkpoint_ms on ms
-    a = make(c, clock, "a", checkpoint_ms=1, checkpoint_file=str(tmp_path / "a.jsonl"))
+    a = make(c, clock, "a", checkpoint_ms=1, checkpoint_file=str(tmp_path / "a.jsonl"), hash_interval=0)
     b = make(c, clock, "b", checkpoint_ms=1, checkpoint_file=str(tmp_path / "b.jsonl"))
     for i in range(0, 600, 37):
         c.append(EVENTS[i:i + 37])
@@ -258,3 +258,19 @@ def test_outage_keeps_the_position_and_run_resumes(monkeypatch) -> None:
     assert seen[0].seq == 100 and d.pos.seq == 150
     assert decisions.state_hash(d.state) == offline_hash(EVENTS[:150])
     assert d.metrics.redis_up._value.get() == 1
+
+
+def test_decisions_carry_the_hash_at_most_every_hash_interval() -> None:
+    c, clock = new()
+    d = make(c, clock, hash_interval=10, speaker_ttl=1e9)
+    for i in range(0, 300, 30):
+        c.append(EVENTS[i:i + 30])
+        drain(d)
+        clock.t += 4
+    hashes = [h for _, h, _ in c.published]
+    assert len(hashes) == 10
+    assert [bool(h) for h in hashes] == [True, False, False, True, False, False, True, False, False, True]  # t = 0, 12, 24, 36
+    for (pos, h, _) in c.published:
+        if h:
+            n = [r.position for r in c.read()].index(pos) + 1
+            assert h == offline_hash(EVENTS[:n])

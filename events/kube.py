@@ -73,7 +73,7 @@ class RawPort(_Raw):
 
 class RawServiceSpec(_Raw):
     type: str = "ClusterIP"
-    cluster_ip: str = ""
+    cluster_ip: str = msgspec.field(default="", name="clusterIP")
     cluster_i_ps: list[str] | None = msgspec.field(default=None, name="clusterIPs")
     ip_families: list[str] | None = None
     ip_family_policy: str = ""

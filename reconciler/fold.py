@@ -24,7 +24,7 @@ from collections.abc import Iterable
 from typing import assert_never
 
 from events import schema
-from reconciler import allocate
+from reconciler import allocate, planning
 from reconciler import config as configmod
 from reconciler.state import State
 
@@ -139,6 +139,7 @@ def _delete(state: State, ref: schema.ObjectRef) -> None:
 
 def apply(state: State, event: schema.Event) -> State:
     """Apply one event (in place) and return the state."""
+    token = planning.before(state, event)
     match event:
         case schema.K8sUpsert(obj=obj):
             _upsert(state, obj)
@@ -150,6 +151,7 @@ def apply(state: State, event: schema.Event) -> State:
             state.speakers_down.add(node)
         case _:
             assert_never(event)
+    planning.after(state, event, token)
     return state
 
 

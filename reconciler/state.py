@@ -57,6 +57,8 @@ class State:
     alloc: Any = None  # reconciler.allocate.Index: free-address and waiter indexes, rebuilt on demand, never hashed
     # EndpointSlice index: (namespace, service name) -> slice names
     slices_by_service: dict[ObjKey, set[str]] = field(default_factory=dict)
+    # announcement planning (owned by reconciler.planning; built lazily, None until first asked for)
+    plan: object | None = None
 
     def service(self, key: ServiceKey) -> schema.Service | None:
         ns, _, name = key.partition("/")

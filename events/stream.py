@@ -1,0 +1,432 @@
+"""The Redis-stream ``EventLog`` (design.md §2): the only module of streamlb that imports ``redis``.
+
+Keys, for cluster name ``c`` (braces put one cluster's keys in one Redis Cluster hash slot)::
+
+    streamlb:{c}:events        stream   the log; entry fields e = msgpack event, v = format version
+    streamlb:{c}:snapshot      hash     pos, v, state, hash
+    streamlb:{c}:deadletter    stream   reason, e — added under the original entry's ID
+    streamlb:{c}:decisions     stream   pos, hash, d
+    streamlb:{c}:speaker:{n}   string   heartbeat of the speaker on node n (PX ttl)
+    streamlb:{c}:leader        string   leader lock of ``streamlb run`` (SET NX PX)
+
+Theory of operation
+-------------------
+* Appends are pipelined ``XADD key * e <bytes> v <int>`` in chunks of ``batch`` commands, without MULTI: a
+  pipeline is one round trip, and the server applies its commands in order, so positions come back ascending.
+* Catch-up reads pages with ``XRANGE key (after + COUNT page`` (exclusive start, Redis >= 6.2); following uses
+  ``XREAD BLOCK ms COUNT page STREAMS key after``. No consumer groups: every replica reads every entry.
+* An entry missing ``e`` or with a ``v`` that is not an integer is still returned as a :class:`Record` (``data``
+  empty / ``version`` 0), so the caller dead-letters it instead of the adapter hiding it.
+* Connection errors become :class:`events.log.LogUnavailable`; the caller retries with backoff.
+
+URLs (``STREAMLB_REDIS_URL``): everything redis-py's ``from_url`` takes (``redis://``, ``rediss://`` for TLS,
+``unix://``, ``user:password@``, ``?ssl_cert_reqs=...``), plus ``redis+sentinel://[:pw@]host:port[,host:port...]/
+service[/db]`` for Sentinel and ``redis+cluster://host:port[,host:port...]`` for Redis Cluster.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from urllib.parse import parse_qs, unquote, urlsplit
+
+import redis
+import redis.cluster
+import redis.exceptions
+import redis.sentinel
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+from events import codec, schema
+from events.log import LogUnavailable, Record, Snapshot
+from events.position import ZERO, Position
+
+DEFAULT_URL = "redis://127.0.0.1:6379/0"
+DEFAULT_CLUSTER = "default"
+
+_CONN_ERRORS = (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, redis.exceptions.ClusterDownError,
+                redis.exceptions.TryAgainError, redis.sentinel.MasterNotFoundError)
+
+
+@dataclass(frozen=True, slots=True)
+class Keys:
+    """The Redis keys of one streamlb cluster (design.md §2)."""
+
+    cluster: str
+
+    def _k(self, name: str) -> str:
+        return f"streamlb:{{{self.cluster}}}:{name}"
+
+    @property
+    def events(self) -> str:
+        return self._k("events")
+
+    @property
+    def snapshot(self) -> str:
+        return self._k("snapshot")
+
+    @property
+    def deadletter(self) -> str:
+        return self._k("deadletter")
+
+    @property
+    def decisions(self) -> str:
+        return self._k("decisions")
+
+    @property
+    def leader(self) -> str:
+        return self._k("leader")
+
+    def speaker(self, node: str) -> str:
+        return self._k(f"speaker:{node}")
+
+    @property
+    def speaker_prefix(self) -> str:
+        return self._k("speaker:")
+
+
+def _hosts(netloc: str, default_port: int) -> tuple[str | None, list[tuple[str, int]]]:
+    password = None
+    if "@" in netloc:
+        cred, netloc = netloc.rsplit("@", 1)
+        password = unquote(cred.split(":", 1)[1] if ":" in cred else cred) or None
+    out = []
+    for part in netloc.split(","):
+        if part.startswith("["):
+            host, _, rest = part[1:].partition("]")
+            port = rest.lstrip(":")
+        else:
+            host, sep, port = part.rpartition(":")
+            if not sep:
+                host, port = part, ""
+        out.append((host, int(port) if port else default_port))
+    return password, out
+
+
+def connect(url: str = DEFAULT_URL, *, socket_timeout: float | None = 30.0) -> redis.Redis:
+    """A redis-py client for ``url`` (see the module docstring for the accepted forms)."""
+    parts = urlsplit(url)
+    common = {"socket_timeout": socket_timeout, "socket_connect_timeout": 5.0}
+    if parts.scheme == "redis+sentinel":
+        password, hosts = _hosts(parts.netloc, 26379)
+        path = [p for p in parts.path.split("/") if p]
+        if not path:
+            raise ValueError(f"{url}: a Sentinel URL needs the service name: redis+sentinel://host:port/SERVICE")
+        service, db = path[0], int(path[1]) if len(path) > 1 else 0
+        q = parse_qs(parts.query)
+        sentinel_pw = q.get("sentinel_password", [None])[0]
+        sentinel = redis.sentinel.Sentinel(
+            hosts, sentinel_kwargs={"password": sentinel_pw, "socket_timeout": 5.0} if sentinel_pw else
+            {"socket_timeout": 5.0}, password=password, db=db, **common,
+        )
+        return sentinel.master_for(service)
+    if parts.scheme in ("redis+cluster", "rediss+cluster"):
+        password, hosts = _hosts(parts.netloc, 6379)
+        nodes = [redis.cluster.ClusterNode(h, p) for h, p in hosts]
+        return redis.cluster.RedisCluster(  # type: ignore[return-value]
+            startup_nodes=nodes, password=password, ssl=parts.scheme.startswith("rediss"), **common
+        )
+    # no silent reconnect-and-retry: a restart must surface so the daemon re-checks its position
+    return redis.Redis.from_url(url, retry=Retry(NoBackoff(), 0), **common)
+
+
+def _pos(raw: bytes | str) -> Position:
+    return Position.parse(raw)
+
+
+def _record(entry_id: bytes, fields: dict) -> Record:
+    data = fields.get(b"e", b"")
+    try:
+        version = int(fields.get(b"v", b"0"))
+    except ValueError:
+        version = 0
+    return Record(_pos(entry_id), data, version)
+
+
+class StreamLog:
+    """An ``EventLog`` on a Redis stream, plus the cluster's other keys (dead letters, decisions, leader lock,
+    heartbeats) that ``streamlb run`` and the speakers use."""
+
+    def __init__(self, client: redis.Redis, cluster: str = DEFAULT_CLUSTER, *, page: int = 1000,
+                 batch: int = 1000) -> None:
+        if not cluster or any(c in cluster for c in "{}"):
+            raise ValueError(f"invalid cluster name {cluster!r}")
+        self.client = client
+        self.keys = Keys(cluster)
+        self.page = page
+        self.batch = batch
+
+    @classmethod
+    def from_url(cls, url: str = DEFAULT_URL, cluster: str = DEFAULT_CLUSTER, **kw) -> StreamLog:
+        return cls(connect(url), cluster, **kw)
+
+    def close(self) -> None:
+        self.client.close()
+
+    # -- EventLog -----------------------------------------------------------------------------------------
+
+    def append(self, events: Iterable[schema.Event]) -> list[Position]:
+        return self.append_raw(codec.encode(e) for e in events)
+
+    def append_raw(self, data: Iterable[bytes], version: int = codec.FORMAT_VERSION) -> list[Position]:
+        out: list[Position] = []
+        chunk: list[bytes] = []
+        v = str(version)
+        for blob in data:
+            chunk.append(bytes(blob))
+            if len(chunk) >= self.batch:
+                out.extend(self._xadd(chunk, v))
+                chunk = []
+        if chunk:
+            out.extend(self._xadd(chunk, v))
+        return out
+
+    def append_fields(self, entries: Iterable[dict]) -> list[Position]:
+        """Append entries with arbitrary fields (tests of dead-lettering; imports of foreign entries)."""
+        out: list[Position] = []
+        with _wrap():
+            pipe = self.client.pipeline(transaction=False)
+            for f in entries:
+                pipe.xadd(self.keys.events, f)
+            out = [_pos(r) for r in pipe.execute()]
+        return out
+
+    def _xadd(self, chunk: list[bytes], v: str) -> list[Position]:
+        key = self.keys.events
+        with _wrap():
+            if len(chunk) == 1:
+                return [_pos(self.client.xadd(key, {"e": chunk[0], "v": v}))]
+            pipe = self.client.pipeline(transaction=False)
+            for blob in chunk:
+                pipe.xadd(key, {"e": blob, "v": v})
+            return [_pos(r) for r in pipe.execute()]
+
+    def read(self, after: Position = ZERO, limit: int | None = None) -> Iterator[Record]:
+        """Paged ``XRANGE``; each page is fetched when the previous one is consumed."""
+        left = limit
+        cursor = after
+        while left is None or left > 0:
+            count = self.page if left is None else min(self.page, left)
+            with _wrap():
+                rows = self.client.xrange(self.keys.events, min=f"({cursor}", max="+", count=count)
+            if not rows:
+                return
+            for entry_id, fields in rows:
+                rec = _record(entry_id, fields)
+                cursor = rec.position
+                yield rec
+            if left is not None:
+                left -= len(rows)
+            if len(rows) < count:
+                return
+
+    def read_page(self, after: Position, count: int | None = None) -> list[Record]:
+        with _wrap():
+            rows = self.client.xrange(self.keys.events, min=f"({after}", max="+", count=count or self.page)
+        return [_record(i, f) for i, f in rows]
+
+    def newest(self, count: int) -> list[Record]:
+        """The last ``count`` entries, oldest first."""
+        if count <= 0:
+            return []
+        with _wrap():
+            rows = self.client.xrevrange(self.keys.events, max="+", min="-", count=count)
+        return [_record(i, f) for i, f in reversed(rows)]
+
+    def follow(self, after: Position, timeout_ms: int) -> list[Record]:
+        with _wrap():
+            resp = self.client.xread({self.keys.events: str(after)}, count=self.page, block=max(1, timeout_ms))
+        if not resp:
+            return []
+        # RESP2: [[key, [(id, fields), ...]]]; RESP3: {key: [[...]]}
+        if isinstance(resp, dict):
+            rows = next(iter(resp.values()))[0]
+        else:
+            rows = resp[0][1]
+        return [_record(i, f) for i, f in rows]
+
+    def head(self) -> Position:
+        with _wrap():
+            rows = self.client.xrevrange(self.keys.events, max="+", min="-", count=1)
+        return _pos(rows[0][0]) if rows else ZERO
+
+    def last_id(self) -> Position:
+        """The stream's last generated ID (survives trimming; ``ZERO`` when the key does not exist). A value
+        below a replica's applied position means the stream went backwards (Redis lost data)."""
+        with _wrap():
+            try:
+                info = self.client.xinfo_stream(self.keys.events)
+            except redis.exceptions.ResponseError as exc:
+                if "no such key" in str(exc).lower():
+                    return ZERO
+                raise
+        return _pos(info["last-generated-id"])
+
+    def has(self, position: Position) -> bool:
+        with _wrap():
+            return bool(self.client.xrange(self.keys.events, min=str(position), max=str(position), count=1))
+
+    def first(self) -> Position | None:
+        with _wrap():
+            rows = self.client.xrange(self.keys.events, min="-", max="+", count=1)
+        return _pos(rows[0][0]) if rows else None
+
+    def epoch(self) -> str:
+        """The identity (``run_id``) of the Redis process serving this cluster's keys: it changes on every
+        restart or failover. On Redis Cluster, of the primary that owns the keys' slot."""
+        with _wrap():
+            if isinstance(self.client, redis.cluster.RedisCluster):
+                node = self.client.get_node_from_key(self.keys.events)
+                info = self.client.info("server", target_nodes=node)
+                if isinstance(info, dict) and "run_id" not in info and len(info) == 1:
+                    info = next(iter(info.values()))
+            else:
+                info = self.client.info("server")
+        return str(info.get("run_id", ""))
+
+    def probe(self, position: Position) -> tuple[str, bool]:
+        """(epoch, whether the entry at ``position`` still exists). An existing entry means no entry after it
+        was trimmed (trimming removes a prefix). One round trip on a single Redis."""
+        if isinstance(self.client, redis.cluster.RedisCluster):
+            return self.epoch(), position == ZERO or self.has(position)
+        with _wrap():
+            pipe = self.client.pipeline(transaction=False)
+            pipe.info("server")
+            pipe.xrange(self.keys.events, min=str(position), max=str(position), count=1)
+            info, rows = pipe.execute()
+        return str(info.get("run_id", "")), position == ZERO or bool(rows)
+
+    def entries_added(self) -> int:
+        """How many entries were ever added to the stream (0 if it does not exist)."""
+        with _wrap():
+            try:
+                info = self.client.xinfo_stream(self.keys.events)
+            except redis.exceptions.ResponseError:
+                return 0
+        return int(info.get("entries-added", info.get("length", 0)))
+
+    def length(self) -> int:
+        with _wrap():
+            return int(self.client.xlen(self.keys.events))
+
+    def load_snapshot(self) -> Snapshot | None:
+        with _wrap():
+            h = self.client.hgetall(self.keys.snapshot)
+        if not h or b"pos" not in h or b"state" not in h:
+            return None
+        return Snapshot(_pos(h[b"pos"]), int(h.get(b"v", b"0")), h[b"state"], h.get(b"hash", b"").decode())
+
+    def save_snapshot(self, snapshot: Snapshot) -> None:
+        with _wrap():
+            self.client.hset(self.keys.snapshot, mapping={
+                "pos": str(snapshot.position), "v": str(snapshot.version), "state": snapshot.state,
+                "hash": snapshot.state_hash,
+            })
+
+    # -- the cluster's other keys -------------------------------------------------------------------------
+
+    def deadletter(self, position: Position, reason: str, data: bytes) -> bool:
+        """Record a bad entry under its original ID. False if it is already there (another replica was first)."""
+        with _wrap():
+            try:
+                self.client.xadd(self.keys.deadletter, {"reason": reason, "e": data}, id=str(position))
+            except redis.exceptions.ResponseError as exc:
+                if "equal or smaller" in str(exc):
+                    return False
+                raise
+        return True
+
+    def deadletters(self, after: Position = ZERO, limit: int | None = None) -> Iterator[tuple[Position, str, bytes]]:
+        cursor, left = after, limit
+        while left is None or left > 0:
+            count = self.page if left is None else min(self.page, left)
+            with _wrap():
+                rows = self.client.xrange(self.keys.deadletter, min=f"({cursor}", max="+", count=count)
+            for i, f in rows:
+                cursor = _pos(i)
+                yield cursor, f.get(b"reason", b"").decode("utf-8", "replace"), f.get(b"e", b"")
+            if left is not None:
+                left -= len(rows)
+            if len(rows) < count:
+                return
+
+    def publish_decisions(self, position: Position, state_hash: str, payload: bytes,
+                          maxlen: int | None = 100_000) -> Position:
+        with _wrap():
+            return _pos(self.client.xadd(
+                self.keys.decisions, {"pos": str(position), "hash": state_hash, "d": payload},
+                maxlen=maxlen, approximate=True,
+            ))
+
+    def decisions(self, after: Position = ZERO, count: int = 1000) -> list[tuple[Position, dict]]:
+        with _wrap():
+            rows = self.client.xrange(self.keys.decisions, min=f"({after}", max="+", count=count)
+        return [(_pos(i), f) for i, f in rows]
+
+    def try_lead(self, replica: str, ttl_ms: int) -> bool:
+        """Take or keep the leader lock. Renewal is compare-and-set, so a replica that lost the lock while
+        paused cannot extend someone else's."""
+        key = self.keys.leader
+        with _wrap():
+            if self.client.set(key, replica, nx=True, px=ttl_ms):
+                return True
+            return bool(self.client.eval(_RENEW, 1, key, replica, ttl_ms))
+
+    def release_lead(self, replica: str) -> None:
+        with _wrap():
+            self.client.eval(_RELEASE, 1, self.keys.leader, replica)
+
+    def leader(self) -> str | None:
+        with _wrap():
+            v = self.client.get(self.keys.leader)
+        return v.decode() if v is not None else None
+
+    def heartbeat(self, node: str, ttl_ms: int) -> None:
+        with _wrap():
+            self.client.set(self.keys.speaker(node), b"1", px=ttl_ms)
+
+    def clear_heartbeat(self, node: str) -> None:
+        with _wrap():
+            self.client.delete(self.keys.speaker(node))
+
+    def alive_speakers(self) -> set[str]:
+        prefix = self.keys.speaker_prefix
+        pattern = prefix.replace("{", "\\{").replace("}", "\\}") + "*"
+        out = set()
+        with _wrap():
+            kw = {"target_nodes": redis.cluster.RedisCluster.PRIMARIES} if isinstance(
+                self.client, redis.cluster.RedisCluster) else {}
+            for k in self.client.scan_iter(match=pattern, count=1000, **kw):
+                out.add((k.decode() if isinstance(k, bytes) else k)[len(prefix):])
+        return out
+
+    def trim_below(self, position: Position) -> int:
+        """Drop entries with IDs below ``position`` (approximate, whole macro-nodes). Returns how many."""
+        with _wrap():
+            return int(self.client.xtrim(self.keys.events, minid=str(position), approximate=True))
+
+
+_RENEW = """
+if redis.call('get', KEYS[1]) == ARGV[1] then
+  return redis.call('pexpire', KEYS[1], ARGV[2])
+end
+return 0
+"""
+_RELEASE = """
+if redis.call('get', KEYS[1]) == ARGV[1] then
+  return redis.call('del', KEYS[1])
+end
+return 0
+"""
+
+
+class _wrap:
+    """Turn connection-level failures into :class:`LogUnavailable` (the caller retries)."""
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, et, ev, tb) -> bool:
+        if ev is not None and isinstance(ev, _CONN_ERRORS):
+            raise LogUnavailable(f"redis unavailable: {ev}") from ev
+        return False

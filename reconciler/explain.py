@@ -88,6 +88,7 @@ def _pool_verdicts(state: State, key: ServiceKey, svc: schema.Service) -> list[d
     listed = {p.name for _, p in order}
     order += [("excluded", p) for p in idx.cfg.pools if p.name not in listed]
     chosen_seen = False
+    status = allocate.pool_status(state)  # IPAddressPool.status counters, per pool
     for group, p in order:
         verdict, detail = "available", ""
         if held is not None and held[0] == p.name:
@@ -130,7 +131,8 @@ def _pool_verdicts(state: State, key: ServiceKey, svc: schema.Service) -> list[d
                 else:
                     verdict = "notTried" if chosen_seen else "available"
                     detail = "; ".join(_free_text(state, idx, p.name, f) for f in want if f in idx.spaces[p.name])
-        rows.append({"pool": p.name, "group": group, "priority": p.priority, "verdict": verdict, "detail": detail})
+        rows.append({"pool": p.name, "group": group, "priority": p.priority, "verdict": verdict, "detail": detail,
+                     "status": status.get(p.name, {})})
     _ = dec
     return rows
 

@@ -110,7 +110,8 @@ def test_cli_json_and_table(tmp_path: Path) -> None:
     out = json.loads(res.stdout)
     assert out["allocation"]["reason"] == "noAvailableIPs"
     assert out["allocation"]["pools"] == [
-        {"pool": "p", "group": "fallback", "priority": 0, "verdict": "exhausted", "detail": "1 of 1 IPv4 addresses in use"}
+        {"pool": "p", "group": "fallback", "priority": 0, "verdict": "exhausted", "detail": "1 of 1 IPv4 addresses in use",
+         "status": {"assignedIPv4": 1, "availableIPv4": 0, "assignedIPv6": 0, "availableIPv6": 0}}
     ]
     res = runner.invoke(app, ["explain", "web", "--log", str(log)], env={"COLUMNS": "200"})
     assert res.exit_code == 0, res.output

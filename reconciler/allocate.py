@@ -793,7 +793,7 @@ def _converge(state: State, idx: Index | None, key: ServiceKey, svc: schema.Serv
     # 5: re-claim the current IPs
     if current:
         pool, reason, err = _check_assign(state, idx, key, svc, current)
-        if pool is None and reason is Reason.SHARING_CONFLICT and from_status:
+        if pool is None and reason is Reason.SHARING_CONFLICT and from_status and not pool_ann and not req:
             victims = _evict_unconfirmed(state, key, svc, current)
             if victims:
                 for v in victims:

@@ -6,10 +6,10 @@ per node and caches the parts that do not depend on the node.
 
 Rules:
 
-* Rule 1 (who announces, §6.1, checked in this order): the node's own problems (speaker down, NetworkUnavailable,
-  exclude label); an advertisement of the IP's pool selects the node (else ``notOwner``); one of those matches the
-  Service (else ``noMatchingAdvertisement``); the matching ones pass the LOCAL_PREF consistency rule (else
-  ``conflictingAdvertisements``); a serving endpoint on this node for ``externalTrafficPolicy: Local`` (else
+* Rule 1 (who announces, §6.1, checked in MetalLB's order): an advertisement of the IP's pool selects the node
+  (else ``notOwner``); one of those matches the Service (else ``noMatchingAdvertisement``); the matching ones pass
+  the LOCAL_PREF consistency rule (else ``conflictingAdvertisements``); the node's own problems (speaker down,
+  NetworkUnavailable, exclude label); a serving endpoint on this node for ``externalTrafficPolicy: Local`` (else
   ``noLocalEndpoints``), anywhere for ``Cluster`` (else ``noServingEndpoints``, MetalLB's ``noEndpoints``).
   Every node passing them announces — ECMP.
 * Rule 2 (what, §6.3): per IP and matching advertisement, the IP masked to ``aggregationLength`` (v4, default 32)
@@ -245,8 +245,6 @@ def service_on_node(
 
     ``matches[i]`` says whether ``ads_of_pool[i]`` matches the Service (its serviceSelectors).
     """
-    if node_problem is not None:
-        return node_problem, []
     selecting = [i for i, ad in enumerate(ads_of_pool) if selects_node(ad)]
     if not selecting:
         return Reason.NOT_OWNER.value, []
@@ -255,6 +253,8 @@ def service_on_node(
         return Reason.NO_MATCHING_ADVERTISEMENT.value, []
     if conflict(matching, families) is not None:
         return Reason.CONFLICTING_ADVERTISEMENTS.value, []
+    if node_problem is not None:
+        return node_problem, []
     if local_only:
         if not on_node_endpoint:
             return Reason.NO_LOCAL_ENDPOINTS.value, []

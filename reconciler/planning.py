@@ -747,3 +747,40 @@ def explain_node(state: State, node: str) -> dict:
         out[key] = {"l2": l2_reasons(state, key, node), "bgp": {"reason": reason, "peers": peers}}
     _ = plan
     return out
+
+
+def l2_section(state: State, key: ServiceKey, svc: schema.Service) -> dict | None:
+    """The ``l2`` section of ``streamlb explain``: per IP the owner (or why none) and every node grouped by what
+    it does (``announces`` or its reason)."""
+    ensure(state)
+    owners = l2_map(state, key)
+    dec = state.services.get(key)
+    if dec is None or not dec.ingress:
+        return None
+    out: dict = {}
+    per_node = {name: l2_reasons(state, key, name) for name in _node_names(state)}
+    for ip in dec.ingress:
+        groups: dict[str, list[str]] = {}
+        for name, reasons in per_node.items():
+            groups.setdefault(reasons.get(ip) or "announces", []).append(name)
+        entry = owners.get(ip, {"node": None, "reason": Reason.NO_MATCHING_ADVERTISEMENT.value})
+        out[ip] = {"owner": entry["node"], "reason": entry["reason"], "nodes": groups}
+    return out
+
+
+def bgp_section(state: State, key: ServiceKey, svc: schema.Service) -> dict | None:
+    """The ``bgp`` section of ``streamlb explain``: what each announcing node sends to which peer, and the other
+    nodes grouped by reason."""
+    ensure(state)
+    dec = state.services.get(key)
+    if dec is None or not dec.ingress:
+        return None
+    announcing: dict = {}
+    others: dict[str, list[str]] = {}
+    for name in _node_names(state):
+        reason, peers = bgp_reason(state, key, name)
+        if reason is None:
+            announcing[name] = peers
+        else:
+            others.setdefault(reason, []).append(name)
+    return {"announcing": announcing, "not_announcing": others}

@@ -34,6 +34,8 @@ import redis
 import redis.cluster
 import redis.exceptions
 import redis.sentinel
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from events import codec, schema
 from events.log import LogUnavailable, Record, Snapshot
@@ -124,7 +126,8 @@ def connect(url: str = DEFAULT_URL, *, socket_timeout: float | None = 30.0) -> r
         return redis.cluster.RedisCluster(  # type: ignore[return-value]
             startup_nodes=nodes, password=password, ssl=parts.scheme.startswith("rediss"), **common
         )
-    return redis.Redis.from_url(url, **common)
+    # no silent reconnect-and-retry: a restart must surface so the daemon re-checks its position
+    return redis.Redis.from_url(url, retry=Retry(NoBackoff(), 0), **common)
 
 
 def _pos(raw: bytes | str) -> Position:
@@ -258,6 +261,40 @@ class StreamLog:
                     return ZERO
                 raise
         return _pos(info["last-generated-id"])
+
+    def has(self, position: Position) -> bool:
+        with _wrap():
+            return bool(self.client.xrange(self.keys.events, min=str(position), max=str(position), count=1))
+
+    def first(self) -> Position | None:
+        with _wrap():
+            rows = self.client.xrange(self.keys.events, min="-", max="+", count=1)
+        return _pos(rows[0][0]) if rows else None
+
+    def epoch(self) -> str:
+        """The identity (``run_id``) of the Redis process serving this cluster's keys: it changes on every
+        restart or failover. On Redis Cluster, of the primary that owns the keys' slot."""
+        with _wrap():
+            if isinstance(self.client, redis.cluster.RedisCluster):
+                node = self.client.get_node_from_key(self.keys.events)
+                info = self.client.info("server", target_nodes=node)
+                if isinstance(info, dict) and "run_id" not in info and len(info) == 1:
+                    info = next(iter(info.values()))
+            else:
+                info = self.client.info("server")
+        return str(info.get("run_id", ""))
+
+    def probe(self, position: Position) -> tuple[str, bool]:
+        """(epoch, whether the entry at ``position`` still exists). An existing entry means no entry after it
+        was trimmed (trimming removes a prefix). One round trip on a single Redis."""
+        if isinstance(self.client, redis.cluster.RedisCluster):
+            return self.epoch(), position == ZERO or self.has(position)
+        with _wrap():
+            pipe = self.client.pipeline(transaction=False)
+            pipe.info("server")
+            pipe.xrange(self.keys.events, min=str(position), max=str(position), count=1)
+            info, rows = pipe.execute()
+        return str(info.get("run_id", "")), position == ZERO or bool(rows)
 
     def entries_added(self) -> int:
         """How many entries were ever added to the stream (0 if it does not exist)."""

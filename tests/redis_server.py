@@ -96,3 +96,87 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory):
     srv = RedisServer(tmp_path_factory.mktemp("redis")).start()
     yield srv
     srv.stop()
+
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+class DaemonProc:
+    """A ``streamlb run`` subprocess with a checkpoint file; stopped (or killed) by PID."""
+
+    def __init__(self, workdir: Path, url: str, cluster: str, name: str, *args: str) -> None:
+        self.dir = Path(workdir)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.url, self.cluster, self.name, self.args = url, cluster, name, list(args)
+        self.checkpoints = self.dir / f"{name}.checkpoints.jsonl"
+        self.logfile = self.dir / f"{name}.log"
+        self.proc: subprocess.Popen | None = None
+        self.starts = 0
+
+    def start(self) -> DaemonProc:
+        import sys
+
+        env = dict(os.environ, PYTHONPATH=str(ROOT))
+        argv = [sys.executable, "-m", "reconciler", "run", "--redis-url", self.url, "--cluster", self.cluster,
+                "--replica", self.name, "--checkpoint-file", str(self.checkpoints), "--log-format", "json",
+                *self.args]
+        with open(self.logfile, "ab") as logf:  # the child keeps its own descriptor
+            self.proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=logf, env=env, cwd=ROOT)
+        self.starts += 1
+        return self
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def kill(self) -> None:
+        if self.alive():
+            os.kill(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(timeout=10)
+
+    def stop(self, timeout: float = 15.0) -> int | None:
+        if not self.alive():
+            return self.proc.returncode if self.proc else None
+        os.kill(self.proc.pid, signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.kill(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(timeout=10)
+            return None
+
+    def read_checkpoints(self) -> list[dict]:
+        import json
+
+        if not self.checkpoints.exists():
+            return []
+        out = []
+        for line in self.checkpoints.read_text().splitlines():
+            try:
+                out.append(json.loads(line))
+            except ValueError:  # a line torn by kill -9
+                pass
+        return out
+
+    def log_lines(self) -> list[dict]:
+        import json
+
+        out = []
+        for line in self.logfile.read_text(errors="replace").splitlines():
+            try:
+                out.append(json.loads(line))
+            except ValueError:
+                out.append({"msg": line})
+        return out
+
+    def wait_idle_at(self, pos: str, timeout: float = 60.0) -> dict:
+        """Wait for an idle checkpoint at ``pos`` (the daemon caught up to it); return it."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for cp in reversed(self.read_checkpoints()):
+                if cp["kind"] == "idle" and cp["pos"] == pos:
+                    return cp
+            if not self.alive():
+                raise AssertionError(f"daemon {self.name} exited: {self.logfile.read_text()[-3000:]}")
+            time.sleep(0.05)
+        raise AssertionError(f"daemon {self.name} not idle at {pos} after {timeout}s; "
+                             f"last checkpoints {self.read_checkpoints()[-3:]}")

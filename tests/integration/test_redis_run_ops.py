@@ -1,0 +1,141 @@
+"""``streamlb run`` operations against a real redis-server: metrics endpoint, graceful stop, leader failover,
+speaker liveness through real heartbeat keys, Redis unreachable at start."""
+
+from __future__ import annotations
+
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from benchmarks import data
+from events import log as logmod, schema, stream
+from reconciler.runtime import liveness
+from tests.redis_server import DaemonProc, RedisServer, free_port, redis_server  # noqa: F401 (fixture)
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def daemons(tmp_path: Path):
+    started: list[DaemonProc] = []
+
+    def make(url: str, cluster: str, name: str, *args: str) -> DaemonProc:
+        d = DaemonProc(tmp_path / "daemons", url, cluster, name, *args)
+        started.append(d)
+        return d
+
+    yield make
+    for d in started:
+        d.stop()
+
+
+def scrape(port: int, timeout: float = 20.0) -> dict[str, float]:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2).read().decode()
+            break
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
+    out = {}
+    for line in body.splitlines():
+        if line and not line.startswith("#"):
+            k, _, v = line.rpartition(" ")
+            out[k] = float(v)
+    return out
+
+
+def wait_for(pred, timeout: float = 20.0, what: str = "condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        v = pred()
+        if v:
+            return v
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def test_metrics_endpoint_and_graceful_sigterm(redis_server, daemons) -> None:
+    lg = stream.StreamLog.from_url(redis_server.url, "m")
+    events = data.make_event_log(2_000, n_services=200, n_nodes=5, n_pools=2, seed=4)
+    lg.append(events)
+    lg.append_raw([b"\xc1"])
+    port = free_port()
+    d = daemons(redis_server.url, "m", "r1", "--metrics-port", str(port), "--metrics-addr", "127.0.0.1",
+                "--monitor-interval", "0.1", "--speaker-ttl", "3600").start()
+    d.wait_idle_at(str(lg.head()))
+    m = wait_for(lambda: (lambda x: x if x.get('metallb_allocator_addresses_in_use_total{pool="pool-0000"}') else None)(scrape(port)),
+                 what="allocator gauges")
+    assert m["streamlb_events_applied_total"] == 2_001
+    assert m["streamlb_dead_letters_total"] == 1
+    assert m["streamlb_lag_entries"] == 0
+    assert m["streamlb_leader"] == 1 and m["streamlb_redis_up"] == 1
+    assert m["streamlb_fold_batch_seconds_count"] >= 1
+    assert "streamlb_snapshot_age_seconds" in m and "streamlb_entry_to_decision_seconds_count" in m
+    assert m['metallb_allocator_addresses_total{pool="pool-0000"}'] >= m['metallb_allocator_addresses_in_use_total{pool="pool-0000"}'] > 0
+    assert lg.leader() == "r1"
+    assert d.stop() == 0  # SIGTERM: clean exit
+    snap = lg.load_snapshot()
+    assert snap is not None and snap.position == lg.head()  # final snapshot on the way out
+    assert lg.leader() is None  # lock released
+
+
+def test_leader_failover_after_kill_9(redis_server, daemons) -> None:
+    lg = stream.StreamLog.from_url(redis_server.url, "fo")
+    args = ("--leader-ttl-ms", "600", "--speaker-ttl", "3600")
+    a = daemons(redis_server.url, "fo", "a", *args).start()
+    lg.append([schema.SpeakerUp(node="n1")])
+    a.wait_idle_at(str(lg.head()))
+    b = daemons(redis_server.url, "fo", "b", *args).start()
+    b.wait_idle_at(str(lg.head()))
+    assert lg.leader() == "a"
+    a.kill()
+    wait_for(lambda: lg.leader() == "b", what="b to take the lock")
+    lg.append([schema.SpeakerUp(node="n2")])
+    b.wait_idle_at(str(lg.head()))
+    wait_for(lambda: any(f[b"pos"].decode() == str(lg.head()) for _, f in lg.decisions()), what="b's decisions")
+
+
+def test_speaker_heartbeat_expiry_and_return_become_events(redis_server, daemons) -> None:
+    lg = stream.StreamLog.from_url(redis_server.url, "live")
+    d = daemons(redis_server.url, "live", "r", "--monitor-interval", "0.1").start()
+    hb = liveness.Heartbeat(lg, "node-a", ttl_ms=600)
+    hb.start()  # speaker.up + heartbeat thread
+
+    def liveness_events():
+        return [e for e in (logmod.decode_record(r) for r in lg.read()) if not isinstance(e, schema.K8sUpsert)]
+
+    time.sleep(1.5)
+    assert liveness_events() == [schema.SpeakerUp(node="node-a")]  # heartbeats never enter the log
+    hb._stop.set()  # the speaker hangs: no more heartbeats, no clean exit
+    hb._thread.join()
+    wait_for(lambda: schema.SpeakerDown(node="node-a") in liveness_events(), what="speaker.down")
+    wait_for(lambda: (hb.beat(), liveness_events()[-1] == schema.SpeakerUp(node="node-a"))[1], what="speaker.up")
+    lg.clear_heartbeat("node-a")
+    time.sleep(0.5)
+    assert liveness_events() == [schema.SpeakerUp(node="node-a"), schema.SpeakerDown(node="node-a"),
+                                 schema.SpeakerUp(node="node-a"), schema.SpeakerDown(node="node-a")]
+
+
+def test_redis_unreachable_at_start_is_retried_until_it_appears(tmp_path, daemons) -> None:
+    port = free_port()
+    srv = RedisServer(tmp_path / "late", port=port)
+    d = daemons(srv.url, "late", "r").start()
+    try:
+        wait_for(lambda: any(x.get("msg") == "redis unavailable; retrying with backoff" for x in d.log_lines()),
+                 what="the outage log line")
+        time.sleep(1.0)
+        assert d.alive()
+        lines = [x for x in d.log_lines() if x.get("msg") == "redis unavailable; retrying with backoff"]
+        assert len(lines) == 1  # one line per outage, not per retry
+        srv.start()
+        lg = stream.StreamLog.from_url(srv.url, "late")
+        lg.append([schema.SpeakerUp(node="x")])
+        d.wait_idle_at(str(lg.head()))
+    finally:
+        d.stop()
+        srv.stop()

@@ -66,6 +66,7 @@ class L2Rec:
     ad_keys: frozenset[AdKey] = frozenset()
     local: frozenset[str] | None = None  # ETP Local: nodes with a serving endpoint; None for Cluster
     best: bytes = b""  # the owner's election key
+    anchor: bytes = b""  # the first IP as bytes (what the election hashes after "<node>#")
 
 
 @dataclass(slots=True)
@@ -197,7 +198,7 @@ def _eligible(info: NodeInfo | None, ad_keys: frozenset[AdKey]) -> bool:
 
 
 def _elect(plan: Plan, rec: L2Rec) -> None:
-    anchor = rec.ips[0].encode()
+    anchor = rec.anchor
     if rec.local is None:
         names, prefixes = _candidates(plan, rec.ad_keys)
     else:
@@ -289,7 +290,8 @@ def _plan_l2(state: State, plan: Plan, key: ServiceKey, ips: tuple[str, ...], po
         ad for ad in cfg.l2_advertisements
         if _ad_key(ad) in wanted and selectors.any_matches(ad.service_selectors, svc_labels)
     )
-    rec = L2Rec(ips=ips, has_ads=bool(ads), ads=ads, ad_keys=frozenset(_ad_key(a) for a in ads))
+    rec = L2Rec(ips=ips, has_ads=bool(ads), ads=ads, ad_keys=frozenset(_ad_key(a) for a in ads),
+                anchor=ips[0].encode())
     plan.l2[key] = rec
     if not ads:
         return
@@ -440,19 +442,22 @@ def _node_changed(state: State, plan: Plan, name: str) -> None:
     assert new is not None
     prefix = f"{name}#".encode()
     sha = hashlib.sha256
-    for key in sorted(plan.l2):
-        rec = plan.l2[key]
+    again = []
+    retry = (Reason.NO_ELIGIBLE_NODES.value, Reason.NO_LOCAL_ENDPOINTS.value)
+    for key, rec in plan.l2.items():  # insertion order; the outcome per Service does not depend on the order
         if not rec.has_ads or rec.owner == name or new.l2.isdisjoint(rec.ad_keys):
             continue
         if rec.local is not None and name not in rec.local:
             continue
         if rec.owner is None:
-            if rec.reason in (Reason.NO_ELIGIBLE_NODES.value, Reason.NO_LOCAL_ENDPOINTS.value):
-                _plan_service(state, plan, key)
+            if rec.reason in retry:
+                again.append(key)
             continue
         plan.compared += 1
-        if sha(prefix + rec.ips[0].encode()).digest() < rec.best:
-            _plan_service(state, plan, key)
+        if sha(prefix + rec.anchor).digest() < rec.best:
+            again.append(key)
+    for key in sorted(again):
+        _plan_service(state, plan, key)
 
 
 def _config_changed(state: State, plan: Plan) -> None:

@@ -461,41 +461,38 @@ def _node_changed(state: State, plan: Plan, name: str) -> None:
 
 
 def _config_changed(state: State, plan: Plan) -> None:
+    """A new configuration is in force (also after a Node event when validation looks at node labels)."""
     old_cfg, old_l2, old_bgp, old_bcfg = plan.cfg, plan.pool_l2, plan.pool_bgp, plan.bcfg
     _load_config(state, plan)
+    cfg = state.config
+    names = sorted(set(plan.nodes) | set(_node_names(state)))
+    if old_bcfg is None or plan.bcfg is None or old_bcfg.peers != plan.bcfg.peers:
+        for ch in plan.subscribers.values():
+            ch.everything = True
     keys: set[ServiceKey] = set()
-    if old_cfg is None or state.config is None:
-        keys.update(state.services)
-        keys.update(plan.inputs)
-    else:
-        for pool in sorted(set(plan.pool_l2) | set(old_l2)):
-            if plan.pool_l2.get(pool) != old_l2.get(pool) or plan.pool_bgp.get(pool) != old_bgp.get(pool):
-                keys.update(plan.pool_keys.get(pool, ()))
-        if old_cfg.l2_advertisements != state.config.l2_advertisements:
-            keys.update(plan.l2)  # service selectors or interfaces may differ
-        if old_cfg.pools != state.config.pools:
-            keys.update(k for k in set(state.services) | set(plan.inputs) if plan.inputs.get(k) != _inputs(state, k))
-    node_moved = False
-    for name in sorted(set(plan.nodes) | set(_node_names(state))):
-        info = _node_info(state, plan, name)
-        if plan.nodes.get(name) != info:
-            node_moved = True
+    if old_cfg is None or cfg is None or old_cfg.l2_advertisements != cfg.l2_advertisements:
+        # advertisements changed: every node's eligibility may differ; re-plan every Service with an IP
+        for name in names:
+            info = _node_info(state, plan, name)
+            if plan.nodes.get(name) != info:
+                _node_touched(plan, name)
             if info is None:
                 plan.nodes.pop(name, None)
             else:
                 plan.nodes[name] = info
-            _node_touched(plan, name)
-    if node_moved:
-        keys.update(k for k, r in plan.l2.items() if r.has_ads)
-    if old_bcfg is None or plan.bcfg is None or old_bcfg.peers != plan.bcfg.peers:
-        for ch in plan.subscribers.values():
-            ch.everything = True
+        keys.update(plan.inputs)
+        keys.update(state.services)
+    else:
+        for name in names:  # node selectors of BGP ads or peers, or a node's own labels
+            _node_changed(state, plan, name)
+        for pool in sorted(set(plan.pool_l2) | set(old_l2)):
+            if plan.pool_l2.get(pool) != old_l2.get(pool) or plan.pool_bgp.get(pool) != old_bgp.get(pool):
+                keys.update(plan.pool_keys.get(pool, ()))
+        if old_cfg.pools != cfg.pools:
+            keys.update(k for k in sorted(set(state.services) | set(plan.inputs))
+                        if plan.inputs.get(k) != _inputs(state, k))
     for key in sorted(keys):
-        _plan_service(state, plan, key, refresh_ips=False)
-    _refresh_ips(plan, sorted(plan.ip_users))
-    # IPs no service uses any more
-    for ip in sorted(set(plan.ip_owner) - set(plan.ip_users)):
-        del plan.ip_owner[ip]
+        _plan_service(state, plan, key)
 
 
 # ----------------------------------------------------------------------------------------------------------------

@@ -276,16 +276,33 @@ def community_key(text: str) -> CommunityKey:
     return parsed[0]
 
 
-def merge(entries: list[Entry]) -> dict[tuple[str, tuple[int, int, int]], tuple[int, tuple[str, ...]]]:
-    """Rule 3: (peer, prefix) -> (local_pref of the first ad by name, united communities sorted)."""
-    best: dict[tuple[str, tuple[int, int, int]], tuple[str, int]] = {}
-    comms: dict[tuple[str, tuple[int, int, int]], set[str]] = {}
+Raw = dict[tuple[str, tuple[int, int, int]], tuple[str, int, frozenset[str]]]
+
+
+def merge_raw(entries: list[Entry], into: Raw | None = None) -> Raw:
+    """Rule 3, before sorting: (peer, prefix) -> (first ad name, its local_pref, united communities).
+
+    With ``into``, the entries are merged into a copy of an earlier result (merging is associative).
+    """
+    out: Raw = dict(into) if into is not None else {}
     for peer, pfx, ad_name, lp, cs in entries:
         k = (peer, pfx)
-        if k not in best or ad_name < best[k][0]:
-            best[k] = (ad_name, lp)
-        comms.setdefault(k, set()).update(cs)
-    return {k: (best[k][1], tuple(sorted(comms[k], key=community_key))) for k in best}
+        got = out.get(k)
+        if got is None:
+            out[k] = (ad_name, lp, frozenset(cs))
+        else:
+            name, keep_lp = (ad_name, lp) if ad_name < got[0] else (got[0], got[1])
+            out[k] = (name, keep_lp, got[2] | frozenset(cs))
+    return out
+
+
+def finish(raw: Raw) -> dict[tuple[str, tuple[int, int, int]], tuple[int, tuple[str, ...]]]:
+    return {k: (lp, tuple(sorted(cs, key=community_key))) for k, (_, lp, cs) in raw.items()}
+
+
+def merge(entries: list[Entry]) -> dict[tuple[str, tuple[int, int, int]], tuple[int, tuple[str, ...]]]:
+    """Rule 3: (peer, prefix) -> (local_pref of the first ad by name, united communities sorted)."""
+    return finish(merge_raw(entries))
 
 
 def prefix_text(pfx: tuple[int, int, int]) -> str:

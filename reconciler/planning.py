@@ -30,6 +30,7 @@ Rules:
 from __future__ import annotations
 
 import hashlib
+import heapq
 from dataclasses import dataclass, field
 
 from events import schema
@@ -581,18 +582,66 @@ def _union_ifaces(a: tuple[str, ...] | None, b: tuple[str, ...]) -> tuple[str, .
 
 
 def bgp_map(state: State) -> dict:
-    """The replay JSON ``bgp`` map: node -> peer -> advertisements (design.md §5); empty nodes/peers omitted."""
+    """The replay JSON ``bgp`` map: node -> peer -> advertisements (design.md §5); empty nodes/peers omitted.
+
+    Nodes alike for BGP (same problem, same advertisements and peers selecting them) send the same prefixes for
+    every ``Cluster`` Service, so that part is computed once per kind of node; ``Local`` Services are added per
+    node from an index of the nodes hosting their endpoints.
+    """
+    plan = ensure(state)
+    local_idx: dict[str, list[ServiceKey]] = {}
+    cluster_keys: list[ServiceKey] = []
+    for key in sorted(plan.bgp):
+        rec = plan.bgp[key]
+        if rec.local_only:
+            for n in sorted(rec.local):
+                local_idx.setdefault(n, []).append(key)
+        else:
+            cluster_keys.append(key)
+    groups: dict[tuple, tuple[bgpplan.Raw, list, dict]] = {}
     out = {}
     for node in _node_names(state):
-        np_ = node_plan(state, node)
-        if not np_.bgp:
+        info = plan.nodes.get(node)
+        if info is None or info.problem is not None:
             continue
-        peers: dict[str, list] = {}
-        for peer, pfx in sorted(np_.bgp, key=lambda k: (k[0], effects.prefix_key(k[1]))):
-            lp, cs = np_.bgp[(peer, pfx)]
-            peers.setdefault(peer, []).append({"prefix": pfx, "local_pref": lp, "communities": list(cs)})
-        out[node] = peers
+        sig = (info.bgp, info.peers)
+        if sig not in groups:
+            entries = [e for key in cluster_keys for e in _bgp_for_node(plan, key, node, info)[1]]
+            raw = bgpplan.merge_raw(entries)
+            order = sorted(raw)
+            items = {k: _bgp_item(k, raw[k]) for k in order}
+            groups[sig] = (raw, order, items)
+        raw, order, items = groups[sig]
+        extra = [e for key in local_idx.get(node, ()) for e in _bgp_for_node(plan, key, node, info)[1]]
+        if extra:
+            touched = bgpplan.merge_raw(extra, into={k: raw[k] for k in {(e[0], e[1]) for e in extra} if k in raw})
+            new_keys = sorted(k for k in touched if k not in raw)
+            keys = list(heapq.merge(order, new_keys)) if new_keys else order
+            peers = _bgp_lists(keys, items, {k: _bgp_item(k, v) for k, v in touched.items()})
+        else:
+            peers = _bgp_lists(order, items, {})
+        if peers:
+            out[node] = peers
     return out
+
+
+def _bgp_item(key: tuple[str, tuple[int, int, int]], value: tuple[str, int, frozenset[str]]) -> dict:
+    _, lp, cs = value
+    return {"prefix": bgpplan.prefix_text(key[1]), "local_pref": lp or None,
+            "communities": sorted(cs, key=bgpplan.community_key)}
+
+
+def _bgp_lists(keys: list, items: dict, overrides: dict) -> dict[str, list]:
+    peers: dict[str, list] = {}
+    for k in keys:
+        item = overrides.get(k)
+        if item is None:
+            item = items[k]
+        lst = peers.get(k[0])
+        if lst is None:
+            lst = peers[k[0]] = []
+        lst.append(item)
+    return peers
 
 
 def subscribe(state: State, name: str) -> Changes:

@@ -192,3 +192,10 @@ def explain(state: State, key: ServiceKey) -> dict[str, Any] | None:
             if section is not None:
                 out[name] = section
     return out
+
+
+# Announcement sections (owned by reconciler.planning).
+from reconciler import planning as _planning  # noqa: E402
+
+SECTIONS["l2"] = _planning.l2_section
+SECTIONS["bgp"] = _planning.bgp_section

@@ -67,7 +67,7 @@ class Settings:
     checkpoint_ms: int = 0  # 0: no checkpoints; else the stream-ID ms bucket of rule 4
     checkpoint_file: str | None = None  # JSON lines {"pos", "hash", "kind"} appended per checkpoint
     publish: bool = True
-    hash_interval: float = 1.0  # the decisions entry carries the state hash at most this often ("" between)
+    hash_interval: float = 5.0  # the decisions entry carries the state hash at most this often ("" between)
     verify_interval: float = 5.0  # seconds between stream-regression checks while idle
     backoff_max: float = 5.0
 

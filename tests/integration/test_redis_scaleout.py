@@ -12,7 +12,7 @@ import pytest
 from benchmarks import data
 from events import codec, log as logmod, schema, stream
 from reconciler import decisions, fold, state as statemod
-from tests.redis_server import REDIS_CLI, DaemonProc, RedisServer, free_port
+from tests.redis_server import REDIS_CLI, DaemonProc, RedisServer, free_cluster_port, free_port
 
 pytestmark = pytest.mark.integration
 
@@ -29,7 +29,7 @@ def offline_hash(lg: stream.StreamLog) -> str:
 
 @pytest.fixture
 def redis_cluster(tmp_path: Path):
-    servers = [RedisServer(tmp_path / f"node{i}", extra=["--cluster-enabled", "yes", "--cluster-config-file",
+    servers = [RedisServer(tmp_path / f"node{i}", port=free_cluster_port(), extra=["--cluster-enabled", "yes", "--cluster-config-file",
                                                          "nodes.conf", "--cluster-node-timeout", "2000"])
                for i in range(3)]
     try:

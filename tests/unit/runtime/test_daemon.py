@@ -274,3 +274,29 @@ def test_decisions_carry_the_hash_at_most_every_hash_interval() -> None:
         if h:
             n = [r.position for r in c.read()].index(pos) + 1
             assert h == offline_hash(EVENTS[:n])
+
+
+def test_write_status_hook_builds_the_writer_from_the_registered_factory(monkeypatch) -> None:
+    """``--write-status`` asks the registered factory for a writer and hands it to the daemon."""
+    from typer.testing import CliRunner
+
+    from reconciler.runtime import cli_run, daemon as dm
+    from reconciler.runtime.cli import app
+
+    made, ran = [], []
+    cli_run.set_status_writer_factory(lambda opts: made.append(opts) or (lambda batch: None))
+
+    def fake_run(self, stop=None, on_idle=None):
+        ran.append(self.status_writer)
+
+    monkeypatch.setattr(dm.Daemon, "run", fake_run)
+    monkeypatch.setattr(dm, "install_signal_handlers", lambda stop: None)  # keep pytest's own handlers
+    monkeypatch.setattr(cli_run, "setup_logging", lambda fmt, level="info": None)  # keep logging global state
+    try:
+        res = CliRunner().invoke(app, ["run", "--write-status", "--kubeconfig", "/k", "--cluster", "c1",
+                                       "--redis-url", "redis://127.0.0.1:1/0"])
+    finally:
+        cli_run.set_status_writer_factory(None)
+    assert res.exit_code == 0, res.output
+    assert made == [{"kubeconfig": "/k", "cluster": "c1"}]
+    assert ran and callable(ran[0])

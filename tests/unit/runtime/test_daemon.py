@@ -300,3 +300,41 @@ def test_write_status_hook_builds_the_writer_from_the_registered_factory(monkeyp
     assert res.exit_code == 0, res.output
     assert made == [{"kubeconfig": "/k", "cluster": "c1"}]
     assert ran and callable(ran[0])
+
+
+def test_a_new_leader_resyncs_everything_and_a_failed_publication_is_retried() -> None:
+    c, clock = new()
+    c.append(EVENTS[:200])
+    first = make(c, clock, "first", snapshot_every=1)
+    drain(first)
+    assert c.load_snapshot().position == c.head()
+    keys = sorted(first.state.services)
+    assert keys
+    first.log.release_lead("first")
+    clock.t += 100
+    n_before = len(c.published)
+    second = make(c, clock, "second")  # boots from the snapshot: it has every Service already
+    drain(second)
+    assert len(c.published) == n_before
+    c.append([schema.SpeakerUp(node="trigger")])
+    drain(second)
+    assert sorted(msgspec.msgpack.decode(c.published[n_before][2])) == keys  # its first batch: every Service
+    c.append([schema.SpeakerUp(node="trigger-2")])
+    drain(second)
+    assert msgspec.msgpack.decode(c.published[-1][2]) == {}  # later: changes only
+    svc = next(e for e in EVENTS[200:] if isinstance(e, schema.K8sUpsert) and isinstance(e.obj, schema.Service)
+               and f"{e.obj.namespace}/{e.obj.name}" not in keys)
+    key = f"{svc.obj.namespace}/{svc.obj.name}"
+    c.append([svc])
+    real = c.publish_decisions
+
+    def down(*a):
+        raise logmod.LogUnavailable("boom")
+
+    c.publish_decisions = down
+    with pytest.raises(logmod.LogUnavailable):
+        second.step(timeout_ms=1)
+    c.publish_decisions = real
+    c.append([schema.SpeakerUp(node="again")])
+    drain(second)
+    assert key in msgspec.msgpack.decode(c.published[-1][2])  # not lost with the failed publication

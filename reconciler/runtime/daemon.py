@@ -101,6 +101,7 @@ class ClusterLog(logmod.EventLog, Protocol):
     def trim_below(self, position: Position) -> int: ...
     def epoch(self) -> str: ...
     def entries_added(self) -> int: ...
+    def length(self) -> int: ...
     def probe(self, position: Position) -> tuple[str, bool]: ...
 
 
@@ -394,7 +395,13 @@ class Daemon:
         """Rule 3: detect a stream that went backwards; recover from a trim that overtook a slow replica."""
         self._verify_at = self.clock()
         if self.pos == ZERO:
-            self._set_regressed(None)
+            # from the start: only right if the stream still holds every entry ever added
+            added, length = self.log.entries_added(), self.log.length()
+            if added > length:
+                self._set_regressed(f"no usable snapshot, and {added - length} entries were trimmed from the "
+                                    "stream: a replay from the start would fold a different history")
+            else:
+                self._set_regressed(None)
             return
         last = self.log.last_id()
         if last < self.pos:

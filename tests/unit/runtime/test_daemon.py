@@ -338,3 +338,15 @@ def test_a_new_leader_resyncs_everything_and_a_failed_publication_is_retried() -
     c.append([schema.SpeakerUp(node="again")])
     drain(second)
     assert key in msgspec.msgpack.decode(c.published[-1][2])  # not lost with the failed publication
+
+
+def test_no_usable_snapshot_on_a_trimmed_stream_is_reported_not_replayed() -> None:
+    c, clock = new()
+    c.append(EVENTS[:300])
+    leader = make(c, clock, "l", snapshot_every=100, retention=True)
+    drain(leader)
+    assert len(list(c.read())) < 300  # the leader trimmed below its snapshot
+    c.save_snapshot(logmod.Snapshot(c.head(), snapmod.SNAPSHOT_VERSION, b"\xc1corrupt", "x"))
+    d = make(c, clock, "fresh")
+    assert d.pos == ZERO and d.regressed is not None and "trimmed" in d.regressed
+    assert d.step(timeout_ms=1) == 0 and d.applied == 0

@@ -402,3 +402,12 @@ def test_round_trip_catches_a_misspelt_field() -> None:
     ds["spec"]["template"]["spec"]["hostNetwrk"] = True
     m = api._ApiClient__deserialize(copy.deepcopy(ds), _model_name(ds))
     assert _drop_none(api.sanitize_for_serialization(m)) != ds
+
+
+def test_each_component_serves_metrics_on_its_named_port(target) -> None:
+    _, objs = target
+    for w in (o for o in objs if o["kind"] in ("Deployment", "DaemonSet")):
+        c = _pod(w)["containers"][0]
+        port = {p["name"]: p["containerPort"] for p in c["ports"]}["metrics"]
+        env = {e["name"]: e.get("value") for e in c["env"]}
+        assert env["STREAMLB_METRICS_PORT"] == str(port), w["metadata"]["name"]

@@ -164,6 +164,10 @@ EXPECTED_PERMISSIONS = {
         ("*", "", "events", "create"),
         ("metallb-system", "metallb.io", "ipaddresspools", "get"),
         ("metallb-system", "metallb.io", "ipaddresspools/status", "patch"),
+        ("metallb-system", "metallb.io", "servicel2statuses/status", "patch"),
+        ("metallb-system", "metallb.io", "servicel2statuses", "list"),
+        ("metallb-system", "metallb.io", "servicel2statuses", "create"),
+        ("metallb-system", "metallb.io", "servicel2statuses", "delete"),
     },
     "streamlb-speaker": set(),
     "streamlb-redis": set(),
@@ -362,7 +366,7 @@ def test_crds_are_structural_and_accept_metallb_objects() -> None:
 
     crds = {(c["spec"]["names"]["kind"]): c for c in by_kind(build(TARGETS["base"]), "CustomResourceDefinition")}
     assert sorted(crds) == ["BFDProfile", "BGPAdvertisement", "BGPPeer", "Community", "IPAddressPool",
-                            "L2Advertisement"]
+                            "L2Advertisement", "ServiceL2Status"]
     for c in crds.values():
         assert c["spec"]["group"] == "metallb.io" and c["spec"]["scope"] == "Namespaced"
         assert sum(v["storage"] for v in c["spec"]["versions"]) == 1

@@ -212,6 +212,11 @@ def register(app: typer.Typer) -> None:
         if exc.name != "reconciler.runtime.cli_run":
             raise
     else:
-        from reconciler.runtime import kube_status
+        cli_run.set_status_writer_factory(_status_writer_factory)
 
-        cli_run.set_status_writer_factory(kube_status.daemon_writer_factory)
+
+def _status_writer_factory(options: dict):
+    # imported on use: the kubernetes client is slow to import and most commands never need it
+    from reconciler.runtime import kube_status
+
+    return kube_status.daemon_writer_factory(options)

@@ -83,8 +83,9 @@ def test_kill_9_of_the_daemon_twenty_times_mid_stream_then_restart_equals_full_r
     prod = Producer(redis_server.url, "crash", events, pause=0.01)  # producing spans the kills
     prod.start()
     kills = 0
-    for _ in range(20):
-        time.sleep(rand.uniform(0.2, 1.0))  # seeded random kill points (some before boot completes)
+    for i in range(20):
+        d.wait_log("starting", i + 1)  # interpreter up; boot, catch-up and folding follow
+        time.sleep(rand.uniform(0.0, 0.8))  # seeded random kill points: during boot, catch-up, follow, snapshots
         d.kill()
         kills += 1
         d.start()

@@ -111,8 +111,7 @@ def register(app: typer.Typer) -> None:
         if write_status:
             if _status_writer_factory is None:
                 raise _fail("--write-status: status write-back is not available in this build", code=2)
-            writer = _status_writer_factory({"kubeconfig": kubeconfig, "cluster": cluster, "lb_class": lb_class,
-                                             "replica": replica})
+            writer = _status_writer_factory({"kubeconfig": kubeconfig, "cluster": cluster})
         settings = daemonmod.Settings(
             snapshot_every=snapshot_every, snapshot_interval=snapshot_interval, retention=retention,
             leader_ttl_ms=leader_ttl, monitor_interval=monitor_interval, speaker_ttl=speaker_ttl, hash_interval=hash_interval, page=page, lb_class=lb_class,

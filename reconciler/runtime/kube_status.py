@@ -394,6 +394,8 @@ class DaemonStatusWriter:
 
     def __call__(self, batch: Any) -> WriteResult:
         state = batch.state
+        # ownership follows the daemon's own load-balancer class (the state is built with it)
+        self.writer.lb_class = state.lb_class
         keys = {k for k, v in batch.changed.items() if v is not None} | self.retry
         services: dict[str, Any] = {}
         for key in sorted(keys):

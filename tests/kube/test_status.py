@@ -250,3 +250,11 @@ def test_service_l2_status_follows_the_elected_node(fake, kubeconfig, cluster) -
     fold.apply(st, schema.K8sDelete(ref=schema.ObjectRef(kind="L2Advertisement", namespace=NS, name="l2")))
     hook(_Batch({}, st))
     assert statuses() == {} and fake.get("ServiceL2Status", NS, "l2-metallb") is not None
+
+
+def test_daemon_hook_takes_ownership_rules_from_the_daemon_state(fake, kubeconfig, cluster) -> None:
+    dec, st = decide(cluster, lb_class="example.com/lb")  # a daemon started with --lb-class example.com/lb
+    assert list(dec["services"]) == ["shop/other"]
+    hook = kube_status.DaemonStatusWriter(_writer(kubeconfig))  # the writer itself was built without a class
+    res = hook(_Batch({"shop/other": {}}, st))
+    assert res.status_written == ["shop/other"] and res.ok

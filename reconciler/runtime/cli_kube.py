@@ -158,6 +158,8 @@ def watch(
     lease_seconds: Annotated[int, typer.Option("--lease-seconds", min=2)] = 15,
     watch_timeout: Annotated[int, typer.Option("--watch-timeout", min=1, help="Seconds per watch request.")] = 300,
     duration: Annotated[Optional[float], typer.Option("--duration", help="Stop after this many seconds.")] = None,
+    metrics_port: Annotated[Optional[int], typer.Option("--metrics-port", envvar="STREAMLB_METRICS_PORT",
+                                                        help="Serve Prometheus metrics on this port.")] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
     """List and watch the cluster and append k8s.upsert/k8s.delete events to the log (the Kubernetes producer).
@@ -186,6 +188,11 @@ def watch(
                                           identity or f"{socket.gethostname()}-{os.getpid()}", lease_seconds)
     w = kube_watch.Watcher(api, log, tuple(metallb_namespace or ("metallb-system",)), state_path=state,
                            elector=elector, watch_timeout=watch_timeout)
+    if metrics_port is not None:
+        try:
+            kube_watch.serve_metrics(w, metrics_port)
+        except OSError as exc:
+            raise _fail(f"--metrics-port {metrics_port}: {exc.strerror or exc}", 1) from None
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
@@ -208,8 +215,8 @@ def register(app: typer.Typer) -> None:
         cli_run.set_status_writer_factory(_status_writer_factory)
 
 
-def _status_writer_factory(*args, **kwargs):
-    """Imports the Kubernetes client only when status write-back is asked for (it costs ~0.5 s at start-up)."""
+def _status_writer_factory(options: dict):
+    # imported on use: the kubernetes client is slow to import and most commands never need it
     from reconciler.runtime import kube_status
 
-    return kube_status.daemon_writer_factory(*args, **kwargs)
+    return kube_status.daemon_writer_factory(options)

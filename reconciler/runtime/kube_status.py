@@ -7,7 +7,11 @@ What is written, per Service streamlb owns (type LoadBalancer and the load-balan
 * one Kubernetes Event per decision event (``IPAllocated``, ``AllocationFailed``, ``ClearAssignment`` ... with
   MetalLB's types and texts), reported by ``streamlb-controller``;
 
-and per IPAddressPool its ``status`` counters (``assignedIPv4/IPv6``, ``availableIPv4/IPv6``).
+per IPAddressPool its ``status`` counters (``assignedIPv4/IPv6``, ``availableIPv4/IPv6``), and per Service with a
+layer-2 owner a MetalLB-style ``ServiceL2Status`` object in the MetalLB namespace (``status.node``,
+``serviceName``, ``serviceNamespace``; labels ``metallb.io/node``, ``metallb.io/service-name``,
+``metallb.io/service-namespace``), re-created when the owner moves (MetalLB's fields are immutable) and deleted
+when nobody announces.
 
 Rules:
 
@@ -51,6 +55,8 @@ class WriteResult:
     events_existing: int = 0
     conflicts: int = 0
     pools_written: list[str] = field(default_factory=list)
+    l2_created: list[str] = field(default_factory=list)
+    l2_deleted: list[str] = field(default_factory=list)
     failed: dict[str, str] = field(default_factory=dict)  # key -> reason; call again later
 
     @property
@@ -265,6 +271,74 @@ class StatusWriter:
         raise kube_api.ApiError(409, "Conflict", f"pool {name}: still conflicting")
 
 
+L2_LABELS = ("metallb.io/service-namespace", "metallb.io/service-name", "metallb.io/node")
+MANAGED = ("app.kubernetes.io/managed-by", "streamlb")
+
+
+def l2_object_name(key: str) -> str:
+    return "l2-" + hashlib.sha256(key.encode()).hexdigest()[:12]
+
+
+def write_l2_statuses(writer: StatusWriter, owners: dict[str, str | None], result: WriteResult) -> None:
+    """Make the ServiceL2Status objects say ``owners`` (service key -> node or None), for every Service.
+
+    Objects streamlb made for Services not in ``owners`` are deleted. Raises kube_api.ApiError (caller retries).
+    """
+    ns = writer.metallb_namespace
+    base = f"/apis/metallb.io/v1beta1/namespaces/{ns}/servicel2statuses"
+    listed = kube_api.request(writer.api, "GET", base, query={"labelSelector": "=".join(MANAGED)}, timeout=30.0)
+    have: dict[str, dict] = {}
+    for o in listed.get("items") or ():
+        labels = (o.get("metadata") or {}).get("labels") or {}
+        if labels.get(MANAGED[0]) != MANAGED[1]:
+            continue  # MetalLB's own objects are not ours to touch
+        have[f"{labels.get(L2_LABELS[0])}/{labels.get(L2_LABELS[1])}"] = o
+    for key in sorted(set(have) | set(owners)):
+        want = owners.get(key)
+        cur = have.get(key)
+        cur_node = ((cur or {}).get("status") or {}).get("node")
+        if cur is not None and cur_node == want:
+            continue
+        if cur is not None:
+            try:
+                kube_api.request(writer.api, "DELETE", f"{base}/{cur['metadata']['name']}", timeout=10.0)
+            except kube_api.ApiError as exc:
+                if exc.status != 404:
+                    raise
+            result.l2_deleted.append(key)
+        if want is None:
+            continue
+        svc_ns, _, svc_name = key.partition("/")
+        name = l2_object_name(key)
+        status = {"node": want, "serviceName": svc_name, "serviceNamespace": svc_ns, "interfaces": []}
+        body = {"apiVersion": "metallb.io/v1beta1", "kind": "ServiceL2Status",
+                "metadata": {"name": name, "namespace": ns,
+                             "labels": {L2_LABELS[0]: svc_ns, L2_LABELS[1]: svc_name, L2_LABELS[2]: want,
+                                        MANAGED[0]: MANAGED[1]}},
+                "status": status}
+        try:
+            kube_api.request(writer.api, "POST", base, body=body, timeout=10.0)
+        except kube_api.ApiError as exc:
+            if exc.status != 409:
+                raise
+        # the API server ignores status on create when the status subresource is on: set it through it
+        kube_api.request(writer.api, "PATCH", f"{base}/{name}/status", body={"status": status},
+                         content_type="application/merge-patch+json", timeout=10.0)
+        result.l2_created.append(key)
+
+
+def l2_owners(state: Any) -> dict[str, str | None]:
+    """Service key -> the node announcing it in layer 2 (None when nobody does), for Services with L2."""
+    from reconciler import decisions as decisionsmod
+
+    out: dict[str, str | None] = {}
+    for key, dec in decisionsmod.services(state, with_events=False).items():
+        if dec["l2"]:
+            first = dec["ingress"][0]
+            out[key] = dec["l2"][first]["node"]
+    return out
+
+
 def write_status(decisions: dict[str, Any], api: Any, *, pools: dict[str, dict[str, int]] | None = None,
                  lb_class: str | None = None, metallb_namespace: str = "metallb-system") -> WriteResult:
     """One-shot write (see :class:`StatusWriter`; keep a writer to avoid re-sending Events)."""
@@ -307,14 +381,21 @@ class DaemonStatusWriter:
     only when they differ from what this writer last wrote.
     """
 
-    def __init__(self, writer: StatusWriter) -> None:
+    def __init__(self, writer: StatusWriter, l2_interval: float = 10.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.writer = writer
+        self.l2_interval = l2_interval
+        self.clock = clock
+        self._l2_at: float | None = None
+        self._l2_written: dict[str, str | None] | None = None
         self.retry: set[str] = set()
         self._pools_written: dict[str, dict[str, int]] = {}
         self.last: WriteResult | None = None
 
     def __call__(self, batch: Any) -> WriteResult:
         state = batch.state
+        # ownership follows the daemon's own load-balancer class (the state is built with it)
+        self.writer.lb_class = state.lb_class
         keys = {k for k, v in batch.changed.items() if v is not None} | self.retry
         services: dict[str, Any] = {}
         for key in sorted(keys):
@@ -330,6 +411,19 @@ class DaemonStatusWriter:
         for n, c in pools.items():
             if f"IPAddressPool/{n}" not in result.failed:
                 self._pools_written[n] = c
+        # L2 owners move with nodes and endpoints, not only with the Services that changed: recomputed for all
+        # Services at most every l2_interval seconds, written when they differ from what was written.
+        now = self.clock()
+        if self._l2_at is None or now - self._l2_at >= self.l2_interval:
+            self._l2_at = now
+            owners = l2_owners(state)
+            if owners != self._l2_written:
+                try:
+                    write_l2_statuses(self.writer, owners, result)
+                    self._l2_written = owners
+                except kube_api.ApiError as exc:
+                    result.failed["ServiceL2Status"] = str(exc)
+                    self._l2_at = None  # retry with the next batch
         self.last = result
         if result.failed:
             logger.warning("status write-back: %d object(s) to retry", len(result.failed))

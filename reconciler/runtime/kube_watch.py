@@ -507,3 +507,31 @@ def kube_api_request(api: Any, method: str, path: str, query: dict[str, Any]) ->
 
 def kube_api_watch(api: Any, path: str, query: dict[str, Any], read_timeout: float) -> Any:
     return kube_api.watch(api, path, query, read_timeout)
+
+
+def serve_metrics(watcher: Watcher, port: int, addr: str = "0.0.0.0") -> None:
+    """Prometheus metrics of the watcher, read from its counters at scrape time."""
+    from prometheus_client import CollectorRegistry, start_http_server
+    from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+    class _Collector:
+        def collect(self):  # noqa: ANN202 - prometheus_client protocol
+            s = watcher.stats
+            for name, value, doc in (
+                ("appended", s.appended, "events appended to the log"),
+                ("unchanged", s.skipped_unchanged, "watch events that changed nothing streamlb reads"),
+                ("rejected", s.rejected, "malformed objects not appended"),
+                ("relists", s.relists, "LISTs diffed against the ledger"),
+                ("gone", s.gone, "watches expired with 410 Gone"),
+                ("bookmarks", s.bookmarks, "BOOKMARK events"),
+                ("errors", s.errors, "watch errors (retried)"),
+                ("sessions", s.sessions, "leadership sessions started"),
+            ):
+                yield CounterMetricFamily(f"streamlb_watch_{name}", doc, value=value)
+            leading = watcher.elector.is_leader if watcher.elector is not None else True
+            yield GaugeMetricFamily("streamlb_watch_leader", "1 while this replica appends", value=int(leading))
+            yield GaugeMetricFamily("streamlb_watch_objects", "objects in the ledger", value=len(watcher.ledger))
+
+    registry = CollectorRegistry()
+    registry.register(_Collector())
+    start_http_server(port, addr=addr, registry=registry)

@@ -68,6 +68,7 @@ KINDS = [
     Kind("metallb.io", ("v1beta2", "v1beta1"), "bgppeers", "BGPPeer", True),
     Kind("metallb.io", ("v1beta1",), "communities", "Community", True),
     Kind("metallb.io", ("v1beta1",), "bfdprofiles", "BFDProfile", True),
+    Kind("metallb.io", ("v1beta1",), "servicel2statuses", "ServiceL2Status", True, (), ("status",)),
 ]
 BY_PLURAL = {(k.group, k.plural): k for k in KINDS}
 BY_KIND = {k.kind: k for k in KINDS}
@@ -391,6 +392,8 @@ class _Handler(BaseHTTPRequestHandler):
                 if kind.namespaced:
                     body["metadata"]["namespace"] = ns
                 body["metadata"].pop("resourceVersion", None)
+                if "status" in kind.subresources:
+                    body.pop("status", None)  # as the real server: status is set through the subresource
                 with self.server_fake.lock:
                     stored = self.server_fake._store(body, None, create_only=True)
                 return self._send_json(201, self._versioned(stored, kind, version))
@@ -430,9 +433,13 @@ class _Handler(BaseHTTPRequestHandler):
             if k == "metadata.name":
                 want_name = v.lstrip("=")
 
+        want_labels = dict(t.split("=", 1) for t in query.get("labelSelector", "").split(",") if "=" in t)
+
         def ok(o: dict) -> bool:
             m = o["metadata"]
-            return (not ns or m.get("namespace", "") == ns) and (want_name is None or m["name"] == want_name)
+            labels = m.get("labels") or {}
+            return ((not ns or m.get("namespace", "") == ns) and (want_name is None or m["name"] == want_name)
+                    and all(labels.get(k) == v for k, v in want_labels.items()))
 
         return ok
 

@@ -194,3 +194,67 @@ def test_daemon_hook_writes_changed_services_and_retries_failures(fake, kubeconf
     assert sorted(res.status_written) == ["shop/api", "shop/db"] and res.ok and res.pools_written == []
     assert fake.count("GET", r"/ipaddresspools/") == 2
     assert len(fake.objects_of("Event")) == 3
+
+
+def _node(name: str) -> dict:
+    return {"apiVersion": "v1", "kind": "Node", "metadata": {"name": name, "labels": {"kubernetes.io/hostname": name}}}
+
+
+def _slice(svc_name: str, node: str) -> dict:
+    return {"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice", "addressType": "IPv4",
+            "metadata": {"name": f"{svc_name}-x", "namespace": "shop",
+                         "labels": {"kubernetes.io/service-name": svc_name}},
+            "endpoints": [{"addresses": ["10.244.0.5"], "conditions": {"ready": True}, "nodeName": node}]}
+
+
+def _apply(st: statemod.State, obj: dict) -> None:
+    fold.apply(st, schema.K8sUpsert(obj=kube.translate(obj)))
+
+
+def test_service_l2_status_follows_the_elected_node(fake, kubeconfig, cluster) -> None:
+    l2ad = {"apiVersion": "metallb.io/v1beta1", "kind": "L2Advertisement", "metadata": {"name": "l2", "namespace": NS}}
+    objs = cluster + [l2ad, _node("node-a"), _node("node-b"), _slice("web", "node-a"), _slice("api", "node-b")]
+    _, st = decide(objs)
+    theirs = {"apiVersion": "metallb.io/v1beta1", "kind": "ServiceL2Status",
+              "metadata": {"name": "l2-metallb", "namespace": NS, "labels": {"metallb.io/node": "x"}},
+              "status": {"node": "x", "serviceName": "old", "serviceNamespace": "shop"}}
+    fake.put(theirs)  # made by MetalLB: not ours to touch
+    hook = kube_status.DaemonStatusWriter(_writer(kubeconfig), l2_interval=0)
+    res = hook(_Batch({}, st))
+    owners = kube_status.l2_owners(st)
+    assert sorted(owners) == ["shop/api", "shop/db", "shop/web"]
+    assert owners["shop/db"] is None and owners["shop/web"] and owners["shop/api"]  # db has no endpoints
+    assert sorted(res.l2_created) == ["shop/api", "shop/web"] and res.ok
+
+    def statuses() -> dict[str, str]:
+        return {f"{o['status']['serviceNamespace']}/{o['status']['serviceName']}": o["status"]["node"]
+                for o in fake.objects_of("ServiceL2Status") if o["metadata"]["name"] != "l2-metallb"}
+
+    assert statuses() == {k: v for k, v in owners.items() if v}
+    o = fake.get("ServiceL2Status", NS, kube_status.l2_object_name("shop/web"))
+    assert o["metadata"]["labels"]["metallb.io/node"] == owners["shop/web"]
+    # nothing changed: nothing written
+    before = _writes(fake)
+    assert not hook(_Batch({}, st)).l2_created and _writes(fake) == before
+    # web's owner node goes away: web moves to the other node (its object is re-created, MetalLB's fields being
+    # immutable); api moves only if it was on the same node
+    gone = owners["shop/web"]
+    other = "node-b" if gone == "node-a" else "node-a"
+    fold.apply(st, schema.K8sDelete(ref=schema.ObjectRef(kind="Node", name=gone)))
+    new_owners = kube_status.l2_owners(st)
+    assert new_owners["shop/web"] == other
+    res = hook(_Batch({}, st))
+    assert statuses() == {k: v for k, v in new_owners.items() if v}
+    assert "shop/web" in res.l2_created and "shop/web" in res.l2_deleted
+    # no more L2Advertisement: nobody announces, the objects go; MetalLB's own object stays
+    fold.apply(st, schema.K8sDelete(ref=schema.ObjectRef(kind="L2Advertisement", namespace=NS, name="l2")))
+    hook(_Batch({}, st))
+    assert statuses() == {} and fake.get("ServiceL2Status", NS, "l2-metallb") is not None
+
+
+def test_daemon_hook_takes_ownership_rules_from_the_daemon_state(fake, kubeconfig, cluster) -> None:
+    dec, st = decide(cluster, lb_class="example.com/lb")  # a daemon started with --lb-class example.com/lb
+    assert list(dec["services"]) == ["shop/other"]
+    hook = kube_status.DaemonStatusWriter(_writer(kubeconfig))  # the writer itself was built without a class
+    res = hook(_Batch({"shop/other": {}}, st))
+    assert res.status_written == ["shop/other"] and res.ok

@@ -335,3 +335,26 @@ def test_watcher_killed_mid_stream_and_restarted(fake: FakeKube, kubeconfig: str
     assert duplicates(events) == []
     assert objects == expected_objects(fake)
     assert len(objects) > 10
+
+
+def test_metrics_endpoint_reports_the_counters(fake: FakeKube, kubeconfig: str) -> None:
+    import socket
+    import urllib.request
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    log = memory.MemoryLog()
+    w = _watcher(kubeconfig, log)
+    kube_watch.serve_metrics(w, port, "127.0.0.1")
+    run = Running(w)
+    try:
+        fake.put({"apiVersion": "v1", "kind": "Node", "metadata": {"name": "n1"}})
+        wait_for(lambda: _converged(fake, log))
+        text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+    finally:
+        run.close()
+    values = {ln.split()[0]: float(ln.split()[1]) for ln in text.splitlines() if ln and not ln.startswith("#")}
+    assert values["streamlb_watch_appended_total"] == 1.0
+    assert values["streamlb_watch_leader"] == 1.0 and values["streamlb_watch_objects"] == 1.0
+    assert values["streamlb_watch_relists_total"] == len(w.resources)

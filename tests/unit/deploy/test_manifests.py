@@ -164,8 +164,12 @@ EXPECTED_PERMISSIONS = {
         ("*", "", "events", "create"),
         ("metallb-system", "metallb.io", "ipaddresspools", "get"),
         ("metallb-system", "metallb.io", "ipaddresspools/status", "patch"),
+        ("metallb-system", "metallb.io", "servicel2statuses/status", "patch"),
+        ("metallb-system", "metallb.io", "servicel2statuses", "list"),
+        ("metallb-system", "metallb.io", "servicel2statuses", "create"),
+        ("metallb-system", "metallb.io", "servicel2statuses", "delete"),
     },
-    "streamlb-speaker": {("metallb-system", "", "secrets", "get")},
+    "streamlb-speaker": set(),
     "streamlb-redis": set(),
 }
 
@@ -203,7 +207,7 @@ def test_rbac_grants_exactly_what_each_component_needs(target) -> None:
     assert perms == expected
 
 
-def test_rbac_has_no_wildcards_and_no_secret_access_outside_the_speaker(target) -> None:
+def test_rbac_has_no_wildcards_and_no_secret_access(target) -> None:
     _, objs = target
     for role in by_kind(objs, "Role") + by_kind(objs, "ClusterRole"):
         for rule in role["rules"]:
@@ -211,8 +215,11 @@ def test_rbac_has_no_wildcards_and_no_secret_access_outside_the_speaker(target) 
                 assert "*" not in rule[field], (role["metadata"]["name"], field)
             assert not {"escalate", "bind", "impersonate", "deletecollection"} & set(rule["verbs"])
     for sa, perms in permissions(objs).items():
-        if sa != "streamlb-speaker":
-            assert not any(r.startswith("secrets") for _, _, r, _ in perms), sa
+        assert not any(r.startswith("secrets") for _, _, r, _ in perms), sa
+    # components that never call the API get no token
+    for sa in ("streamlb-speaker", "streamlb-redis"):
+        if any(o["metadata"]["name"] == sa for o in by_kind(objs, "ServiceAccount")):
+            assert one(objs, "ServiceAccount", sa)["automountServiceAccountToken"] is False
 
 
 def test_watcher_rbac_covers_exactly_what_the_watcher_watches() -> None:
@@ -239,7 +246,13 @@ def test_speaker_is_host_network_with_only_net_raw_and_net_admin(target) -> None
     _, objs = target
     ds = one(objs, "DaemonSet", "streamlb-speaker")
     pod = _pod(ds)
-    assert pod["hostNetwork"] is True
+    assert pod["hostNetwork"] is True and pod["automountServiceAccountToken"] is False
+    args = pod["containers"][0]["args"]
+    secret_dir = args[args.index("--secrets-dir") + 1]
+    mounts = {m["mountPath"]: m["name"] for m in pod["containers"][0]["volumeMounts"]}
+    vols = {v["name"]: v for v in pod["volumes"]}
+    assert vols[mounts[secret_dir]]["secret"] == {"secretName": "streamlb-bgp-passwords", "optional": True,
+                                                  "defaultMode": 0o400}
     for c in pod["containers"]:
         sc = c["securityContext"]
         assert sc["capabilities"] == {"drop": ["ALL"], "add": ["NET_RAW", "NET_ADMIN"]}
@@ -353,7 +366,7 @@ def test_crds_are_structural_and_accept_metallb_objects() -> None:
 
     crds = {(c["spec"]["names"]["kind"]): c for c in by_kind(build(TARGETS["base"]), "CustomResourceDefinition")}
     assert sorted(crds) == ["BFDProfile", "BGPAdvertisement", "BGPPeer", "Community", "IPAddressPool",
-                            "L2Advertisement"]
+                            "L2Advertisement", "ServiceL2Status"]
     for c in crds.values():
         assert c["spec"]["group"] == "metallb.io" and c["spec"]["scope"] == "Namespaced"
         assert sum(v["storage"] for v in c["spec"]["versions"]) == 1
@@ -402,3 +415,12 @@ def test_round_trip_catches_a_misspelt_field() -> None:
     ds["spec"]["template"]["spec"]["hostNetwrk"] = True
     m = api._ApiClient__deserialize(copy.deepcopy(ds), _model_name(ds))
     assert _drop_none(api.sanitize_for_serialization(m)) != ds
+
+
+def test_each_component_serves_metrics_on_its_named_port(target) -> None:
+    _, objs = target
+    for w in (o for o in objs if o["kind"] in ("Deployment", "DaemonSet")):
+        c = _pod(w)["containers"][0]
+        port = {p["name"]: p["containerPort"] for p in c["ports"]}["metrics"]
+        env = {e["name"]: e.get("value") for e in c["env"]}
+        assert env["STREAMLB_METRICS_PORT"] == str(port), w["metadata"]["name"]

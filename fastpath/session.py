@@ -130,6 +130,8 @@ class Session:
         self._keepalive_interval = 0.0
         self._next_hops: dict[str, str] = {}
         self.peer_open: wire.Open | None = None
+        self.router_id_fallback = "0.0.0.0"  # used when the config has none and the session is IPv6-only
+        self.router_id = config.router_id
         self._max_len = wire.MAX_MESSAGE
 
     # --- connection management -------------------------------------------------------------------------------
@@ -165,13 +167,14 @@ class Session:
             else:
                 self._next_hops["ipv6"] = str(la)
         cfg = self.config
+        self.router_id = cfg.router_id or self._next_hops.get("ipv4") or self.router_id_fallback
         families = tuple((_AFI[f], wire.SAFI_UNICAST) for f in cfg.families)
         gr = (cfg.restart_time, cfg.restarting) if cfg.graceful_restart else None
         self._send(
             wire.build_open(
                 cfg.local_as,
                 cfg.hold_time,
-                cfg.router_id,
+                self.router_id,
                 families=families,
                 extended_message=cfg.extended_message,
                 graceful_restart=gr,

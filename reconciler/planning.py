@@ -673,7 +673,7 @@ class NodeView:
             for ip in sorted(touched_ips):
                 for key in sorted(self._l2_idx_users(ip)):
                     agg[ip] = _union_ifaces(agg.get(ip), self._l2[key][ip])
-            for ip in touched_ips:
+            for ip in sorted(touched_ips):
                 if ip in agg:
                     new.l2[ip] = agg[ip]
                 else:

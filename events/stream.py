@@ -272,23 +272,29 @@ class StreamLog:
         return _pos(rows[0][0]) if rows else None
 
     def epoch(self) -> str:
-        """The serving Redis process's identity (``run_id``): it changes on every restart or failover."""
+        """The identity (``run_id``) of the Redis process serving this cluster's keys: it changes on every
+        restart or failover. On Redis Cluster, of the primary that owns the keys' slot."""
         with _wrap():
-            info = self.client.info("server")
-        if "run_id" in info:
-            return str(info["run_id"])
-        return ",".join(sorted(str(v.get("run_id")) for v in info.values() if isinstance(v, dict)))
+            if isinstance(self.client, redis.cluster.RedisCluster):
+                node = self.client.get_node_from_key(self.keys.events)
+                info = self.client.info("server", target_nodes=node)
+                if isinstance(info, dict) and "run_id" not in info and len(info) == 1:
+                    info = next(iter(info.values()))
+            else:
+                info = self.client.info("server")
+        return str(info.get("run_id", ""))
 
     def probe(self, position: Position) -> tuple[str, bool]:
-        """(epoch, whether the entry at ``position`` still exists) in one round trip. An existing entry means no
-        entry after it was trimmed (trimming removes a prefix)."""
+        """(epoch, whether the entry at ``position`` still exists). An existing entry means no entry after it
+        was trimmed (trimming removes a prefix). One round trip on a single Redis."""
+        if isinstance(self.client, redis.cluster.RedisCluster):
+            return self.epoch(), position == ZERO or self.has(position)
         with _wrap():
             pipe = self.client.pipeline(transaction=False)
             pipe.info("server")
             pipe.xrange(self.keys.events, min=str(position), max=str(position), count=1)
             info, rows = pipe.execute()
-        epoch = str(info["run_id"]) if "run_id" in info else repr(info)
-        return epoch, position == ZERO or bool(rows)
+        return str(info.get("run_id", "")), position == ZERO or bool(rows)
 
     def entries_added(self) -> int:
         """How many entries were ever added to the stream (0 if it does not exist)."""

@@ -267,6 +267,8 @@ class Bird:
             ]
             if p["password"]:
                 body.append(f'  password "{p["password"]}";')
+            if p["peer_as"] == self.asn:
+                body.append("  direct;")  # iBGP is multihop in BIRD unless told the neighbour is on-link
             body.append(f"  {chan} {{ import all; export none; gateway direct; }};")
             out.append(f"protocol bgp {p['name']} {{\n" + "\n".join(body) + "\n}")
         return "\n".join(out) + "\n"

@@ -326,3 +326,32 @@ def test_keep_on_exit_keeps_routes_and_restart_reannounces(cluster) -> None:
     c["speaker"]("a", "--no-l2")
     wait_for(lambda: (r := gob.rib("ipv4")) and not any(v["stale"] for v in r.values())
              and {p: sorted(v["communities"]) for p, v in r.items()} == want, 60, what="routes refreshed")
+
+
+def test_killed_owner_heartbeat_expires_and_other_node_takes_over(cluster) -> None:
+    """kill -9 of the owner's speaker: its heartbeat key expires, the leader of ``streamlb run`` appends
+    speaker.down, the other speaker takes the VIP and the client's neighbour entry moves."""
+    from tests.redis_server import DaemonProc
+
+    c = cluster
+    lg, n, tmp = c["log"], c["ns"], c["tmp"]
+    lg.append(yaml_events(tmp, CONFIG))
+    lg.append(yaml_events(tmp, service_yaml("web", "l2pool", "node-a")))
+    url = f"unix://{tmp / 'redis.sock'}"
+    run = DaemonProc(tmp / "run", url, "spk", "leader", "--monitor-interval", "0.2", "--speaker-ttl", "2").start()
+    try:
+        sp = {"node-a": c["speaker"]("a", "--no-bgp"), "node-b": c["speaker"]("b", "--no-bgp")}
+        wait_for(lambda: {e.node for _, e in _speaker_events(lg) if isinstance(e, schema.SpeakerUp)}
+                 >= {"node-a", "node-b"}, 60, what="speaker.up from both")
+        l2a, _ = expected(lg, "node-a")
+        owner = "node-a" if l2a else "node-b"
+        other = "node-b" if owner == "node-a" else "node-a"
+        (vip,) = (l2a or expected(lg, "node-b")[0]).keys()
+        assert wait_for(lambda: (poke(n["c"], vip), neigh(n["c"], vip))[1], 60, what="resolved") == MACS[owner]
+        sp[owner].stop(signal.SIGKILL)
+        wait_for(lambda: any(isinstance(e, schema.SpeakerDown) and e.node == owner for _, e in _speaker_events(lg)),
+                 60, what="leader appends speaker.down after the heartbeat expired")
+        assert wait_for(lambda: neigh(n["c"], vip) == MACS[other], 60, what="neighbour entry moved to the other node")
+        assert run.alive()
+    finally:
+        run.stop()

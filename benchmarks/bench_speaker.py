@@ -344,47 +344,64 @@ def _failover_rows(quick: bool) -> list[dict]:
 # --- BGP convergence ---------------------------------------------------------------------------------------------
 
 
+def _run_streamlb(port: int, prefixes: list[str], peer_as: int, wait_est, wait_done, wait_empty, *,
+                  peer: str = "127.0.0.1", source: str = "127.0.0.2", socket_factory=None) -> tuple:
+    from fastpath.emit.bgp import PeerSpec, PeerTransport
+    from fastpath.session import Route, SessionConfig
+
+    loop = asyncio.new_event_loop()
+    th = threading.Thread(target=loop.run_forever, daemon=True)
+    th.start()
+    try:
+        cfg = SessionConfig(64512, peer_as, source, hold_time=90, families=("ipv4",))
+        routes = [Route(p, communities=("64512:1",)) for p in prefixes]
+        est_local: list[float] = []
+
+        async def start() -> PeerTransport:
+            kw = {"socket_factory": socket_factory} if socket_factory else {}
+            t = PeerTransport(PeerSpec("bench", peer, port, source_address=source, ebgp_multihop=True), cfg, **kw)
+            t.on_event = lambda tr, ev: ev.kind == "established" and est_local.append(time.time())
+            t.set_routes(routes)
+            t.start()
+            return t
+
+        t = asyncio.run_coroutine_threadsafe(start(), loop).result(60)
+        done = wait_done()
+        est = wait_est() or (est_local[0] if est_local else None)
+        updates = t.session.counters.updates_out
+        asyncio.run_coroutine_threadsafe(t.stop(withdraw=True), loop).result(60)
+        wait_empty()
+        return (done - est if est else None), updates
+    finally:
+        async def _cancel_all() -> None:
+            tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            for t in tasks:
+                t.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+        asyncio.run_coroutine_threadsafe(_cancel_all(), loop).result(30)
+        loop.call_soon_threadsafe(loop.stop)
+        th.join(10)
+        loop.close()
+
+
 def _bgp_rows(quick: bool) -> list[dict]:
     from benchmarks.peers import Bird, Gobgpd, have
-    from fastpath.emit.bgp import PeerSpec, PeerTransport
-    from fastpath.session import Route, SessionConfig, State
 
     if have("bird", "birdc", "gobgpd", "gobgp"):
         return []
     n = 20_000 if quick else 100_000
     prefixes = [f"{ipaddress.IPv4Address(0x0B000000 + i)}/32" for i in range(n)]
     out = []
+
+    def empty(count) -> None:
+        deadline = time.monotonic() + 120
+        while count() > 0 and time.monotonic() < deadline:
+            time.sleep(0.05)
+
     with Bird(64500, {"slb": ("127.0.0.2", 64512), "gob": ("127.0.0.3", 64513)}) as bird:
-        # streamlb
-        loop = asyncio.new_event_loop()
-        th = threading.Thread(target=loop.run_forever, daemon=True)
-        th.start()
-        try:
-            cfg = SessionConfig(64512, 64500, "127.0.0.2", hold_time=90, families=("ipv4",))
-            routes = [Route(p, communities=("64512:1",)) for p in prefixes]
-
-            async def start() -> PeerTransport:
-                t = PeerTransport(PeerSpec("bench", "127.0.0.1", bird.port, source_address="127.0.0.2",
-                                           ebgp_multihop=True), cfg)
-                t.set_routes(routes)
-                t.start()
-                return t
-
-            t = asyncio.run_coroutine_threadsafe(start(), loop).result(60)
-            done = bird.wait_routes(n, 300)
-            est = bird.established_at("slb")
-            updates = t.session.counters.updates_out
-            ours = done - est if est else None
-            asyncio.run_coroutine_threadsafe(t.stop(withdraw=True), loop).result(60)
-            deadline = time.monotonic() + 120
-            while bird.route_count() > 0 and time.monotonic() < deadline:
-                time.sleep(0.05)
-            assert t.session.state is not State.ESTABLISHED
-        finally:
-            loop.call_soon_threadsafe(loop.stop)
-            th.join(10)
-            loop.close()
-        # gobgpd as the speaker
+        ours, updates = _run_streamlb(bird.port, prefixes, 64500, lambda: bird.established_at("slb"),
+                                      lambda: bird.wait_routes(n, 300), lambda: empty(bird.route_count))
         with Gobgpd(64513, "127.0.0.3") as gob:
             gob.load(prefixes, "127.0.0.3")
             gob.connect("127.0.0.1", bird.port, 64500, "127.0.0.3")
@@ -393,14 +410,110 @@ def _bgp_rows(quick: bool) -> list[dict]:
             theirs = done - est if est else None
         out.append({
             "name": f"BGP: Established -> {n:,} IPv4 /32s in BIRD's RIB",
-            "unit": "s",
-            "streamlb": ours,
-            "baselines": {"gobgpd 3 as the speaker": theirs},
+            "unit": "s", "streamlb": ours, "baselines": {"gobgpd 3 as the speaker": theirs},
             "higher_is_better": False,
             "notes": f"loopback, one BIRD 2 receiver; streamlb sent {updates} UPDATEs (one community per prefix); "
-                     "Established time from BIRD (ms resolution)",
+                     "Established time from BIRD (ms resolution); anchor gobgpd -> BIRD 0.54 s "
+                     "(../shared/baselines/README.md)",
         })
+    out += _bgp_gobgp_receiver(prefixes[: 10_000] if quick else prefixes)
     return out
+
+
+def _bgp_gobgp_receiver(prefixes: list[str]) -> list[dict]:
+    """The same workload into a gobgpd receiver. gobgpd refuses loopback next hops, so this one runs in two
+    namespaces made here: ``spk`` (streamlb's session, then gobgpd as the sender) and ``rtr`` (the receiver)."""
+    import re
+
+    from benchmarks.peers import mrt_table_dump
+    from tests.integration.speaker_env import GoBgp, Topology, addr, stop_process
+
+    n = len(prefixes)
+    topo = Topology()
+    tmp = Path(tempfile.mkdtemp(prefix="slb-bench-gob-"))
+    rx = sender = None
+    try:
+        spk, rtr = topo.ns("spk"), topo.ns("rtr")
+        topo.link(spk, "eth0", rtr, "eth0")
+        addr(spk, "eth0", "10.92.0.1/24")
+        addr(spk, "eth0", "10.92.0.3/24")
+        addr(rtr, "eth0", "10.92.0.2/24")
+        rx = GoBgp(rtr, tmp, 64501, "10.92.0.2")
+        rx.neighbor("10.92.0.1", 64512, graceful_restart=False)
+        rx.neighbor("10.92.0.3", 64513, graceful_restart=False)
+        rx.start()
+
+        def rib_size() -> int:
+            m = re.search(r"Destination: (\d+)", rx.cli("global", "rib", "summary", check=False).stdout)
+            return int(m.group(1)) if m else 0
+
+        def wait_routes() -> float:
+            deadline = time.monotonic() + 300
+            while rib_size() < n:
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"gobgpd holds {rib_size()} of {n}")
+                time.sleep(0.01)
+            return time.time()
+
+        def empty() -> None:
+            deadline = time.monotonic() + 120
+            while rib_size() > 0 and time.monotonic() < deadline:
+                time.sleep(0.05)
+
+        def wait_est(address: str) -> float | None:
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                if rx.neighbor_state(address) == "established":
+                    return time.time()
+                time.sleep(0.002)
+            return None
+
+        ours, updates = _run_streamlb(179, prefixes, 64501, lambda: None, wait_routes, empty, peer="10.92.0.2",
+                                      source="10.92.0.1", socket_factory=lambda fam: spk.socket(fam))
+        # gobgpd as the sender, routes injected before it has a neighbour
+        conf = tmp / "sender.toml"
+        conf.write_text('[global.config]\n  as = 64513\n  router-id = "10.92.0.3"\n  port = -1\n')
+        with open(tmp / "sender.log", "wb") as logf:
+            sender = spk.popen("gobgpd", "-f", str(conf), "--api-hosts", "127.0.0.1:50052", "--pprof-disable",
+                               "-l", "warn", stdout=logf, stderr=subprocess.STDOUT)
+        cli = ["gobgp", "-p", "50052"]
+        deadline = time.monotonic() + 20
+        while spk.run(*cli, "global", check=False).returncode != 0:
+            if time.monotonic() > deadline:
+                raise RuntimeError("sender gobgpd did not start")
+            time.sleep(0.05)
+        (tmp / "rib.mrt").write_bytes(mrt_table_dump(prefixes, "10.92.0.3", 64513))
+        spk.run(*cli, "mrt", "inject", "global", str(tmp / "rib.mrt"), timeout=300)
+        deadline = time.monotonic() + 300
+        while True:
+            m = re.search(r"Destination: (\d+)", spk.run(*cli, "global", "rib", "summary", check=False).stdout)
+            if m and int(m.group(1)) >= n:
+                break
+            if time.monotonic() > deadline:
+                raise TimeoutError("sender gobgpd did not load the routes")
+            time.sleep(0.05)
+        conf.write_text(conf.read_text() + '[[neighbors]]\n  [neighbors.config]\n    neighbor-address = "10.92.0.2"\n'
+                        "    peer-as = 64501\n  [neighbors.transport.config]\n    local-address = \"10.92.0.3\"\n"
+                        "  [neighbors.timers.config]\n    connect-retry = 1\n")
+        sender.send_signal(signal.SIGHUP)
+        est = wait_est("10.92.0.3")
+        done = wait_routes()
+        theirs = done - est if est else None
+        return [{
+            "name": f"BGP: Established -> {n:,} IPv4 /32s in gobgpd's RIB",
+            "unit": "s", "streamlb": ours, "baselines": {"gobgpd 3 as the speaker": theirs},
+            "higher_is_better": False,
+            "notes": f"veth between two namespaces, one gobgpd 3 receiver; streamlb sent {updates} UPDATEs; "
+                     "Established from streamlb's session event / the receiver's neighbour state polled every few "
+                     "ms; anchor gobgpd -> gobgpd 1.70 s SYN->RIB (../shared/baselines/README.md)",
+        }]
+    finally:
+        if sender is not None:
+            stop_process(sender)
+        if rx is not None:
+            rx.stop()
+        topo.close()
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def run(quick: bool) -> list[dict]:

@@ -297,3 +297,25 @@ def test_garbage_from_peer_gets_notification_and_reconnect(net, loop) -> None:
     finally:
         loop.call(t.stop(withdraw=False))
         srv.close()
+
+
+def test_passive_session_accepts_gobgpd(net, loop, tmp_path: Path) -> None:
+    """Passive mode: streamlb listens, gobgpd dials; routes flow once the accepted session is Established."""
+    from fastpath.emit.bgp import listen
+
+    topo, spk, rtr = net
+    t = loop.call(lambda: PeerTransport(PeerSpec("pas", RTR4), SessionConfig(64512, 64513, SPK4, passive=True),
+                                        socket_factory=lambda fam: spk.socket(fam)))
+    server = loop.call(listen([t], SPK4, 179, socket_factory=lambda fam: spk.socket(fam)))
+    loop.call(lambda: (t.set_routes(ROUTES4[:2]), t.start()))
+    gob = GoBgp(rtr, tmp_path, 64513, RTR4)
+    gob.neighbor(SPK4, 64512, passive=False)
+    gob.start()
+    try:
+        want = expected_rib(ROUTES4[:2], 64512, 64513, SPK4)
+        wait_for(lambda: view(gob.rib("ipv4")) == want, 90, what="routes over the accepted session")
+        assert t.session.counters.connect_attempts == 0  # it never dialled
+        loop.call(t.stop())
+    finally:
+        server.close()
+        gob.stop()

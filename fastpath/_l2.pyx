@@ -13,7 +13,7 @@ from cpython.sequence cimport PySequence_Fast, PySequence_Fast_GET_ITEM, PySeque
 from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t
 from libc.string cimport memcpy, memset
 
-from fastpath._pack cimport fold16, put_u16, put_u32, sum16
+from fastpath._pack cimport fastpath_u32, fold16, put_u16, put_u32, sum16
 
 from fastpath import constants as _c
 
@@ -133,18 +133,12 @@ def write_arp_burst(out, mac, ips, Py_ssize_t offset=0):
     cdef unsigned char *p
     cdef const unsigned char *mp = <const unsigned char *>PyBytes_AS_STRING(m)
     cdef object item
-    cdef unsigned long long v
     if addrs == NULL:
         raise MemoryError()
     try:
         for i in range(n):
             item = <object>PySequence_Fast_GET_ITEM(seq, i)
-            if type(item) is int and item >= 0:
-                v = PyLong_AsUnsignedLongLong(item)  # fast path: a plain int
-                if v > 0xFFFFFFFF:
-                    _ip4(item)
-                addrs[i] = <uint32_t>v
-            else:
+            if not fastpath_u32(item, &addrs[i]):  # fast path: a plain int; else the checked conversion
                 addrs[i] = _ip4(item)
         PyObject_GetBuffer(out, &view, PyBUF_WRITABLE)
         try:

@@ -170,8 +170,8 @@ class Attrs(msgspec.Struct, frozen=True):
     :func:`make_attrs` applies that rule.
     """
 
-    origin: int = Origin.IGP
-    as_path: tuple[AsSegment, ...] = ()
+    origin: int | None = Origin.IGP  # None: no ORIGIN attribute (only seen when decoding)
+    as_path: tuple[AsSegment, ...] | None = ()  # () is an empty AS_PATH (iBGP); None: no AS_PATH attribute
     next_hop: int | None = None  # the IPv4 NEXT_HOP attribute
     med: int | None = None
     local_pref: int | None = None

@@ -25,9 +25,52 @@ import ipaddress
 from dataclasses import dataclass, field
 from typing import Iterable
 
-from fastpath import _bgp_interim as wire
+from fastpath import bgp as codec
+from fastpath import model
+from fastpath.constants import ErrorCode, HeaderError, OpenError
+from fastpath.model import BgpError
 
-BgpError = wire.BgpError
+MAX_MESSAGE = 4096
+MAX_EXTENDED = 65535
+AFI_IPV4, AFI_IPV6, SAFI_UNICAST = 1, 2, 1
+CAP_MP, CAP_ROUTE_REFRESH, CAP_EXT_MSG, CAP_GR, CAP_AS4 = 1, 2, 6, 64, 65
+CEASE_ADMIN_SHUTDOWN = 2  # RFC 4486
+
+
+def _ip_int(text: str) -> int:
+    return int(ipaddress.ip_address(text))
+
+
+def _prefix_tuple(prefix: str) -> tuple[int, int]:
+    net = ipaddress.ip_network(prefix, strict=False)
+    return int(net.network_address), net.prefixlen
+
+
+def _community(text: str) -> int:
+    a, b = text.split(":")
+    return model.community(int(a), int(b))
+
+
+def _large(text: str) -> tuple[int, int, int]:
+    a, b, c = (int(x) for x in text.split(":"))
+    return a, b, c
+
+
+class PeerOpen:
+    """What the session needs from the peer's OPEN."""
+
+    def __init__(self, msg: model.Open) -> None:
+        self.msg = msg
+        self.asn = msg.asn
+        self.hold_time = msg.hold_time
+        self.codes = {c.code for c in msg.capabilities}
+        self.four_octet = CAP_AS4 in self.codes
+        self.families = {
+            (int.from_bytes(c.value[0:2], "big"), c.value[3])
+            for c in msg.capabilities
+            if c.code == CAP_MP and len(c.value) == 4
+        }
+        self.capabilities = self.codes
 
 
 class State(enum.Enum):
@@ -96,7 +139,7 @@ class Event:
     subcode: int = 0
 
 
-_AFI = {"ipv4": wire.AFI_IPV4, "ipv6": wire.AFI_IPV6}
+_AFI = {"ipv4": AFI_IPV4, "ipv6": AFI_IPV6}
 
 NOTIFICATION_TEXT = {
     1: "Message Header Error",
@@ -129,8 +172,11 @@ class Session:
         self._hold = 0
         self._keepalive_interval = 0.0
         self._next_hops: dict[str, str] = {}
-        self.peer_open: wire.Open | None = None
-        self._max_len = wire.MAX_MESSAGE
+        self.peer_open: PeerOpen | None = None
+        self.router_id_fallback = "0.0.0.0"  # used when the config has none and the session is IPv6-only
+        self.router_id = config.router_id
+        self._max_len = MAX_MESSAGE
+        self._as4 = True
 
     # --- connection management -------------------------------------------------------------------------------
 
@@ -165,20 +211,26 @@ class Session:
             else:
                 self._next_hops["ipv6"] = str(la)
         cfg = self.config
-        families = tuple((_AFI[f], wire.SAFI_UNICAST) for f in cfg.families)
-        gr = (cfg.restart_time, cfg.restarting) if cfg.graceful_restart else None
-        self._send(
-            wire.build_open(
-                cfg.local_as,
-                cfg.hold_time,
-                cfg.router_id,
-                families=families,
-                extended_message=cfg.extended_message,
-                graceful_restart=gr,
-            )
-        )
+        self.router_id = cfg.router_id or self._next_hops.get("ipv4") or self.router_id_fallback
+        self._send(codec.build_open(cfg.local_as, cfg.hold_time, _ip_int(self.router_id), self._capabilities()))
         self.state = State.OPEN_SENT
         self._hold_deadline = now + self.config.open_hold
+
+    def _capabilities(self) -> list[model.Cap]:
+        """streamlb's OPEN (design.md §6 ``full``): MP for the configured families, route refresh, graceful restart
+        (forwarding state preserved: the data plane does not restart with the speaker), extended message, 4-octet
+        AS."""
+        cfg = self.config
+        caps = [model.Cap(CAP_MP, bytes([0, _AFI[f], 0, SAFI_UNICAST])) for f in cfg.families]
+        caps.append(model.Cap(CAP_ROUTE_REFRESH))
+        if cfg.graceful_restart:
+            gr = ((0x8000 if cfg.restarting else 0) | (cfg.restart_time & 0x0FFF)).to_bytes(2, "big")
+            gr += b"".join(bytes([0, _AFI[f], SAFI_UNICAST, 0x80]) for f in cfg.families)
+            caps.append(model.Cap(CAP_GR, gr))
+        if cfg.extended_message:
+            caps.append(model.Cap(CAP_EXT_MSG))
+        caps.append(model.Cap(CAP_AS4, cfg.local_as.to_bytes(4, "big")))
+        return caps
 
     def connection_failed(self, now: float, reason: str) -> None:
         """The TCP connect failed (refused, timeout)."""
@@ -212,9 +264,9 @@ class Session:
         if self.state is State.ESTABLISHED and withdraw:
             self._desired = {}
             self._sync()
-            self._notify(wire.CEASE, wire.ADMIN_SHUTDOWN, b"", "administrative shutdown")
+            self._notify(ErrorCode.CEASE, CEASE_ADMIN_SHUTDOWN, b"", "administrative shutdown")
         elif self.state in (State.OPEN_SENT, State.OPEN_CONFIRM, State.ESTABLISHED) and withdraw:
-            self._notify(wire.CEASE, wire.ADMIN_SHUTDOWN, b"", "administrative shutdown")
+            self._notify(ErrorCode.CEASE, CEASE_ADMIN_SHUTDOWN, b"", "administrative shutdown")
         self.want_close = True
         self._connect_at = None
 
@@ -226,18 +278,23 @@ class Session:
             return
         self._buf += data
         try:
-            for mtype, body in wire.split_messages(self._buf, self._max_len):
+            while True:
+                n = codec.message_length(bytes(self._buf[:19]), self._max_len)
+                if n is None or len(self._buf) < n:
+                    return
+                raw = bytes(self._buf[:n])
+                del self._buf[:n]
                 self.counters.messages_in += 1
-                self._handle(wire.parse_body(mtype, body), now)
+                self._handle(codec.decode(raw, as4=self._as4, max_len=self._max_len), now)
                 if self.want_close:
                     return
-        except wire.BgpError as exc:
+        except BgpError as exc:
             self._notify(exc.code, exc.subcode, exc.data, str(exc))
             self.want_close = True
 
     def _handle(self, msg: object, now: float) -> None:
         st = self.state
-        if isinstance(msg, wire.Notification):
+        if isinstance(msg, model.Notification):
             self.counters.notifications_in += 1
             text = NOTIFICATION_TEXT.get(msg.code, "unknown")
             self.last_error = f"NOTIFICATION received: {msg.code}/{msg.subcode} ({text})"
@@ -245,46 +302,47 @@ class Session:
             self.want_close = True
             return
         if st is State.OPEN_SENT:
-            if not isinstance(msg, wire.Open):
-                raise BgpError(wire.FSM_ERROR, 1, b"", "expected OPEN in OpenSent")
-            self._accept_open(msg, now)
+            if not isinstance(msg, model.Open):
+                raise BgpError(ErrorCode.FSM, 1, b"", "expected OPEN in OpenSent")
+            self._accept_open(PeerOpen(msg), now)
             return
         if st is State.OPEN_CONFIRM:
-            if isinstance(msg, wire.Keepalive):
+            if isinstance(msg, model.Keepalive):
                 self._established(now)
                 return
-            raise BgpError(wire.FSM_ERROR, 2, b"", "expected KEEPALIVE in OpenConfirm")
+            raise BgpError(ErrorCode.FSM, 2, b"", "expected KEEPALIVE in OpenConfirm")
         # Established
-        if isinstance(msg, wire.Open):
-            raise BgpError(wire.FSM_ERROR, 3, b"", "OPEN in Established")
+        if isinstance(msg, model.Open):
+            raise BgpError(ErrorCode.FSM, 3, b"", "OPEN in Established")
         self._restart_hold(now)
-        if isinstance(msg, wire.RouteRefresh):
+        if isinstance(msg, model.RouteRefresh):
             self._events.append(Event("route_refresh", f"afi {msg.afi}"))
-            fam = "ipv4" if msg.afi == wire.AFI_IPV4 else "ipv6" if msg.afi == wire.AFI_IPV6 else None
+            fam = "ipv4" if msg.afi == AFI_IPV4 else "ipv6" if msg.afi == AFI_IPV6 else None
             if fam is not None:
                 for p in [p for p, r in self._advertised.items() if (r.v6 == (fam == "ipv6"))]:
                     del self._advertised[p]
                 self._sync(force_families=(fam,))
         # KEEPALIVE and UPDATE: nothing more (we originate only; received routes are ignored).
 
-    def _accept_open(self, msg: wire.Open, now: float) -> None:
+    def _accept_open(self, msg: PeerOpen, now: float) -> None:
         cfg = self.config
         if msg.asn != cfg.peer_as:
-            raise BgpError(wire.OPEN_ERROR, wire.BAD_PEER_AS, b"", f"peer AS {msg.asn}, expected {cfg.peer_as}")
+            raise BgpError(ErrorCode.OPEN_MESSAGE, OpenError.BAD_PEER_AS, b"", f"peer AS {msg.asn}, expected {cfg.peer_as}")
         if cfg.local_as > 0xFFFF and not msg.four_octet:
-            raise BgpError(wire.OPEN_ERROR, wire.BAD_PEER_AS, b"", "4-octet local AS needs the peer's capability 65")
+            raise BgpError(ErrorCode.OPEN_MESSAGE, OpenError.BAD_PEER_AS, b"", "4-octet local AS needs the peer's capability 65")
         self.peer_open = msg
+        self._as4 = msg.four_octet
         self._hold = min(cfg.hold_time, msg.hold_time)
         if self._hold:
             ka = cfg.keepalive_time if cfg.keepalive_time is not None else self._hold / 3
             self._keepalive_interval = min(ka, self._hold / 3) if ka else self._hold / 3
         else:
             self._keepalive_interval = 0.0
-        if cfg.extended_message and wire.CAP_EXT_MSG in msg.capabilities:
-            self._max_len = wire.MAX_EXTENDED
+        if cfg.extended_message and CAP_EXT_MSG in msg.capabilities:
+            self._max_len = MAX_EXTENDED
         else:
-            self._max_len = wire.MAX_MESSAGE
-        self._send(wire.build_keepalive())
+            self._max_len = MAX_MESSAGE
+        self._send(codec.build_keepalive())
         self.counters.keepalives_out += 1
         self.state = State.OPEN_CONFIRM
         self._restart_hold(now)
@@ -302,7 +360,7 @@ class Session:
         # family on this session): a graceful-restart helper waits for all of them before dropping stale routes.
         for fam in self.config.families:
             if self._peer_has(fam):
-                self._send(wire.build_end_of_rib(_AFI[fam]))
+                self._send(codec.build_end_of_rib(_AFI[fam]))
 
     def _restart_hold(self, now: float) -> None:
         self._hold_deadline = now + self._hold if self._hold else None
@@ -317,12 +375,12 @@ class Session:
         if self.want_close:
             return
         if self._hold_deadline is not None and now >= self._hold_deadline:
-            self._notify(wire.HOLD_EXPIRED, 0, b"", "hold timer expired")
+            self._notify(ErrorCode.HOLD_TIMER_EXPIRED, 0, b"", "hold timer expired")
             self.want_close = True
             return
         if self._keepalive_at is not None and now >= self._keepalive_at:
             if self.state in (State.OPEN_CONFIRM, State.ESTABLISHED):
-                self._send(wire.build_keepalive())
+                self._send(codec.build_keepalive())
                 self.counters.keepalives_out += 1
             self._keepalive_at = now + self._keepalive_interval
 
@@ -347,7 +405,7 @@ class Session:
         fams = self.peer_open.families
         if not fams:  # no MP capability: IPv4 unicast only (RFC 4760 §8)
             return fam == "ipv4"
-        return (_AFI[fam], wire.SAFI_UNICAST) in fams
+        return (_AFI[fam], SAFI_UNICAST) in fams
 
     def _sync(self, force_families: tuple[str, ...] = ()) -> None:
         fams = set(self._families())
@@ -358,7 +416,8 @@ class Session:
         # withdrawals first (design.md §7)
         for v6 in (False, True):
             ps = [p for p in withdraw if (":" in p) == v6]
-            for m in wire.build_withdrawals(ps, self._max_len):
+            afi = AFI_IPV6 if v6 else AFI_IPV4
+            for m in codec.pack_withdrawals([_prefix_tuple(p) for p in ps], afi=afi, max_len=self._max_len):
                 self._send(m)
                 self.counters.updates_out += 1
             self.counters.prefixes_withdrawn += len(ps)
@@ -370,15 +429,23 @@ class Session:
         for key in sorted(groups, key=_group_key):
             rs = groups[key]
             v6, local_pref, communities, med = key
-            msgs = wire.build_updates(
-                [r.prefix for r in rs],
+            nh = _ip_int(self._next_hops["ipv6" if v6 else "ipv4"])
+            attrs = model.make_attrs(
                 local_as=self.config.local_as,
                 peer_as=self.config.peer_as,
-                next_hop=self._next_hops["ipv6" if v6 else "ipv4"],
-                peer_4byte=peer_4,
+                next_hop=None if v6 else nh,
+                communities=tuple(_community(c) for c in communities if not c.startswith("large:")),
+                large_communities=tuple(_large(c[6:]) for c in communities if c.startswith("large:")),
                 local_pref=local_pref,
-                communities=communities,
                 med=med,
+                peer_4byte=peer_4,
+            )
+            msgs = codec.pack_updates(
+                [_prefix_tuple(r.prefix) for r in rs],
+                attrs,
+                afi=AFI_IPV6 if v6 else AFI_IPV4,
+                next_hop=nh if v6 else None,
+                as4=peer_4,
                 max_len=self._max_len,
             )
             for m in msgs:
@@ -395,7 +462,7 @@ class Session:
         self.counters.messages_out += 1
 
     def _notify(self, code: int, subcode: int, data: bytes, text: str) -> None:
-        self._send(wire.build_notification(code, subcode, data))
+        self._send(codec.build_notification(code, subcode, bytes(data)[: MAX_MESSAGE - 21]))
         self.counters.notifications_out += 1
         self.last_error = f"NOTIFICATION sent: {code}/{subcode} ({NOTIFICATION_TEXT.get(code, 'unknown')}): {text}"
         self._events.append(Event("notification_sent", self.last_error, code, subcode))

@@ -88,6 +88,13 @@ class GarpScheduler:
         return set(self._until)
 
 
+def _ip_int(ip: str) -> tuple[int, int]:
+    """(version, integer) of an address, without ``ipaddress`` on the IPv4 path (it is 20x slower)."""
+    if ":" in ip:
+        return 6, int.from_bytes(socket.inet_pton(socket.AF_INET6, ip), "big")
+    return 4, int.from_bytes(socket.inet_aton(ip), "big")
+
+
 def _ip_key(ip: str) -> tuple[int, int]:
     a = ipaddress.ip_address(ip)
     return a.version, int(a)
@@ -225,14 +232,14 @@ class Responder:
         self.ifaces = dict(ifaces)
 
     def announce(self, ip: str, interfaces: tuple[str, ...] = ()) -> None:
-        a = ipaddress.ip_address(ip)
+        version, value = _ip_int(ip)
         self.owned[ip] = tuple(interfaces)
-        (self._v4 if a.version == 4 else self._v6)[int(a)] = tuple(interfaces)
+        (self._v4 if version == 4 else self._v6)[value] = tuple(interfaces)
 
     def withdraw(self, ip: str) -> None:
         if self.owned.pop(ip, None) is not None:
-            a = ipaddress.ip_address(ip)
-            (self._v4 if a.version == 4 else self._v6).pop(int(a), None)
+            version, value = _ip_int(ip)
+            (self._v4 if version == 4 else self._v6).pop(value, None)
 
     def interfaces_for(self, ip: str) -> list[Interface]:
         allowed = self.owned.get(ip)
@@ -405,9 +412,15 @@ class L2Speaker:
         if not v4:
             return 0
         by_iface: dict[str, list[int]] = {}
+        targets: dict[tuple[str, ...], list[str]] = {}  # allowed-interface sets are few: resolve each once
         for ip in v4:
-            for iface in self.responder.interfaces_for(ip):
-                by_iface.setdefault(iface.name, []).append(int(ipaddress.IPv4Address(ip)))
+            allowed = self.responder.owned.get(ip, ())
+            names = targets.get(allowed)
+            if names is None:
+                names = targets[allowed] = [i.name for i in self.responder.interfaces_for(ip)]
+            value = int.from_bytes(socket.inet_aton(ip), "big")
+            for name in names:
+                by_iface.setdefault(name, []).append(value)
         for name, addrs in by_iface.items():
             socks = self._socks.get(name)
             if socks is None:

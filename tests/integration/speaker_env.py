@@ -144,8 +144,10 @@ class GoBgp:
         self.proc: subprocess.Popen | None = None
         self.neighbors: list[dict] = []
 
-    def neighbor(self, address: str, peer_as: int, password: str | None = None, graceful_restart: bool = True) -> None:
-        self.neighbors.append(dict(address=address, peer_as=peer_as, password=password, gr=graceful_restart))
+    def neighbor(self, address: str, peer_as: int, password: str | None = None, graceful_restart: bool = True,
+                 passive: bool = True) -> None:
+        self.neighbors.append(dict(address=address, peer_as=peer_as, password=password, gr=graceful_restart,
+                                   passive=passive))
 
     def _config(self) -> str:
         lines = [
@@ -163,7 +165,7 @@ class GoBgp:
             ]
             if n["password"]:
                 lines.append(f'    auth-password = "{n["password"]}"')
-            lines += ["  [neighbors.transport.config]", "    passive-mode = true"]
+            lines += ["  [neighbors.transport.config]", f"    passive-mode = {'true' if n['passive'] else 'false'}"]
             lines += ["  [neighbors.timers.config]", "    connect-retry = 1", "    hold-time = 9", "    keepalive-interval = 3",
                       "    idle-hold-time-after-reset = 1"]
             if n["gr"]:
@@ -267,6 +269,8 @@ class Bird:
             ]
             if p["password"]:
                 body.append(f'  password "{p["password"]}";')
+            if p["peer_as"] == self.asn:
+                body.append("  direct;")  # iBGP is multihop in BIRD unless told the neighbour is on-link
             body.append(f"  {chan} {{ import all; export none; gateway direct; }};")
             out.append(f"protocol bgp {p['name']} {{\n" + "\n".join(body) + "\n}")
         return "\n".join(out) + "\n"

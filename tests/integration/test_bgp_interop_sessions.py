@@ -167,23 +167,24 @@ def test_gobgpd_receives_plan_exactly_v4_and_v6(net, loop, tmp_path: Path, local
         gob.stop()
 
 
-def test_bird_receives_plan_exactly_v4_and_v6(net, loop, tmp_path: Path) -> None:
+@pytest.mark.parametrize(("local_as", "peer_as"), [(64512, 64513), (4200000001, 4200000001)], ids=["ebgp", "ibgp-4octet"])
+def test_bird_receives_plan_exactly_v4_and_v6(net, loop, tmp_path: Path, local_as: int, peer_as: int) -> None:
     topo, spk, rtr = net
-    bird = Bird(rtr, tmp_path, 64513, RTR4)
-    bird.neighbor("spk4", RTR4, SPK4, 64512)
-    bird.neighbor("spk6", RTR6, SPK6, 64512, v6=True)
+    bird = Bird(rtr, tmp_path, peer_as, RTR4)
+    bird.neighbor("spk4", RTR4, SPK4, local_as)
+    bird.neighbor("spk6", RTR6, SPK6, local_as, v6=True)
     bird.start()
     try:
-        t4 = start_transport(loop, spk, PeerSpec("b4", RTR4), SessionConfig(64512, 64513, SPK4, hold_time=9))
-        t6 = start_transport(loop, spk, PeerSpec("b6", RTR6), SessionConfig(64512, 64513, SPK4, hold_time=9))
+        t4 = start_transport(loop, spk, PeerSpec("b4", RTR4), SessionConfig(local_as, peer_as, SPK4, hold_time=9))
+        t6 = start_transport(loop, spk, PeerSpec("b6", RTR6), SessionConfig(local_as, peer_as, SPK4, hold_time=9))
         set_routes(loop, t4, ROUTES4)
         set_routes(loop, t6, ROUTES6)
-        want4 = expected_rib(ROUTES4, 64512, 64513, SPK4, 100)
-        want6 = expected_rib(ROUTES6, 64512, 64513, SPK6, 100)
+        want4 = expected_rib(ROUTES4, local_as, peer_as, SPK4, 100)
+        want6 = expected_rib(ROUTES6, local_as, peer_as, SPK6, 100)
         wait_for(lambda: view(bird.rib("spk4")) == want4, 60, what="BIRD IPv4 RIB == plan")
         wait_for(lambda: view(bird.rib("spk6")) == want6, 60, what="BIRD IPv6 RIB == plan")
         set_routes(loop, t4, ROUTES4[:1])
-        want4 = expected_rib(ROUTES4[:1], 64512, 64513, SPK4, 100)
+        want4 = expected_rib(ROUTES4[:1], local_as, peer_as, SPK4, 100)
         wait_for(lambda: view(bird.rib("spk4")) == want4, 60, what="BIRD IPv4 RIB after withdrawal")
         bird.stop()
         bird.start()
@@ -296,3 +297,25 @@ def test_garbage_from_peer_gets_notification_and_reconnect(net, loop) -> None:
     finally:
         loop.call(t.stop(withdraw=False))
         srv.close()
+
+
+def test_passive_session_accepts_gobgpd(net, loop, tmp_path: Path) -> None:
+    """Passive mode: streamlb listens, gobgpd dials; routes flow once the accepted session is Established."""
+    from fastpath.emit.bgp import listen
+
+    topo, spk, rtr = net
+    t = loop.call(lambda: PeerTransport(PeerSpec("pas", RTR4), SessionConfig(64512, 64513, SPK4, passive=True),
+                                        socket_factory=lambda fam: spk.socket(fam)))
+    server = loop.call(listen([t], SPK4, 179, socket_factory=lambda fam: spk.socket(fam)))
+    loop.call(lambda: (t.set_routes(ROUTES4[:2]), t.start()))
+    gob = GoBgp(rtr, tmp_path, 64513, RTR4)
+    gob.neighbor(SPK4, 64512, passive=False)
+    gob.start()
+    try:
+        want = expected_rib(ROUTES4[:2], 64512, 64513, SPK4)
+        wait_for(lambda: view(gob.rib("ipv4")) == want, 90, what="routes over the accepted session")
+        assert t.session.counters.connect_attempts == 0  # it never dialled
+        loop.call(t.stop())
+    finally:
+        server.close()
+        gob.stop()

@@ -10,7 +10,7 @@ import os
 import pytest
 
 EXPECT_C = not os.environ.get("FASTPATH_NO_EXTENSIONS")
-AREAS = ["l2"]
+AREAS = ["l2", "bgp"]
 
 
 @pytest.mark.parametrize("area", AREAS)

@@ -56,3 +56,71 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):  # noqa
         return
     rep.outcome = "failed"
     rep.longrepr = f"skipped under STREAMLB_FORBID_SKIPS=1 (./scripts/test): {reason}"
+
+
+# --- the host's own network is not ours to touch ----------------------------------------------------------------
+# Integration tests build namespaces, veths and bridges as root. A slip (a command run in the root namespace
+# instead of a test namespace, a device moved the wrong way) can strip this machine's own addresses and routes,
+# and then everything that needs the network (pip, apt) fails far from the cause. After every integration test
+# the root namespace's global addresses and default routes are compared with how they were at the start; any
+# difference fails that test by name and is put back.
+
+
+def _root_net() -> tuple[frozenset, frozenset] | None:
+    import json as _json
+    import shutil as _shutil
+    import subprocess as _sp
+
+    if os.geteuid() != 0 or _shutil.which("ip") is None:
+        return None
+    try:
+        addrs = _json.loads(_sp.run(["ip", "-j", "addr", "show"], capture_output=True, text=True, timeout=10).stdout)
+        routes = []
+        for fam in ("-4", "-6"):
+            routes += _json.loads(
+                _sp.run(["ip", "-j", fam, "route", "show", "default"], capture_output=True, text=True,
+                        timeout=10).stdout or "[]"
+            )
+    except (OSError, ValueError, _sp.SubprocessError):
+        return None
+    a = frozenset(
+        (i["ifname"], f"{x['local']}/{x['prefixlen']}")
+        for i in addrs for x in i.get("addr_info", []) if x.get("scope") == "global"
+    )
+    r = frozenset((x.get("dst", "default"), x.get("gateway", ""), x.get("dev", "")) for x in routes)
+    return a, r
+
+
+def _restore_root_net(before: tuple[frozenset, frozenset]) -> None:
+    import subprocess as _sp
+
+    addrs, routes = before
+    for ifname, cidr in sorted(addrs):
+        _sp.run(["ip", "addr", "replace", cidr, "dev", ifname], capture_output=True, timeout=10)
+    for _dst, gw, dev in sorted(routes):
+        cmd = ["ip", "-6" if ":" in gw else "-4", "route", "replace", "default"]
+        cmd += (["via", gw] if gw else []) + (["dev", dev] if dev else [])
+        _sp.run(cmd, capture_output=True, timeout=10)
+
+
+_ROOT_NET: list = []
+
+
+@pytest.fixture(autouse=True)
+def _root_network_untouched(request: pytest.FixtureRequest):
+    if request.node.get_closest_marker("integration") is None:
+        yield
+        return
+    if not _ROOT_NET:
+        _ROOT_NET.append(_root_net())
+    before = _ROOT_NET[0]
+    yield
+    if before is None:
+        return
+    after = _root_net()
+    if after is not None and after != before:
+        lost = sorted((before[0] - after[0]) | (before[1] - after[1]))
+        gained = sorted((after[0] - before[0]) | (after[1] - before[1]))
+        _restore_root_net(before)
+        pytest.fail(f"this test changed the host's own network (root namespace): lost {lost}, gained {gained}; "
+                    "restored", pytrace=False)

@@ -9,11 +9,12 @@ from cpython.buffer cimport PyBUF_WRITABLE, PyBuffer_Release, PyObject_GetBuffer
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize
 from cpython.long cimport PyLong_AsUnsignedLongLong
 from cpython.mem cimport PyMem_Free, PyMem_Malloc
+from cpython.object cimport PyObject
 from cpython.sequence cimport PySequence_Fast, PySequence_Fast_GET_ITEM, PySequence_Fast_GET_SIZE
 from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t
 from libc.string cimport memcpy, memset
 
-from fastpath._pack cimport fastpath_u32, fold16, put_u16, put_u32, sum16
+from fastpath._pack cimport fastpath_u32, fastpath_u128, fold16, put_u16, put_u32, sum16
 
 from fastpath import constants as _c
 
@@ -132,14 +133,14 @@ def write_arp_burst(out, mac, ips, Py_ssize_t offset=0):
     cdef unsigned char tpl[84]
     cdef unsigned char *p
     cdef const unsigned char *mp = <const unsigned char *>PyBytes_AS_STRING(m)
-    cdef object item
+    cdef PyObject *item
     if addrs == NULL:
         raise MemoryError()
     try:
         for i in range(n):
-            item = <object>PySequence_Fast_GET_ITEM(seq, i)
+            item = PySequence_Fast_GET_ITEM(seq, i)  # borrowed: no reference counting in the loop
             if not fastpath_u32(item, &addrs[i]):  # fast path: a plain int; else the checked conversion
-                addrs[i] = _ip4(item)
+                addrs[i] = _ip4(<object>item)
         PyObject_GetBuffer(out, &view, PyBUF_WRITABLE)
         try:
             if offset < 0 or offset + 2 * ARP_LEN * n > view.len:
@@ -229,23 +230,45 @@ def write_ndp_burst(out, mac, ips, Py_ssize_t offset=0, src=None):
     """Write one unsolicited NA per address (86 bytes each) into ``out`` from ``offset``; returns the count."""
     cdef bytes m = _mac(mac)
     cdef bytes s = _ip6(link_local(m) if src is None else src, "src")
-    cdef list targets = [_ip6(ip) for ip in ips]
-    cdef Py_ssize_t n = len(targets)
+    cdef object seq = PySequence_Fast(ips, "ips must be a sequence of ints")
+    cdef Py_ssize_t n = PySequence_Fast_GET_SIZE(seq)
     cdef Py_ssize_t i
+    cdef unsigned char *targets = <unsigned char *>PyMem_Malloc((n if n > 0 else 1) * 16)
+    cdef PyObject *item
     cdef Py_buffer view
+    cdef unsigned char tpl[86]
     cdef unsigned char *p
-    PyObject_GetBuffer(out, &view, PyBUF_WRITABLE)
+    cdef uint32_t base
+    if targets == NULL:
+        raise MemoryError()
     try:
-        if offset < 0 or offset + NA_LEN * n > view.len:
-            raise ValueError(f"buffer of {view.len} bytes too small for {n} NA frames at {offset}")
-        p = <unsigned char *>view.buf + offset
         for i in range(n):
-            _na(p, <const unsigned char *>PyBytes_AS_STRING(ALL_NODES_MAC), <const unsigned char *>PyBytes_AS_STRING(m),
+            item = PySequence_Fast_GET_ITEM(seq, i)
+            if not fastpath_u128(item, targets + 16 * i):
+                memcpy(targets + 16 * i, PyBytes_AS_STRING(_ip6(<object>item)), 16)
+        PyObject_GetBuffer(out, &view, PyBUF_WRITABLE)
+        try:
+            if offset < 0 or offset + NA_LEN * n > view.len:
+                raise ValueError(f"buffer of {view.len} bytes too small for {n} NA frames at {offset}")
+            # Template with a zero target; its checksum sum is computed once, each frame adds its target's words.
+            memset(tpl, 0, 86)
+            _na(tpl, <const unsigned char *>PyBytes_AS_STRING(ALL_NODES_MAC), <const unsigned char *>PyBytes_AS_STRING(m),
                 <const unsigned char *>PyBytes_AS_STRING(s), <const unsigned char *>PyBytes_AS_STRING(ALL_NODES_IP),
-                FLAG_O, <const unsigned char *>PyBytes_AS_STRING(<bytes>targets[i]))
-            p += NA_LEN
+                FLAG_O, tpl + 62)
+            tpl[56] = 0
+            tpl[57] = 0
+            base = sum16(tpl + 22, 32) + 32 + 58 + sum16(tpl + 54, 32)
+            p = <unsigned char *>view.buf + offset
+            with nogil:
+                for i in range(n):
+                    memcpy(p, tpl, 86)
+                    memcpy(p + 62, targets + 16 * i, 16)
+                    put_u16(p + 56, fold16(base + sum16(p + 62, 16)))
+                    p += NA_LEN
+        finally:
+            PyBuffer_Release(&view)
     finally:
-        PyBuffer_Release(&view)
+        PyMem_Free(targets)
     return n
 
 

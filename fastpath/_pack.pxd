@@ -1,6 +1,7 @@
 # Inline big-endian writers shared by the fastpath extensions (py-pgproto's hton.pxd idea).
 # Declarations and inline code only: there is no _pack.pyx.
 
+from cpython.object cimport PyObject
 from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t
 
 
@@ -65,5 +66,34 @@ cdef extern from *:
         *out = (uint32_t)v; return 1;
     #endif
     }
+    /* The packer's hot loop: encode items[0..n) while each is a plain int below 2**32 (a /32: length byte 32
+       and four address bytes). Returns how many were encoded; the caller handles the rest one by one. */
+    static inline Py_ssize_t fastpath_hosts32(PyObject *const *items, Py_ssize_t n, unsigned char *buf, uint8_t *size) {
+        Py_ssize_t i;
+        uint32_t v;
+        for (i = 0; i < n; i++) {
+            if (!fastpath_u32(items[i], &v)) break;
+            buf[0] = 32;
+            buf[1] = (unsigned char)(v >> 24);
+            buf[2] = (unsigned char)(v >> 16);
+            buf[3] = (unsigned char)(v >> 8);
+            buf[4] = (unsigned char)v;
+            buf += 5;
+            size[i] = 5;
+        }
+        return i;
+    }
+    /* A plain non-negative int below 2**128 as 16 big-endian bytes: 1 = done, 0 = take the checked slow path. */
+    static inline int fastpath_u128(PyObject *o, unsigned char *out) {
+        if (!PyLong_CheckExact(o)) return 0;
+    #if PY_VERSION_HEX < 0x030D0000
+        if (_PyLong_AsByteArray((PyLongObject *)o, out, 16, 0, 0) < 0) { PyErr_Clear(); return 0; }
+    #else
+        if (_PyLong_AsByteArray((PyLongObject *)o, out, 16, 0, 0, 1) < 0) { PyErr_Clear(); return 0; }
+    #endif
+        return 1;
+    }
     """
-    int fastpath_u32(object o, uint32_t *out) noexcept
+    int fastpath_u32(PyObject *o, uint32_t *out) noexcept
+    int fastpath_u128(PyObject *o, unsigned char *out) noexcept
+    Py_ssize_t fastpath_hosts32(PyObject **items, Py_ssize_t n, unsigned char *buf, uint8_t *size) noexcept

@@ -8,7 +8,8 @@ sends) into wire messages; the attributes are encoded once per call. Beside it, 
   extended-slice interleave that has no per-prefix bytecode, and the same from dotted strings), run as a program.
   Its self-check imports a ``bgp_wire`` decoder that is not shipped with it; ``benchmarks/shims/bgp_wire.py``
   supplies one on top of ``fastpath.bgp.decode``, so the baseline verifies its output before it is timed;
-* our pure twin (``fastpath._bgp_py``) on the same input;
+* our pure twin (``fastpath._bgp_py``) on the same input, and scapy's BGP layer (``benchmarks/shims/scapy_bgp.py``,
+  which checks that scapy's bytes equal ours);
 * the same packing into RFC 8654 extended messages (65,535 bytes), ``(network, length)`` tuple input, and
   withdrawals.
 
@@ -110,6 +111,15 @@ def run(quick: bool) -> list[dict]:
     baselines = {f"{k} (bgp_update_encode.py)": n / base[k]["min_s"]
                  for k in ("slice_interleave", "template_bytes", "naive_pack", "naive_from_str")}
     baselines["pure twin pack_updates"] = py_twin
+    try:
+        env = {"PYTHONPATH": str(HERE.parent), "PATH": "/usr/bin:/bin"}
+        res = subprocess.run([sys.executable, str(HERE / "shims" / "scapy_bgp.py"), "--updates", "1" if quick else "3",
+                              "--runs", "2" if quick else "3"], capture_output=True, text=True, timeout=600, env=env,
+                             check=True)
+        baselines["scapy contrib.bgp (byte-identical UPDATEs)"] = json.loads(res.stdout.strip().splitlines()[-1])[
+            "prefixes_per_s"]
+    except (subprocess.SubprocessError, OSError, ValueError, KeyError):
+        pass  # scapy is a bench extra; the row stands without it
     best_py = max(n / base[k]["min_s"] for k in ("slice_interleave", "template_bytes", "naive_pack"))
     rows = [{
         "name": "BGP UPDATE packing, 100k IPv4 /32 into 4096-byte UPDATEs",

@@ -7,7 +7,6 @@ through a ``char*``; arguments are checked once at the entry point, loops touch 
 
 from cpython.buffer cimport PyBUF_WRITABLE, PyBuffer_Release, PyObject_GetBuffer
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize
-from cpython.long cimport PyLong_AsUnsignedLongLong
 from cpython.mem cimport PyMem_Free, PyMem_Malloc
 from cpython.object cimport PyObject
 from cpython.sequence cimport PySequence_Fast, PySequence_Fast_GET_ITEM, PySequence_Fast_GET_SIZE
@@ -41,11 +40,9 @@ cdef bytes _mac(object mac, str name="mac"):
 
 
 cdef uint32_t _ip4(object ip, str name="ip4") except? 0xFFFFFFFF:
-    cdef unsigned long long v
     if not isinstance(ip, int) or ip < 0 or ip > 0xFFFFFFFF:
         raise ValueError(f"{name} must be an int in 0..2**32-1, got {ip!r}")
-    v = PyLong_AsUnsignedLongLong(ip)
-    return <uint32_t>v
+    return ip  # in range: Cython's checked conversion cannot fail
 
 
 cdef bytes _ip6(object ip, str name="ip6"):

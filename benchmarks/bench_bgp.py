@@ -95,7 +95,7 @@ def _callgrind(which: str, reps: int, tmp: Path) -> int | None:
 def run(quick: bool) -> list[dict]:
     from fastpath import _bgp_py, bgp, model
 
-    runs = 3 if quick else 7
+    runs = 3 if quick else 6
     min_time = 0.2 if quick else 1.0
     n = 100_000
     ips = [BASE + i for i in range(n)]
@@ -104,9 +104,20 @@ def run(quick: bool) -> list[dict]:
     assert len(bgp.encode_attrs(attrs)) == 27
     msgs = bgp.pack_updates(ips, attrs)
     assert len(msgs) == 124 and len(bgp.decode(msgs[0]).nlri) == 809
-    ours = _best_rate(lambda: bgp.pack_updates(ips, attrs), n, runs, min_time)
     py_twin = _best_rate(lambda: _bgp_py.pack_updates(ips, attrs), n, max(2, runs // 2), min_time / 2)
-    base = _baseline(n, runs)
+    # Interleaved rounds, the same sampling on both sides: the baseline program times single encodings of the
+    # 100k prefixes (its min_s over 5 runs), and so do we (best of 5 single calls per round).
+    ours = 0.0
+    base: dict = {}
+    for _ in range(runs):
+        b = _baseline(n, 5)
+        for k, v in b.items():
+            if isinstance(v, dict):
+                if k not in base or v["min_s"] < base[k]["min_s"]:
+                    base[k] = v
+            else:
+                base[k] = v
+        ours = max(ours, _best_rate(lambda: bgp.pack_updates(ips, attrs), n, 5, 0.0))
     assert base["per_update"] == 809 and base["updates"] == len(msgs) and base["bytes"] == sum(map(len, msgs))
     baselines = {f"{k} (bgp_update_encode.py)": n / base[k]["min_s"]
                  for k in ("slice_interleave", "template_bytes", "naive_pack", "naive_from_str")}

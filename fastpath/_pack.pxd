@@ -39,6 +39,7 @@ cdef extern from *:
     """
     #include <Python.h>
     #include <stdint.h>
+    #include <string.h>
     /* Read a plain non-negative int of at most 32 bits without creating objects or raising: 1 = done, 0 = let
        the caller take its checked slow path (not an exact int, negative, too big). CPython < 3.12 keeps the
        30-bit digits in ob_digit with the sign in ob_size; 3.12+ has the unstable compact-value API. */
@@ -72,12 +73,27 @@ cdef extern from *:
         Py_ssize_t i;
         uint32_t v;
         for (i = 0; i < n; i++) {
-            if (!fastpath_u32(items[i], &v)) break;
+            PyObject *o = items[i];
+    #if PY_VERSION_HEX < 0x030C0000
+            /* inline the common cases of fastpath_u32: one or two 30-bit digits */
+            if (Py_TYPE(o) != &PyLong_Type) break;
+            Py_ssize_t sz = Py_SIZE(o);
+            const digit *d = ((PyLongObject *)o)->ob_digit;
+            if (sz == 2) {
+                uint64_t w = (uint64_t)d[0] | ((uint64_t)d[1] << PyLong_SHIFT);
+                if (w > 0xFFFFFFFFu) break;
+                v = (uint32_t)w;
+            } else if (sz == 1) {
+                v = (uint32_t)d[0];
+            } else if (sz == 0) {
+                v = 0;
+            } else break;
+    #else
+            if (!fastpath_u32(o, &v)) break;
+    #endif
             buf[0] = 32;
-            buf[1] = (unsigned char)(v >> 24);
-            buf[2] = (unsigned char)(v >> 16);
-            buf[3] = (unsigned char)(v >> 8);
-            buf[4] = (unsigned char)v;
+            v = __builtin_bswap32(v);
+            memcpy(buf + 1, &v, 4);
             buf += 5;
             size[i] = 5;
         }

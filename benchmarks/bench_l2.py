@@ -13,8 +13,10 @@ What is measured: building frames into memory, no I/O. The streamlb figure is th
 In full mode, ``valgrind --tool=callgrind`` instruction counts per frame (stable on a shared machine) are added for
 the compiled burst writer and the C template baseline.
 
+Also measured: the responder's ARP request parser, compiled vs pure twin.
+
 What is not measured: sending (the kernel's AF_PACKET path costs ~4.6 µs per frame on a veth, see
-``/work/shared/baselines/README.md``), and responder parsing.
+``/work/shared/baselines/README.md``).
 """
 
 from __future__ import annotations
@@ -218,5 +220,24 @@ def run(quick: bool) -> list[dict]:
         "baselines": na_base,
         "higher_is_better": True,
         "notes": "86-byte frames with the ICMPv6 checksum computed per frame",
+    })
+    requests = [bytes.fromhex("ffffffffffff020000000099080600010800060400010200000000990a000007000000000000")
+                + ip.to_bytes(4, "big") for ip in IPS]
+
+    def parse(mod):
+        fn = mod.parse_arp_request
+
+        def go():
+            for f in requests:
+                fn(f, MAC)
+        return go
+
+    rows.append({
+        "name": "ARP request parse (parse_arp_request)",
+        "unit": "frames/s",
+        "streamlb": _best_rate(parse(l2), len(requests), runs, min_time),
+        "baselines": {"pure twin parse_arp_request": _best_rate(parse(_l2_py), len(requests), runs, min_time / 2)},
+        "higher_is_better": True,
+        "notes": "the responder's per-packet check and request object (one Python call per frame)",
     })
     return rows + cg_rows

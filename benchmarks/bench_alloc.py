@@ -175,6 +175,34 @@ def _child(n_events: int, n_pools: int, n_nodes: int, latency: bool) -> dict:
     return json.loads(proc.stdout)
 
 
+def _waiters_latency(n_waiting: int, holders: int = 500, ops: int = 200) -> float:
+    """Median µs of deleting an address holder while ``n_waiting`` Services wait for that pool (one is woken)."""
+    from events import schema
+    from reconciler import fold, state as statemod
+
+    def svc(name: str) -> schema.K8sUpsert:
+        return schema.K8sUpsert(obj=schema.Service(namespace="default", name=name, type="LoadBalancer",
+                                                   cluster_ips=("10.96.0.1",)))
+
+    st = statemod.new()
+    fold.apply(st, schema.K8sUpsert(obj=schema.IPAddressPool(namespace="metallb-system", name="p",
+                                                             addresses=(f"10.0.0.0/{32 - (holders - 1).bit_length()}",))))
+    size = 1 << (holders - 1).bit_length()
+    for i in range(size):
+        fold.apply(st, svc(f"h{i:06d}"))
+    for i in range(n_waiting):
+        fold.apply(st, svc(f"w{i:06d}"))
+    assert len(st.pending) == n_waiting
+    times = []
+    for i in range(ops):
+        ev = schema.K8sDelete(ref=schema.ObjectRef(kind="Service", namespace="default", name=f"h{i:06d}"))
+        t0 = time.process_time()
+        fold.apply(st, ev)
+        times.append(time.process_time() - t0)
+    assert len(st.pending) == n_waiting - ops
+    return statistics.median(times) * 1e6
+
+
 def run(quick: bool) -> list[dict]:
     sizes = [10_000, 30_000, 60_000] if quick else [10_000, 30_000, 100_000, 300_000, 1_000_000]
     n_pools, n_nodes = 200, 2000
@@ -188,7 +216,21 @@ def run(quick: bool) -> list[dict]:
         f"configuration load ({n_pools} pools + {n_nodes} nodes, timed apart) {big['config_s']:.2f} s; "
         f"rate including it {big['fold_total']:,.0f} events/s"
     )
+    waiting = [300, 3_000, 10_000] if quick else [300, 3_000, 30_000, 100_000]
+    wake = [[w, _waiters_latency(w)] for w in waiting]
     return [
+        {
+            "name": "alloc: delete waking one of many waiting Services",
+            "unit": "µs (median)",
+            "streamlb": wake[-1][1],
+            "baselines": {f"{waiting[0]:,} waiting": wake[0][1]},
+            "higher_is_better": False,
+            "notes": f"{waiting[-1]:,} Services wait for a full pool; deleting a holder wakes the first waiter in key "
+                     "order (sorted waiter sets: O(log n), independent of how many wait)",
+            "series": {"streamlb": wake},
+            "series_x": "Services waiting",
+            "series_y": "µs per delete (median)",
+        },
         {
             "name": "alloc: fold throughput (events decoded)",
             "unit": "events/s",

@@ -175,6 +175,68 @@ def _child(n_events: int, n_pools: int, n_nodes: int, latency: bool) -> dict:
     return json.loads(proc.stdout)
 
 
+def _waiters_latency(n_waiting: int, holders: int = 500, ops: int = 200) -> float:
+    """Median µs of deleting an address holder while ``n_waiting`` Services wait for that pool (one is woken)."""
+    from events import schema
+    from reconciler import fold, state as statemod
+
+    def svc(name: str) -> schema.K8sUpsert:
+        return schema.K8sUpsert(obj=schema.Service(namespace="default", name=name, type="LoadBalancer",
+                                                   cluster_ips=("10.96.0.1",)))
+
+    st = statemod.new()
+    fold.apply(st, schema.K8sUpsert(obj=schema.IPAddressPool(namespace="metallb-system", name="p",
+                                                             addresses=(f"10.0.0.0/{32 - (holders - 1).bit_length()}",))))
+    size = 1 << (holders - 1).bit_length()
+    for i in range(size):
+        fold.apply(st, svc(f"h{i:06d}"))
+    for i in range(n_waiting):
+        fold.apply(st, svc(f"w{i:06d}"))
+    assert len(st.pending) == n_waiting
+    times = []
+    for i in range(ops):
+        ev = schema.K8sDelete(ref=schema.ObjectRef(kind="Service", namespace="default", name=f"h{i:06d}"))
+        t0 = time.process_time()
+        fold.apply(st, ev)
+        times.append(time.process_time() - t0)
+    assert len(st.pending) == n_waiting - ops
+    return statistics.median(times) * 1e6
+
+
+def _sort_all_wake(state, freed) -> None:
+    """Baseline: this allocator's first waking strategy — gather every waiter of the freed pools, sort, retry."""
+    from reconciler import allocate
+
+    rounds = 0
+    while freed and rounds < 1000:
+        rounds += 1
+        idx = state.alloc
+        cands: set = set()
+        for pool, a in freed:
+            cands.update(idx.waiters.get((pool, a[0]), ()))
+            if pool in idx.fallback_rank:
+                cands.update(idx.waiters.get(("", a[0]), ()))
+            cands.update(idx.ip_waiters.get(a, ()))
+        more: list = []
+        for key in sorted(cands):
+            if all(a in state.ip_users for _, a in freed):
+                break
+            if key in state.pending and state.service(key) is not None:
+                more.extend(allocate.converge(state, state.service(key)))
+        freed = more
+
+
+def _baseline_waiters_latency(n_waiting: int) -> float:
+    from reconciler import allocate
+
+    saved = allocate._wake
+    allocate._wake = _sort_all_wake
+    try:
+        return _waiters_latency(n_waiting)
+    finally:
+        allocate._wake = saved
+
+
 def run(quick: bool) -> list[dict]:
     sizes = [10_000, 30_000, 60_000] if quick else [10_000, 30_000, 100_000, 300_000, 1_000_000]
     n_pools, n_nodes = 200, 2000
@@ -188,7 +250,24 @@ def run(quick: bool) -> list[dict]:
         f"configuration load ({n_pools} pools + {n_nodes} nodes, timed apart) {big['config_s']:.2f} s; "
         f"rate including it {big['fold_total']:,.0f} events/s"
     )
+    waiting = [300, 3_000, 10_000] if quick else [300, 3_000, 30_000, 100_000]
+    wake = [[w, _waiters_latency(w)] for w in waiting]
+    wake_sorted = [[w, _baseline_waiters_latency(w)] for w in waiting[:3]]  # quadratic: not past the third size
     return [
+        {
+            "name": "alloc: delete waking one of many waiting Services",
+            "unit": "µs (median)",
+            "streamlb": wake[2][1],
+            "baselines": {f"{waiting[0]:,} waiting": wake[0][1],
+                          f"sort all waiters, {waiting[2]:,} waiting": wake_sorted[-1][1]},
+            "higher_is_better": False,
+            "notes": f"{waiting[2]:,} Services wait for a full pool; deleting a holder wakes the first waiter in key "
+                     f"order (sorted waiter sets: O(log n)); series up to {waiting[-1]:,} waiting: "
+                     f"{wake[-1][1]:.1f} µs",
+            "series": {"streamlb": wake, "sort all waiters (first version)": wake_sorted},
+            "series_x": "Services waiting",
+            "series_y": "µs per delete (median)",
+        },
         {
             "name": "alloc: fold throughput (events decoded)",
             "unit": "events/s",

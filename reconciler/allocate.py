@@ -49,6 +49,8 @@ import json
 from bisect import bisect_right
 from dataclasses import dataclass, field
 
+from sortedcontainers import SortedSet
+
 from events import schema
 from reconciler import config as configmod
 from reconciler import net, selectors
@@ -274,8 +276,9 @@ class Index:
     members: dict[str, set[ServiceKey]] = field(default_factory=dict)  # pool -> Services assigned from it
     shared: dict[tuple[str, int, str, str], set[Addr]] = field(default_factory=dict)  # addresses by sharing key
     share_of: dict[ServiceKey, tuple[str, str]] = field(default_factory=dict)  # (sharing, backend) when sharing
-    waiters: dict[tuple[str, int], set[ServiceKey]] = field(default_factory=dict)  # (pool, family) -> pending
-    ip_waiters: dict[Addr, set[ServiceKey]] = field(default_factory=dict)
+    # (pool, family) -> pending Services, kept sorted so waking walks them in key order from any point
+    waiters: dict[tuple[str, int], SortedSet] = field(default_factory=dict)
+    ip_waiters: dict[Addr, SortedSet] = field(default_factory=dict)
     waiting_on: dict[ServiceKey, tuple] = field(default_factory=dict)  # key -> registrations (for removal)
 
 
@@ -582,7 +585,7 @@ def _register_wait(state: State, idx: Index, key: ServiceKey, svc: schema.Servic
         if held is not None and len(held[1]) == 1:
             reg = (held[0], net.V6 if held[1][0][0] == net.V4 else net.V4)
             if held[0] in idx.spaces and reg[1] in idx.spaces[held[0]]:
-                idx.waiters.setdefault(reg, set()).add(key)
+                idx.waiters.setdefault(reg, SortedSet()).add(key)
                 idx.waiting_on[key] = (reg,)
         return
     if dec.reason not in (Reason.NO_AVAILABLE_IPS.value, Reason.SHARING_CONFLICT.value):
@@ -595,7 +598,7 @@ def _register_wait(state: State, idx: Index, key: ServiceKey, svc: schema.Servic
     if req:
         regs.extend(req)
         for a in req:
-            idx.ip_waiters.setdefault(a, set()).add(key)
+            idx.ip_waiters.setdefault(a, SortedSet()).add(key)
     else:
         want, _ = wanted(svc, fams)
         pool_name = annotation(svc, "address-pool")
@@ -611,29 +614,45 @@ def _register_wait(state: State, idx: Index, key: ServiceKey, svc: schema.Servic
                     reg = ("", f) if (not pool_name and p.name in idx.fallback_rank) else (p.name, f)
                     if reg not in regs:
                         regs.append(reg)
-                        idx.waiters.setdefault(reg, set()).add(key)
+                        idx.waiters.setdefault(reg, SortedSet()).add(key)
     if regs:
         idx.waiting_on[key] = tuple(regs)
 
 
 def _wake(state: State, freed: list[tuple[str, Addr]]) -> None:
-    """Rule 5: retry the Services waiting for what was freed, in key order, until it is taken again."""
+    """Rule 5: retry the Services waiting for what was freed, in key order, until it is taken again.
+
+    The waiter sets are sorted: each step takes the smallest key above the last one tried across the relevant
+    sets (O(log n) per step), so a freed address costs O(log n) however many Services wait.
+    """
     rounds = 0
     while freed and rounds < 1000:
         rounds += 1
         idx = state.alloc
         if idx is None:
             return
-        cands: set[ServiceKey] = set()
+        regs: list = []
         for pool, a in freed:
-            cands.update(idx.waiters.get((pool, a[0]), ()))
-            if pool in idx.fallback_rank:
-                cands.update(idx.waiters.get(("", a[0]), ()))
-            cands.update(idx.ip_waiters.get(a, ()))
+            for table, reg in ((idx.waiters, (pool, a[0])), (idx.waiters, ("", a[0])), (idx.ip_waiters, a)):
+                if reg[0] == "" and pool not in idx.fallback_rank:
+                    continue
+                if (entry := (table is idx.ip_waiters, reg)) not in regs:
+                    regs.append(entry)
         more: list[tuple[str, Addr]] = []
-        for key in sorted(cands):
-            if all(a in state.ip_users for _, a in freed):
+        last: ServiceKey | None = None
+        while not all(a in state.ip_users for _, a in freed):
+            key = None
+            for is_ip, reg in regs:
+                s = (idx.ip_waiters if is_ip else idx.waiters).get(reg)
+                if not s:
+                    continue
+                it = s.irange(minimum=last, inclusive=(False, True)) if last is not None else iter(s)
+                k = next(it, None)
+                if k is not None and (key is None or k < key):
+                    key = k
+            if key is None:
                 break
+            last = key
             if key not in state.pending:
                 continue
             svc = state.service(key)

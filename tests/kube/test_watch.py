@@ -61,6 +61,27 @@ def _play(fake: FakeKube, steps: list[dict], log) -> None:
             wait_for(lambda: _converged(fake, log), what="log to reflect the cluster")
 
 
+@pytest.mark.parametrize("name", ["metallb-config"])
+def test_recorded_configuration_sequence(fake: FakeKube, kubeconfig: str, name: str) -> None:
+    steps = yaml.safe_load((SEQUENCES / f"{name}.yaml").read_text())
+    log = memory.MemoryLog()
+    run = Running(_watcher(kubeconfig, log))
+    try:
+        _play(fake, steps, log)
+    finally:
+        run.close()
+    events = log_events(log)
+    assert duplicates(events) == [] and log_objects(events) == expected_objects(fake)
+    kinds = {type(e.obj).__name__ for e in events if isinstance(e, schema.K8sUpsert)}
+    assert kinds == {"Namespace", "Community", "BFDProfile", "IPAddressPool", "BGPAdvertisement", "BGPPeer"}
+    ads = [e.obj for e in events if isinstance(e, schema.K8sUpsert) and isinstance(e.obj, schema.BGPAdvertisement)]
+    assert [a.communities for a in ads] == [("no-export",), ("no-export", "64512:7")]  # the re-apply appended nothing
+    peer = next(e.obj for e in events if isinstance(e, schema.K8sUpsert) and isinstance(e.obj, schema.BGPPeer))
+    assert peer.api_version == "v1beta2" and peer.hold_time_ms == 90_000  # served as the storage version
+    deleted = sorted((e.ref.kind, e.ref.name) for e in events if isinstance(e, schema.K8sDelete))
+    assert deleted == [("BGPPeer", "legacy"), ("Community", "aliases"), ("Namespace", "scratch")]
+
+
 def test_recorded_sequence_is_appended_exactly(fake: FakeKube, kubeconfig: str) -> None:
     steps = yaml.safe_load((SEQUENCES / "churn.yaml").read_text())
     assert len(steps) > 10

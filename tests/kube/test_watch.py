@@ -379,3 +379,33 @@ def test_metrics_endpoint_reports_the_counters(fake: FakeKube, kubeconfig: str) 
     assert values["streamlb_watch_appended_total"] == 1.0
     assert values["streamlb_watch_leader"] == 1.0 and values["streamlb_watch_objects"] == 1.0
     assert values["streamlb_watch_relists_total"] == len(w.resources)
+
+
+def test_watch_after_import_appends_nothing_for_an_unchanged_cluster(fake: FakeKube, kubeconfig: str,
+                                                                       tmp_path: Path) -> None:
+    from reconciler.runtime import migrate
+    from tests.kube import metallb_dump
+    from tests.kube.fakeapi import BY_KIND
+
+    cfg, cluster, expected = metallb_dump.cluster_dump(200, seed=5)
+    docs = yaml.safe_load(cfg)["items"] + yaml.safe_load(cluster)["items"]
+    for d in docs:
+        if d["kind"] in BY_KIND:
+            fake.put(d)
+    imported = migrate.import_metallb([("dump", yaml.safe_dump_all(docs))])
+    assert imported.assignments_kept == 200
+    path = tmp_path / "log.evlog"
+    path.write_bytes(logfile.encode_file(imported.events))
+    log = logfile.FileLog(path)
+    n = len(list(log.read()))
+    w = _watcher(kubeconfig, log)
+    run = Running(w)
+    try:
+        wait_for(lambda: w.stats.relists >= len(w.resources), what="every resource listed")
+        time.sleep(0.5)
+        assert w.stats.appended == 0 and len(list(log.read())) == n  # the import already says it all
+        fake.remove("Service", *next(iter(expected)).split("/"))
+        wait_for(lambda: _converged(fake, log))
+    finally:
+        run.close()
+    assert w.stats.appended == 1

@@ -2,15 +2,30 @@
 
 Rules:
 
-1. The configuration is judged as a whole (MetalLB ``internal/config``): any error makes it invalid, and the
-   caller keeps the previous valid configuration in force.
+1. The configuration is judged as a whole (MetalLB ``internal/config``, metallb-behaviour.md §2): any error makes
+   it invalid, and the caller keeps the previous valid configuration in force.
 2. Errors name the object and the field (``IPAddressPool metallb-system/p: spec.addresses[0]: invalid CIDR``) and
-   are sorted, so identical inputs give identical error lists.
-3. Pools are kept in name order; nothing here depends on dict or set iteration order.
+   are sorted, so identical inputs give identical error lists. Errors about references that may appear later
+   (an unknown BFD profile or community alias) are prefixed ``transient:`` — MetalLB does not load such a
+   configuration yet either.
+3. Validation follows MetalLB's default frr-k8s mode (IPv6 BGP, large communities, BFD are valid).
+4. Pools are kept in name order; nothing here depends on dict or set iteration order.
+
+Checked (tags as in metallb-behaviour.md): pools — addresses present, each a CIDR or an ``A-B`` range of one family
+with A ≤ B, no CIDR overlapping another (same or other pool), unique names, no duplicate namespaces or selectors in
+``serviceAllocation``, valid selectors; L2 and BGP advertisements — no duplicate pool names/selectors/peers,
+valid selectors, aggregation lengths within 1..32 / 1..128 and not longer than any covered pool entry's widest
+block, ``serviceSelectors`` only with default aggregation, communities (``A:B`` of uint16, ``large:A:B:C`` of
+uint32, or a known alias, no duplicates), LOCAL_PREF consistency between advertisements of one pool; peers —
+ASNs, exactly one of peerASN/dynamicASN and of peerAddress/interface, addresses that parse, port, timers, connect
+time, password vs passwordSecret, eBGP multihop on iBGP, BFD profile reference, frr-mode router ID / identifier /
+ASN agreement of peers that share a node, BFD echo with IPv6 pools; communities — unique names, valid values;
+BFD profiles — unique names and value ranges.
 """
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass, field
 
 from events import schema
@@ -64,6 +79,51 @@ class Config:
         return True
 
 
+# ----------------------------------------------------------------------------------------------------------------
+# Values
+
+
+def parse_community(text: str) -> tuple[str, tuple[int, ...]] | None:
+    """``A:B`` -> ("standard", (A, B)); ``large:A:B:C`` -> ("large", (A, B, C)); None if not of those shapes.
+
+    Raises ValueError when the shape is right but a number is out of range or malformed.
+    """
+    parts = text.split(":")
+    if len(parts) == 4 and parts[0] == "large":
+        nums = []
+        for p in parts[1:]:
+            if not p.isdigit() or int(p) > 0xFFFFFFFF:
+                raise ValueError(f"invalid large community value {text!r}: {p!r} is not a 32-bit number")
+            nums.append(int(p))
+        return "large", tuple(nums)
+    if len(parts) == 2:
+        nums = []
+        for p in parts:
+            if not p.isdigit() or int(p) > 0xFFFF:
+                raise ValueError(f"invalid community value {text!r}: {p!r} is not a 16-bit number")
+            nums.append(int(p))
+        return "standard", tuple(nums)
+    return None
+
+
+_ENTRY_CACHE: dict[str, tuple[net.Block, ...] | str] = {}  # memo of a pure function (entry text -> blocks/error)
+_POOL_CACHE: dict = {}  # memo: (IPAddressPool, resolved namespaces) -> Pool (pure; equal inputs, equal Pool)
+
+
+def _parse_entry(text: str) -> tuple[net.Block, ...]:
+    got = _ENTRY_CACHE.get(text)
+    if got is None:
+        try:
+            got = tuple(net.parse_entry(text))
+        except ValueError as exc:
+            got = str(exc)
+        if len(_ENTRY_CACHE) < 100_000:
+            _ENTRY_CACHE[text] = got
+    if isinstance(got, str):
+        raise ValueError(got)
+    return got
+
+
 def _where(obj: schema.K8sObject) -> str:
     return f"{type(obj).__name__} {obj.namespace}/{obj.name}"
 
@@ -73,10 +133,45 @@ def _check_selectors(errors: list[str], where: str, field_name: str, sels: tuple
     for i, sel in enumerate(sels):
         p = selectors.problem(sel)
         if p:
-            errors.append(f"{where}: {field_name}[{i}]: {p}")
+            errors.append(f"{where}: {field_name}[{i}]: invalid selector: {p}")
+        exprs = [(r.key, r.operator, r.values) for r in sel.match_expressions]
+        if len(set(exprs)) != len(exprs):
+            errors.append(f"{where}: {field_name}[{i}]: duplicate match expression")
+        for j, r in enumerate(sel.match_expressions):
+            if len(set(r.values)) != len(r.values):
+                errors.append(f"{where}: {field_name}[{i}].matchExpressions[{j}]: duplicate value in expression")
         if sel in seen:
-            errors.append(f"{where}: {field_name}[{i}]: duplicate selector")
+            errors.append(f"{where}: {field_name}[{i}]: duplicate definition of selector")
         seen.append(sel)
+
+
+def _dups(values: tuple[str, ...]) -> list[str]:
+    seen: set[str] = set()
+    out = []
+    for v in values:
+        if v in seen and v not in out:
+            out.append(v)
+        seen.add(v)
+    return out
+
+
+def _parses(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return "%" not in text
+
+
+def _node_set(sels: tuple[schema.LabelSelector, ...], nodes: dict[str, dict[str, str]] | None) -> frozenset[str] | None:
+    """Nodes selected (empty selectors = all nodes); None when no nodes are known."""
+    if nodes is None:
+        return None
+    return frozenset(n for n in sorted(nodes) if selectors.any_matches(sels, nodes[n]))
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Build
 
 
 def build(
@@ -87,16 +182,52 @@ def build(
     communities: list[schema.Community],
     bfds: list[schema.BFDProfile],
     namespaces: dict[str, dict[str, str]],
+    nodes: dict[str, dict[str, str]] | None = None,
 ) -> tuple[Config | None, list[str]]:
-    """Validate and build. Returns ``(config, [])`` or ``(None, errors)``. Inputs may come in any order."""
+    """Validate and build. Returns ``(config, [])`` or ``(None, errors)``. Inputs may come in any order.
+
+    ``nodes`` (name -> labels) resolves advertisement and peer node selectors for the rules that compare node
+    sets (LOCAL_PREF consistency, frr peer agreement); without it those rules assume no nodes are known.
+    """
     errors: list[str] = []
+    built = _pools(pools, namespaces, errors)
+    by_name = {p.name: p for p in built}
+    for ad in sorted(l2ads, key=lambda o: (o.name, o.namespace)):
+        where = _where(ad)
+        for d in _dups(ad.ip_address_pools):
+            errors.append(f"{where}: spec.ipAddressPools: duplicate definition of pool {d!r}")
+        _check_selectors(errors, where, "spec.ipAddressPoolSelectors", ad.ip_address_pool_selectors)
+        _check_selectors(errors, where, "spec.nodeSelectors", ad.node_selectors)
+        _check_selectors(errors, where, "spec.serviceSelectors", ad.service_selectors)
+    aliases = _communities(communities, errors)
+    bfd_by_name = _bfd_profiles(bfds, errors)
+    _bgp_ads(bgpads, built, aliases, nodes, errors)
+    _peers(peers, bfd_by_name, nodes, errors)
+    _bfd_echo(bgpads, built, peers, bfd_by_name, errors)
+    if errors:
+        return None, sorted(errors)
+    return (
+        Config(
+            pools=tuple(built),
+            l2_advertisements=tuple(sorted(l2ads, key=lambda o: (o.name, o.namespace))),
+            bgp_advertisements=tuple(sorted(bgpads, key=lambda o: (o.name, o.namespace))),
+            peers=tuple(sorted(peers, key=lambda o: (o.name, o.namespace))),
+            communities=tuple(sorted(communities, key=lambda o: (o.name, o.namespace))),
+            bfd_profiles=tuple(sorted(bfds, key=lambda o: (o.name, o.namespace))),
+            pool_by_name=by_name,
+        ),
+        [],
+    )
+
+
+def _pools(pools: list[schema.IPAddressPool], namespaces: dict[str, dict[str, str]], errors: list[str]) -> list[Pool]:
     built: list[Pool] = []
-    owner_of: list[tuple[net.Block, str, str]] = []  # (block, pool, entry text) for the overlap check
+    placed: dict[int, list[tuple[int, int, str, str]]] = {}  # family -> (first, last, cidr text, pool)
     seen_names: set[str] = set()
     for p in sorted(pools, key=lambda o: (o.name, o.namespace)):
         where = _where(p)
         if p.name in seen_names:
-            errors.append(f"{where}: duplicate definition of pool {p.name!r}")
+            errors.append(f"{where}: metadata.name: duplicate definition of pool {p.name!r}")
             continue
         seen_names.add(p.name)
         if not p.addresses:
@@ -104,34 +235,34 @@ def build(
         entries: list[tuple[net.Block, ...]] = []
         for i, text in enumerate(p.addresses):
             try:
-                blocks = net.parse_entry(text)
+                blocks = _parse_entry(text)
             except ValueError as exc:
                 errors.append(f"{where}: spec.addresses[{i}]: {exc}")
                 continue
-            entries.append(tuple(blocks))
+            entries.append(blocks)
             for b in blocks:
-                for other, other_pool, other_text in owner_of:
-                    if b.family == other.family and b.first <= other.last and other.first <= b.last:
-                        errors.append(
-                            f"{where}: spec.addresses[{i}]: CIDR {str(b)!r} in pool {p.name!r} overlaps with "
-                            f"already defined CIDR {str(other)!r} (pool {other_pool!r}, entry {other_text!r})"
-                        )
-                owner_of.append((b, p.name, text))
+                placed.setdefault(b.family, []).append((b.first, b.last, b, p.name))
         sa = p.service_allocation
         resolved: set[str] = set()
         svc_sels: tuple[schema.LabelSelector, ...] = ()
         match_all = False
         if sa is not None:
-            if len(set(sa.namespaces)) != len(sa.namespaces):
-                errors.append(f"{where}: spec.serviceAllocation.namespaces: duplicate definition in namespaces field")
+            for d in _dups(sa.namespaces):
+                errors.append(f"{where}: spec.serviceAllocation.namespaces: duplicate definition in namespaces field ({d!r})")
             _check_selectors(errors, where, "spec.serviceAllocation.namespaceSelectors", sa.namespace_selectors)
             _check_selectors(errors, where, "spec.serviceAllocation.serviceSelectors", sa.service_selectors)
             resolved.update(sa.namespaces)
-            for ns_name in sorted(namespaces):
-                if any(selectors.matches(s, namespaces[ns_name]) for s in sa.namespace_selectors):
-                    resolved.add(ns_name)
+            if sa.namespace_selectors:
+                for ns_name in sorted(namespaces):
+                    if any(selectors.matches(s, namespaces[ns_name]) for s in sa.namespace_selectors):
+                        resolved.add(ns_name)
             svc_sels = sa.service_selectors
             match_all = not sa.namespaces and not sa.namespace_selectors and not sa.service_selectors
+        cache_key = (p, tuple(sorted(resolved)))
+        cached = _POOL_CACHE.get(cache_key)
+        if cached is not None and cached.entries == tuple(entries):
+            built.append(cached)
+            continue
         built.append(
             Pool(
                 name=p.name,
@@ -145,24 +276,279 @@ def build(
                 match_all_services=match_all,
             )
         )
-    for ad in sorted(l2ads, key=lambda o: (o.name, o.namespace)):
+        if len(_POOL_CACHE) > 10_000:
+            _POOL_CACHE.clear()
+        _POOL_CACHE[cache_key] = built[-1]
+    # overlaps: sort by first address; a block overlaps the one with the furthest end seen so far
+    for fam in sorted(placed):
+        blocks = sorted(placed[fam], key=lambda t: (t[0], t[1], t[3]))
+        reach: tuple | None = None
+        for b in blocks:
+            if reach is not None and b[0] <= reach[1]:
+                errors.append(
+                    f"IPAddressPool {_ns_of(pools, b[3])}/{b[3]}: spec.addresses: CIDR {str(b[2])!r} in pool "
+                    f"{b[3]!r} overlaps with already defined CIDR {str(reach[2])!r} (pool {reach[3]!r})"
+                )
+            if reach is None or b[1] > reach[1]:
+                reach = b
+    return built
+
+
+def _ns_of(pools: list[schema.IPAddressPool], name: str) -> str:
+    for p in sorted(pools, key=lambda o: (o.name, o.namespace)):
+        if p.name == name:
+            return p.namespace
+    return ""
+
+
+def _communities(communities: list[schema.Community], errors: list[str]) -> dict[str, str]:
+    aliases: dict[str, str] = {}
+    for c in sorted(communities, key=lambda o: (o.name, o.namespace)):
+        where = _where(c)
+        for i, alias in enumerate(c.communities):
+            if alias.name in aliases:
+                errors.append(f"{where}: spec.communities[{i}].name: duplicate definition of community {alias.name!r}")
+                continue
+            try:
+                if parse_community(alias.value) is None:
+                    raise ValueError(f"invalid community value {alias.value!r}")
+            except ValueError as exc:
+                errors.append(f"{where}: spec.communities[{i}].value: parsing community {alias.name!r}: {exc}")
+                continue
+            aliases[alias.name] = alias.value
+    return aliases
+
+
+_BFD_RANGES = (
+    ("receive_interval", "spec.receiveInterval", 10, 60000),
+    ("transmit_interval", "spec.transmitInterval", 10, 60000),
+    ("detect_multiplier", "spec.detectMultiplier", 2, 255),
+    ("echo_interval", "spec.echoInterval", 10, 60000),
+    ("minimum_ttl", "spec.minimumTtl", 1, 254),
+)
+
+
+def _bfd_profiles(bfds: list[schema.BFDProfile], errors: list[str]) -> dict[str, schema.BFDProfile]:
+    out: dict[str, schema.BFDProfile] = {}
+    for b in sorted(bfds, key=lambda o: (o.name, o.namespace)):
+        where = _where(b)
+        if b.name in out:
+            errors.append(f"{where}: metadata.name: duplicate definition of bfd profile {b.name!r}")
+            continue
+        out[b.name] = b
+        for attr, fname, lo, hi in _BFD_RANGES:
+            v = getattr(b, attr)
+            if v is not None and not lo <= v <= hi:
+                errors.append(f"{where}: {fname}: {v} is out of range {lo}..{hi}")
+    return out
+
+
+def _ad_pools(ad: schema.BGPAdvertisement | schema.L2Advertisement, pools: list[Pool]) -> list[Pool]:
+    """Pools an advertisement applies to: listed ∪ selected; both empty = all pools."""
+    if not ad.ip_address_pools and not ad.ip_address_pool_selectors:
+        return list(pools)
+    return [
+        p
+        for p in pools
+        if p.name in ad.ip_address_pools or any(selectors.matches(s, p.labels) for s in ad.ip_address_pool_selectors)
+    ]
+
+
+def _bgp_ads(
+    ads: list[schema.BGPAdvertisement],
+    pools: list[Pool],
+    aliases: dict[str, str],
+    nodes: dict[str, dict[str, str]] | None,
+    errors: list[str],
+) -> None:
+    ordered = sorted(ads, key=lambda o: (o.name, o.namespace))
+    for ad in ordered:
         where = _where(ad)
-        if len(set(ad.ip_address_pools)) != len(ad.ip_address_pools):
-            errors.append(f"{where}: spec.ipAddressPools: duplicate definition of pools")
+        agg4 = 32 if ad.aggregation_length is None else ad.aggregation_length
+        agg6 = 128 if ad.aggregation_length_v6 is None else ad.aggregation_length_v6
+        if not 1 <= agg4 <= 32:
+            errors.append(f"{where}: spec.aggregationLength: invalid aggregation length {agg4} for IPv4")
+        if not 1 <= agg6 <= 128:
+            errors.append(f"{where}: spec.aggregationLengthV6: invalid aggregation length {agg6} for IPv6")
+        if ad.service_selectors and (agg4 != 32 or agg6 != 128):
+            errors.append(
+                f"{where}: spec.serviceSelectors: serviceSelectors can't be used together with aggregation length"
+            )
+        if ad.local_pref < 0 or ad.local_pref > 0xFFFFFFFF:
+            errors.append(f"{where}: spec.localPref: {ad.local_pref} is not a 32-bit number")
+        for d in _dups(ad.ip_address_pools):
+            errors.append(f"{where}: spec.ipAddressPools: duplicate definition of pool {d!r}")
+        for d in _dups(ad.peers):
+            errors.append(f"{where}: spec.peers: duplicate definition of peer {d!r}")
+        for d in _dups(ad.communities):
+            errors.append(f"{where}: spec.communities: duplicate definition of community {d!r}")
         _check_selectors(errors, where, "spec.ipAddressPoolSelectors", ad.ip_address_pool_selectors)
         _check_selectors(errors, where, "spec.nodeSelectors", ad.node_selectors)
         _check_selectors(errors, where, "spec.serviceSelectors", ad.service_selectors)
-    if errors:
-        return None, sorted(errors)
-    return (
-        Config(
-            pools=tuple(built),
-            l2_advertisements=tuple(sorted(l2ads, key=lambda o: (o.name, o.namespace))),
-            bgp_advertisements=tuple(sorted(bgpads, key=lambda o: (o.name, o.namespace))),
-            peers=tuple(sorted(peers, key=lambda o: (o.name, o.namespace))),
-            communities=tuple(sorted(communities, key=lambda o: (o.name, o.namespace))),
-            bfd_profiles=tuple(sorted(bfds, key=lambda o: (o.name, o.namespace))),
-            pool_by_name={p.name: p for p in built},
-        ),
-        [],
-    )
+        for i, c in enumerate(ad.communities):
+            try:
+                shape = parse_community(c)
+            except ValueError as exc:
+                errors.append(f"{where}: spec.communities[{i}]: {exc}")
+                continue
+            if shape is None and c not in aliases:
+                errors.append(f"{where}: spec.communities[{i}]: transient: community alias {c!r} not found")
+        for p in _ad_pools(ad, pools):
+            for entry_i, entry in enumerate(p.entries):
+                if not entry:
+                    continue
+                widest = min(b.prefixlen for b in entry)
+                agg = agg4 if entry[0].family == net.V4 else agg6
+                if agg < widest:
+                    errors.append(
+                        f"{where}: spec.aggregationLength{'V6' if entry[0].family == net.V6 else ''}: prefix "
+                        f"{widest} in this pool is more specific than the aggregation length for addresses "
+                        f"{_entry_text(entry)} (pool {p.name!r})"
+                    )
+    # LOCAL_PREF consistency between advertisements (without serviceSelectors) of one pool
+    plain = [a for a in ordered if not a.service_selectors]
+    for i, a in enumerate(plain):
+        pa = {p.name: p for p in _ad_pools(a, pools)}
+        for b in plain[i + 1:]:
+            if a.local_pref == b.local_pref:
+                continue
+            for p in _ad_pools(b, pools):
+                if p.name not in pa:
+                    continue
+                if _localpref_exempt(a, b, p, nodes):
+                    continue
+                errors.append(
+                    f"{_where(b)}: spec.localPref: invalid local preference {b.local_pref}: local preference "
+                    f"{a.local_pref} was already set for the same type of BGP update by {_where(a)} (pool {p.name!r})"
+                )
+                break
+
+
+def _entry_text(entry: tuple[net.Block, ...]) -> str:
+    if len(entry) == 1:
+        return str(entry[0])
+    return f"{net.to_text(entry[0].family, entry[0].first)}-{net.to_text(entry[-1].family, entry[-1].last)}"
+
+
+def _localpref_exempt(
+    a: schema.BGPAdvertisement, b: schema.BGPAdvertisement, pool: Pool, nodes: dict[str, dict[str, str]] | None
+) -> bool:
+    fams = pool.families()
+    a4, b4 = a.aggregation_length or 32, b.aggregation_length or 32
+    a6, b6 = a.aggregation_length_v6 or 128, b.aggregation_length_v6 or 128
+    if fams == {net.V4} and a4 != b4:
+        return True
+    if fams == {net.V6} and a6 != b6:
+        return True
+    if fams == {net.V4, net.V6} and a4 != b4 and a6 != b6:
+        return True
+    if a.peers and b.peers and not set(a.peers) & set(b.peers):
+        return True
+    na, nb = _node_set(a.node_selectors, nodes), _node_set(b.node_selectors, nodes)
+    if na is None or nb is None:
+        return True  # no nodes known: every resolved node set is empty, and an empty set never conflicts
+    return not na or not nb or not (na & nb)
+
+
+def _peers(
+    peers: list[schema.BGPPeer],
+    bfds: dict[str, schema.BFDProfile],
+    nodes: dict[str, dict[str, str]] | None,
+    errors: list[str],
+) -> None:
+    ordered = sorted(peers, key=lambda o: (o.name, o.namespace))
+    for p in ordered:
+        where = _where(p)
+        if p.my_asn == 0:
+            errors.append(f"{where}: spec.myASN: missing local ASN")
+        if not 0 <= p.my_asn <= 0xFFFFFFFF:
+            errors.append(f"{where}: spec.myASN: {p.my_asn} is not a 32-bit number")
+        if p.peer_asn and p.dynamic_asn:
+            errors.append(f"{where}: spec.peerASN: both peer ASN and dynamicASN specified")
+        elif not p.peer_asn and not p.dynamic_asn:
+            errors.append(f"{where}: spec.peerASN: missing peer ASN and dynamicASN")
+        if p.dynamic_asn and p.dynamic_asn not in ("internal", "external"):
+            errors.append(f"{where}: spec.dynamicASN: must be internal or external, not {p.dynamic_asn!r}")
+        if not 0 <= p.peer_asn <= 0xFFFFFFFF:
+            errors.append(f"{where}: spec.peerASN: {p.peer_asn} is not a 32-bit number")
+        if not 0 <= p.local_asn <= 0xFFFFFFFF:
+            errors.append(f"{where}: spec.localASN: {p.local_asn} is not a 32-bit number")
+        if p.peer_address and p.interface:
+            errors.append(f"{where}: spec.peerAddress: peerAddress and interface are mutually exclusive")
+        elif not p.peer_address and not p.interface:
+            errors.append(f"{where}: spec.peerAddress: missing peer address or interface")
+        if p.peer_address and not _parses(p.peer_address):
+            errors.append(f"{where}: spec.peerAddress: invalid BGPPeer address {p.peer_address!r}")
+        if p.source_address and not _parses(p.source_address):
+            errors.append(f"{where}: spec.sourceAddress: invalid source address {p.source_address!r}")
+        if p.router_id and not _parses(p.router_id):
+            errors.append(f"{where}: spec.routerID: invalid router ID {p.router_id!r}")
+        if not 1 <= p.peer_port <= 16384:
+            errors.append(f"{where}: spec.peerPort: {p.peer_port} is out of range 1..16384")
+        hold, ka = p.hold_time_ms, p.keepalive_time_ms
+        if hold is None and ka is not None:
+            hold = 3 * ka
+        if ka is None and hold is not None:
+            ka = hold // 3
+        if hold is not None:
+            secs = hold // 1000
+            if secs != 0 and secs < 3:
+                errors.append(f"{where}: spec.holdTime: invalid hold time {hold}ms: must be 0 or >=3s")
+            if ka is not None and ka > hold:
+                errors.append(f"{where}: spec.keepaliveTime: keepalive {ka}ms is larger than hold time {hold}ms")
+        if p.connect_time_ms is not None:
+            ct = p.connect_time_ms
+            if ct % 1000 or not 1000 <= ct <= 65535000:
+                errors.append(f"{where}: spec.connectTime: must be a whole number of seconds in 1s..65535s, not {ct}ms")
+        if p.password_set and p.password_secret is not None:
+            errors.append(f"{where}: spec.password: password and passwordSecret are mutually exclusive")
+        if p.ebgp_multi_hop and p.peer_asn and p.peer_asn == p.my_asn:
+            errors.append(f"{where}: spec.ebgpMultiHop: invalid ebgp-multihop parameter set for an ibgp peer")
+        if p.bfd_profile and p.bfd_profile not in bfds:
+            errors.append(f"{where}: spec.bfdProfile: transient: bfd profile {p.bfd_profile!r} not found")
+        _check_selectors(errors, where, "spec.nodeSelectors", p.node_selectors)
+    # frr / frr-k8s: peers that meet on a node must agree (no nodes known: assume they meet)
+    known = nodes if nodes else None
+    for i, a in enumerate(ordered):
+        na = _node_set(a.node_selectors, known)
+        for b in ordered[i + 1:]:
+            nb = _node_set(b.node_selectors, known)
+            if na is not None and nb is not None and not (na & nb):
+                continue
+            if a.router_id != b.router_id:
+                errors.append(
+                    f"{_where(b)}: spec.routerID: BGPPeers {a.name!r} and {b.name!r} select the same node but have "
+                    f"different router IDs ({a.router_id!r} vs {b.router_id!r})"
+                )
+            ida = (a.peer_address or a.interface) + (f"-{a.vrf}" if a.vrf else "")
+            idb = (b.peer_address or b.interface) + (f"-{b.vrf}" if b.vrf else "")
+            if ida == idb:
+                errors.append(f"{_where(b)}: spec.peerAddress: duplicate BGPPeer {idb!r} (also {_where(a)})")
+            if a.vrf == b.vrf and a.my_asn != b.my_asn:
+                errors.append(
+                    f"{_where(b)}: spec.myASN: BGPPeers {a.name!r} and {b.name!r} select the same node with "
+                    f"different local ASNs ({a.my_asn} vs {b.my_asn}) in the same VRF"
+                )
+
+
+def _bfd_echo(
+    ads: list[schema.BGPAdvertisement],
+    pools: list[Pool],
+    peers: list[schema.BGPPeer],
+    bfds: dict[str, schema.BFDProfile],
+    errors: list[str],
+) -> None:
+    echo_peers = [p for p in sorted(peers, key=lambda o: o.name) if p.bfd_profile in bfds and bfds[p.bfd_profile].echo_mode]
+    if not echo_peers:
+        return
+    for ad in sorted(ads, key=lambda o: (o.name, o.namespace)):
+        v6 = [p.name for p in _ad_pools(ad, pools) if net.V6 in p.families()]
+        if not v6:
+            continue
+        for peer in echo_peers:
+            if ad.peers and peer.name not in ad.peers:
+                continue
+            errors.append(
+                f"{_where(peer)}: spec.bfdProfile: peer {peer.name!r} has bfd echo enabled, which is not possible "
+                f"with IPv6 pool {v6[0]!r} advertised by {_where(ad)}"
+            )

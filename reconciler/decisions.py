@@ -12,7 +12,7 @@ from typing import Any
 
 import msgspec
 
-from reconciler import elect
+from reconciler import planning
 from reconciler.state import State
 
 _encoder = msgspec.msgpack.Encoder(order="sorted")
@@ -22,13 +22,7 @@ def services(state: State, with_events: bool = True) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key in sorted(state.services):
         dec = state.services[key]
-        svc = state.service(key)
-        l2: dict[str, Any] = {}
-        if svc is not None and dec.ingress and dec.pool is not None:
-            has_ads, owner, reason = elect.l2_owner(state, svc, dec.pool, dec.ingress[0])
-            if has_ads:
-                for ip in dec.ingress:
-                    l2[ip] = {"node": owner, "reason": reason}
+        l2 = planning.l2_map(state, key)
         entry: dict[str, Any] = {"ingress": list(dec.ingress), "pool": dec.pool, "reason": dec.reason, "l2": l2}
         if with_events:
             entry["events"] = [{"type": t, "reason": r, "message": m} for t, r, m in dec.events]
@@ -37,8 +31,8 @@ def services(state: State, with_events: bool = True) -> dict[str, Any]:
 
 
 def bgp(state: State) -> dict[str, Any]:
-    """node -> peer -> advertisements. Filled by BGP planning; empty until then."""
-    return {}
+    """node -> peer -> advertisements (design.md §5), from :mod:`reconciler.planning`."""
+    return planning.bgp_map(state)
 
 
 def config(state: State) -> dict[str, Any]:

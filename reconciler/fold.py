@@ -24,7 +24,7 @@ from collections.abc import Iterable
 from typing import assert_never
 
 from events import schema
-from reconciler import allocate
+from reconciler import allocate, planning
 from reconciler import config as configmod
 from reconciler.state import State
 
@@ -33,8 +33,15 @@ _CONFIG_KINDS = frozenset(
 )
 
 
+_KIND_OF: dict[type, str] = {}
+
+
 def _kind(obj: schema.K8sObject) -> str:
-    return type(obj).__struct_config__.tag  # type: ignore[return-value]
+    t = type(obj)
+    kind = _KIND_OF.get(t)
+    if kind is None:  # __struct_config__ builds a new object per access: look each type up once
+        kind = _KIND_OF[t] = t.__struct_config__.tag  # type: ignore[assignment]
+    return kind  # type: ignore[return-value]
 
 
 def build_config(objs: dict) -> tuple[configmod.Config | None, list[str]]:
@@ -44,6 +51,9 @@ def build_config(objs: dict) -> tuple[configmod.Config | None, list[str]]:
         return [objs[kind][k] for k in sorted(objs[kind])]
 
     namespaces = {name: dict(o.labels) for (_, name), o in sorted(objs["Namespace"].items())}
+    nodes = None
+    if _node_sensitive(objs):
+        nodes = {name: dict(o.labels) for (_, name), o in sorted(objs["Node"].items())}
     return configmod.build(
         values("IPAddressPool"),
         values("L2Advertisement"),
@@ -52,7 +62,13 @@ def build_config(objs: dict) -> tuple[configmod.Config | None, list[str]]:
         values("Community"),
         values("BFDProfile"),
         namespaces,
+        nodes,
     )
+
+
+def _node_sensitive(objs: dict) -> bool:
+    """Does validation compare node sets (LOCAL_PREF consistency, peers meeting on a node)? Then Nodes count."""
+    return len(objs["BGPPeer"]) > 1 or any(a.local_pref for a in objs["BGPAdvertisement"].values())
 
 
 def _rebuild_config(state: State) -> None:
@@ -64,13 +80,12 @@ def _rebuild_config(state: State) -> None:
         return
     state.config_valid = True
     state.config_errors = []
-    pools_changed = state.config is None or state.config.pools != cfg.pools
+    old = state.config
     state.config = cfg
     state.config_objects = tuple(
         objs[kind][k] for kind in sorted(_CONFIG_KINDS) for k in sorted(objs[kind])
     )
-    if pools_changed:
-        allocate.reconverge_all(state)
+    allocate.on_config(state, old)
 
 
 def _index_slice(state: State, obj: schema.EndpointSlice, add: bool) -> None:
@@ -95,10 +110,11 @@ def _upsert(state: State, obj: schema.K8sObject) -> None:
         _index_slice(state, old, add=False)
     table[key] = obj
     if isinstance(obj, schema.Service):
-        if allocate.converge(state, obj):
-            allocate.retry_pending(state)
+        allocate.on_service(state, obj, old)  # type: ignore[arg-type]
     elif isinstance(obj, schema.EndpointSlice):
         _index_slice(state, obj, add=True)
+    elif kind == "Node" and (old is None or old.labels != obj.labels) and _node_sensitive(state.objects):
+        _rebuild_config(state)
     elif kind in _CONFIG_KINDS:
         if kind == "Namespace" and old is not None and old.labels == obj.labels:
             return
@@ -112,19 +128,18 @@ def _delete(state: State, ref: schema.ObjectRef) -> None:
     if old is None:
         return
     if isinstance(old, schema.Service):
-        skey = f"{ref.namespace}/{ref.name}"
-        state.services.pop(skey, None)
-        state.pending.discard(skey)
-        if allocate.release(state, skey):
-            allocate.retry_pending(state)
+        allocate.on_service_deleted(state, f"{ref.namespace}/{ref.name}")
     elif isinstance(old, schema.EndpointSlice):
         _index_slice(state, old, add=False)
+    elif ref.kind == "Node" and _node_sensitive(state.objects):
+        _rebuild_config(state)
     elif ref.kind in _CONFIG_KINDS:
         _rebuild_config(state)
 
 
 def apply(state: State, event: schema.Event) -> State:
     """Apply one event (in place) and return the state."""
+    token = planning.before(state, event)
     match event:
         case schema.K8sUpsert(obj=obj):
             _upsert(state, obj)
@@ -136,6 +151,7 @@ def apply(state: State, event: schema.Event) -> State:
             state.speakers_down.add(node)
         case _:
             assert_never(event)
+    planning.after(state, event, token)
     return state
 
 

@@ -23,6 +23,7 @@ class Reason(enum.StrEnum):
     NOT_ENOUGH_CLUSTER_IPS = "notEnoughClusterIPs"
     PARTIAL_DUAL_STACK = "partialDualStack"
     # announcement (per IP / node)
+    NO_IP_ALLOCATED = "noIPAllocated"
     NOT_OWNER = "notOwner"
     NO_MATCHING_ADVERTISEMENT = "noMatchingAdvertisement"
     NO_SERVING_ENDPOINTS = "noServingEndpoints"

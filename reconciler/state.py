@@ -13,6 +13,7 @@ Rules:
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from events import schema
 from reconciler import config as configmod
@@ -53,8 +54,11 @@ class State:
     assigned: dict[ServiceKey, tuple[str, tuple[tuple[int, int], ...]]] = field(default_factory=dict)
     ip_users: dict[tuple[int, int], list[ServiceKey]] = field(default_factory=dict)
     pending: set[ServiceKey] = field(default_factory=set)
+    alloc: Any = None  # reconciler.allocate.Index: free-address and waiter indexes, rebuilt on demand, never hashed
     # EndpointSlice index: (namespace, service name) -> slice names
     slices_by_service: dict[ObjKey, set[str]] = field(default_factory=dict)
+    # announcement planning (owned by reconciler.planning; built lazily, None until first asked for)
+    plan: object | None = None
 
     def service(self, key: ServiceKey) -> schema.Service | None:
         ns, _, name = key.partition("/")

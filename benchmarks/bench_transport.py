@@ -1,0 +1,123 @@
+"""Redis transport: the ceiling redis-benchmark reaches for XADD, beside what streamlb gets end to end.
+
+What is measured, against a private ``redis-server`` (no persistence) on a free loopback port:
+
+* **ceiling** — ``redis-benchmark -P 1000 -c 1 XADD`` with a field of the same size as an average encoded event:
+  what the server and loopback can take from one pipelined client. streamlb appends from one producer, so one
+  client is the fair ceiling.
+* **streamlb append** — :class:`events.producer.Producer` sending the seeded benchmark log (validation, msgpack
+  encoding, batched pipelined XADD through redis-py).
+* **streamlb end to end** — append, then a fresh replica catching up: paged XRANGE, decode, fold — the events/s a
+  reconciler restarting on that stream achieves, measured from the first XADD to the last applied event.
+
+What is not measured: AOF fsync cost (``--appendfsync always`` would make the disk the bottleneck), network
+latency between hosts (all on loopback), XREAD BLOCK wake-up latency (see the speaker's failover benchmark), and
+Redis Cluster / Sentinel indirection.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+from benchmarks import data
+from benchmarks.peers import free_port
+from events import codec, log as logmod, producer, stream
+from reconciler import fold, state as statemod
+
+NAME = "transport"
+
+
+class _Redis:
+    def __init__(self) -> None:
+        self.dir = Path(tempfile.mkdtemp(prefix="slb-bench-redis-"))
+        self.port = free_port()
+        self.proc = subprocess.Popen(
+            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+             "--dir", str(self.dir), "--protected-mode", "no"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 20
+        while subprocess.run(["redis-cli", "-p", str(self.port), "ping"], capture_output=True,
+                             text=True).stdout.strip() != "PONG":
+            if time.monotonic() > deadline or self.proc.poll() is not None:
+                raise RuntimeError("redis-server did not start")
+            time.sleep(0.05)
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            self.proc.wait(timeout=20)
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def _redis_benchmark(port: int, n: int, size: int) -> float:
+    payload = "x" * size
+    out = subprocess.run(
+        ["redis-benchmark", "-p", str(port), "-n", str(n), "-c", "1", "-P", "1000", "-q",
+         "XADD", "bench:ceiling", "*", "e", payload],
+        capture_output=True, text=True, timeout=300,
+    ).stdout
+    rates = re.findall(r"([\d.]+) requests per second", out)
+    if not rates:
+        raise RuntimeError(f"could not read redis-benchmark output: {out!r}")
+    return float(rates[-1])
+
+
+def run(quick: bool) -> list[dict]:
+    if shutil.which("redis-server") is None or shutil.which("redis-benchmark") is None:
+        raise RuntimeError("redis-server and redis-benchmark are needed (Debian package redis-server)")
+    n = 20_000 if quick else 200_000
+    events = data.make_event_log(n, n_services=max(100, n // 10), n_nodes=50, n_pools=8, seed=7)
+    avg = sum(len(codec.encode(e)) for e in events[:2000]) // min(2000, len(events))
+    server = _Redis()
+    try:
+        ceiling = _redis_benchmark(server.port, n, avg)
+        log = stream.StreamLog.from_url(server.url, "bench")
+        try:
+            prod = producer.Producer(log, batch=1000)
+            t0 = time.perf_counter()
+            prod.send_many(events)
+            prod.flush()
+            t_append = time.perf_counter() - t0
+            st = statemod.new()
+            reader = stream.StreamLog.from_url(server.url, "bench")
+            count = 0
+            for rec in reader.read():
+                fold.apply(st, logmod.decode_record(rec))
+                count += 1
+            t_total = time.perf_counter() - t0
+            reader.close()
+        finally:
+            log.close()
+        if count != n:
+            raise RuntimeError(f"read back {count} of {n} events")
+    finally:
+        server.close()
+    return [
+        {
+            "name": "Redis append (producer, batched XADD)",
+            "unit": "events/s",
+            "streamlb": n / t_append,
+            "baselines": {"redis-benchmark XADD -P 1000 (ceiling)": ceiling},
+            "higher_is_better": True,
+            "notes": f"{n:,} events of ~{avg} bytes, one client, loopback, no persistence",
+        },
+        {
+            "name": "Redis end to end (append + catch-up fold)",
+            "unit": "events/s",
+            "streamlb": n / t_total,
+            "baselines": {"redis-benchmark XADD -P 1000 (ceiling)": ceiling},
+            "higher_is_better": True,
+            "notes": "from the first XADD to the last event applied by a fresh replica",
+        },
+    ]

@@ -1,0 +1,152 @@
+"""``streamlb speak --node NAME`` (the per-node speaker) and ``streamlb status`` (what a speaker is doing)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import signal
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from reconciler.runtime.cli_events import DEFAULT_URL, ClusterName, RedisUrl, _fail
+
+DEFAULT_STATUS_DIR = "/run/streamlb"
+
+
+def _status_path(node: str | None, status_file: str | None) -> str:
+    if status_file:
+        return status_file
+    return f"{DEFAULT_STATUS_DIR}/speaker-{node}.json"
+
+
+def register(app: typer.Typer) -> None:
+    @app.command()
+    def speak(
+        node: Annotated[str, typer.Option("--node", envvar="STREAMLB_NODE", help="This node's name.")],
+        redis_url: RedisUrl = DEFAULT_URL,
+        cluster: ClusterName = "default",
+        log_file: Annotated[Optional[str], typer.Option("--log", help="Follow this event log file (.evlog) "
+                                                        "instead of Redis (tests, offline).")] = None,
+        l2: Annotated[bool, typer.Option("--l2/--no-l2", help="Answer ARP/NDP and send gratuitous bursts.")] = True,
+        bgp: Annotated[bool, typer.Option("--bgp/--no-bgp", help="Run BGP sessions.")] = True,
+        arp_rate_limit: Annotated[Optional[float], typer.Option(
+            "--arp-rate-limit", min=0.1,
+            help="Cap ARP/NDP frames per second per interface (off by default). For switches with dynamic ARP "
+                 "inspection, which police ARP (often 15 pps per port); every IP of a burst is served fairly.",
+        )] = None,
+        exclude_interfaces: Annotated[list[str], typer.Option(
+            "--exclude-interface", help="Regex of interface names never used for L2 (repeatable).")] = [],
+        keep_on_exit: Annotated[bool, typer.Option(
+            "--keep-on-exit", help="On SIGTERM keep routes at BGP peers (graceful restart) and do not announce "
+                                   "speaker.down.")] = False,
+        secrets_dir: Annotated[Optional[str], typer.Option(
+            "--secrets-dir", help="BGP passwords: DIR/<secret name>/password or DIR/<peer name>.")] = None,
+        status_file: Annotated[Optional[str], typer.Option("--status-file", help="Where to write the status JSON "
+                                                           f"(default {DEFAULT_STATUS_DIR}/speaker-NODE.json).")] = None,
+        heartbeat_ttl_ms: Annotated[int, typer.Option("--heartbeat-ttl-ms", min=100)] = 15_000,
+        metrics_port: Annotated[Optional[int], typer.Option("--metrics-port", envvar="STREAMLB_METRICS_PORT")] = None,
+        metrics_addr: Annotated[str, typer.Option("--metrics-addr")] = "0.0.0.0",
+        lb_class: Annotated[Optional[str], typer.Option("--lb-class", envvar="STREAMLB_LB_CLASS")] = None,
+        log_format: Annotated[str, typer.Option("--log-format", envvar="STREAMLB_LOG_FORMAT")] = "text",
+        log_level: Annotated[str, typer.Option("--log-level")] = "info",
+    ) -> None:
+        """Run the speaker for one node: fold the stream, plan this node, keep ARP/NDP and BGP in sync."""
+        from reconciler.runtime.cli_run import setup_logging
+        from reconciler.runtime.speaker import Speaker, SpeakerMetrics, SpeakerSettings
+
+        if log_format not in ("text", "json"):
+            raise _fail(f"--log-format must be text or json, not {log_format!r}")
+        setup_logging(log_format, log_level)
+        if log_file is not None:
+            from events.logfile import FileLog
+
+            if not Path(log_file).is_file():
+                raise _fail(f"{log_file}: no such file")
+            lg = FileLog(log_file)
+        else:
+            from events import stream
+
+            try:
+                lg = stream.StreamLog.from_url(redis_url, cluster)
+            except ValueError as exc:
+                raise _fail(str(exc)) from None
+        status_path = _status_path(node, status_file)
+        try:
+            Path(status_path).parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise _fail(f"--status-file {status_path}: {exc.strerror}", code=1) from None
+        settings = SpeakerSettings(
+            node=node, keep_on_exit=keep_on_exit, secrets_dir=secrets_dir, status_file=status_path,
+            heartbeat_ttl_ms=heartbeat_ttl_ms, lb_class=lb_class, l2=l2, bgp=bgp,
+        )
+        metrics = SpeakerMetrics()
+        if metrics_port is not None:
+            try:
+                metrics.serve(metrics_port, metrics_addr)
+            except OSError as exc:
+                raise _fail(f"--metrics-port {metrics_port}: {exc.strerror or exc}", code=1) from None
+        l2sp = None
+        if l2:
+            from fastpath.emit import rawsock
+            from fastpath.emit.l2 import L2Speaker, discover_interfaces
+
+            excl = ["lo", *exclude_interfaces]
+            l2sp = L2Speaker(rate_limit=arp_rate_limit, discover=lambda: discover_interfaces(excl))
+            try:
+                l2sp.open()
+            except rawsock.NeedsCapability as exc:
+                raise _fail(str(exc), code=1) from None
+        sp = Speaker(lg, settings, l2=l2sp, metrics=metrics)
+
+        async def main() -> None:
+            stop = asyncio.Event()
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.add_signal_handler(sig, stop.set)
+            logging.getLogger("streamlb.speak").info("starting", extra={"node": node, "cluster": cluster})
+            await sp.run(stop)
+
+        asyncio.run(main())
+
+    @app.command()
+    def status(
+        node: Annotated[Optional[str], typer.Option("--node", envvar="STREAMLB_NODE")] = None,
+        status_file: Annotated[Optional[str], typer.Option("--status-file")] = None,
+        output: Annotated[str, typer.Option("--output", "-o", help="json or table.")] = "table",
+    ) -> None:
+        """Show what a speaker is doing: log position, announced IPs, per-peer session state, errors, counters."""
+        if output not in ("json", "table"):
+            raise _fail(f"--output must be json or table, not {output!r}")
+        if not node and not status_file:
+            raise _fail("give --node or --status-file")
+        path = _status_path(node, status_file)
+        try:
+            data = json.loads(Path(path).read_text())
+        except FileNotFoundError:
+            raise _fail(f"{path}: no status file (is `streamlb speak --node {node or '...'}` running?)", code=1) \
+                from None
+        except (OSError, json.JSONDecodeError) as exc:
+            raise _fail(f"{path}: unreadable status: {exc}", code=1) from None
+        if output == "json":
+            typer.echo(json.dumps(data, indent=2, sort_keys=True))
+            return
+        from rich.console import Console
+        from rich.table import Table
+
+        con = Console(highlight=False)
+        con.print(f"node {data['node']}  position {data['position']}  applied {data['applied']}  "
+                  f"log {'up' if data['log_up'] else 'DOWN'}", markup=False)
+        l2 = data.get("l2") or {}
+        if l2:
+            con.print(f"L2: {len(l2['announced'])} IPs on {', '.join(l2['interfaces']) or '-'}; "
+                      f"gratuitous {l2['gratuitous_sent']}, requests {l2['requests_received']}, "
+                      f"responses {l2['responses_sent']}", markup=False)
+        t = Table("peer", "address", "state", "advertised", "updates", "notifications out/in", "last error")
+        for name, p in data.get("peers", {}).items():
+            c = p["counters"]
+            t.add_row(name, p["address"], p["state"], f"{p['advertised']}/{p['desired']}", str(c["updates_out"]),
+                      f"{c['notifications_out']}/{c['notifications_in']}", p["last_error"] or "-")
+        con.print(t)

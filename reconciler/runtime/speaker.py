@@ -1,0 +1,434 @@
+"""``streamlb speak --node NAME``: the per-node agent that puts this node's decisions on the wire.
+
+Theory of operation
+-------------------
+The speaker is a replica (design.md §1, §7): it loads the shared snapshot, replays the tail and follows the event
+stream, folding every entry itself, and keeps :class:`reconciler.planning.NodeView` — its own node's plan — up to
+date. After each folded batch the view yields ordered effects (withdrawals first); the speaker executes them:
+
+* L2: ``L2Withdraw`` stops answering at once; ``L2Announce`` starts answering and triggers the gratuitous
+  schedule (:mod:`fastpath.emit.l2`);
+* BGP: one :class:`fastpath.emit.bgp.PeerTransport` per BGPPeer that selects this node; each gets the complete
+  set of its prefixes (the session sends the diff, withdrawals first). Peers that stop selecting the node are
+  withdrawn from and closed; a changed peer is reconnected.
+
+Rules:
+
+1. The wire keeps the last decisions while the log is unreachable: a Redis outage only stops folding; it is
+   reported (``streamlb_speaker_redis_up`` 0, one log line per outage) and the speaker resumes from its position.
+2. Bad entries are skipped and counted, never fatal (the leader of ``streamlb run`` dead-letters them).
+3. On start the speaker announces ``speaker.up`` and keeps its heartbeat key fresh; on a clean exit it withdraws
+   (BGP Cease, L2 stops answering) and announces ``speaker.down``. With ``keep_on_exit`` it closes BGP without a
+   NOTIFICATION (a graceful-restart helper keeps the routes), leaves the heartbeat to expire and appends nothing.
+4. A restart re-announces from the current decisions: the first sync of a fresh view announces everything.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import socket
+import time
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, start_http_server
+
+from events import codec, log as logmod, schema
+from events.position import ZERO, Position
+from fastpath.emit.bgp import PeerSpec, PeerTransport
+from fastpath.session import Route, SessionConfig
+from reconciler import effects as effmod
+from reconciler import fold, planning, snapshot as snapmod, state as statemod
+
+logger = logging.getLogger("streamlb.speak")
+
+
+@dataclass
+class SpeakerSettings:
+    node: str
+    page: int = 1000
+    block_ms: int = 500
+    heartbeat_ttl_ms: int = 15_000
+    keep_on_exit: bool = False
+    lb_class: str | None = None
+    secrets_dir: str | None = None
+    status_file: str | None = None
+    status_interval: float = 1.0
+    backoff_max: float = 5.0
+    bgp_backoff_max: float = 120.0
+    l2: bool = True
+    bgp: bool = True
+    announce_liveness: bool = True
+
+
+class SpeakerMetrics:
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        r = self.registry = registry or CollectorRegistry()
+        self.redis_up = Gauge("streamlb_speaker_redis_up", "1 while the event log answers.", registry=r)
+        self.events_applied = Counter("streamlb_speaker_events_applied", "Entries folded by this speaker.",
+                                      registry=r)
+        self.events_skipped = Counter("streamlb_speaker_events_skipped", "Bad entries skipped.", registry=r)
+        self.l2_announced = Gauge("streamlb_speaker_l2_announced_ips", "IPs this node answers for.", registry=r)
+        self.l2_gratuitous = Gauge("metallb_layer2_gratuitous_sent", "Gratuitous ARP/NA packets sent.", registry=r)
+        self.l2_requests = Gauge("metallb_layer2_requests_received", "ARP/NDP requests received.", registry=r)
+        self.l2_responses = Gauge("metallb_layer2_responses_sent", "ARP/NDP responses sent.", registry=r)
+        self.bgp_up = Gauge("metallb_bgp_session_up", "1 while the BGP session is Established.", ["peer"],
+                            registry=r)
+        self.bgp_prefixes = Gauge("metallb_bgp_announced_prefixes_total", "Prefixes advertised to the peer.",
+                                  ["peer"], registry=r)
+        self.bgp_updates = Gauge("metallb_bgp_updates_total", "UPDATE messages sent to the peer.", ["peer"],
+                                 registry=r)
+        self.bgp_notifications = Gauge("streamlb_speaker_bgp_notifications_sent", "NOTIFICATIONs sent.", ["peer"],
+                                       registry=r)
+        self.redis_up.set(0)
+
+    def serve(self, port: int, addr: str = "0.0.0.0"):
+        return start_http_server(port, addr=addr, registry=self.registry)
+
+
+def router_id_for(node: str) -> str:
+    """MetalLB's fallback router ID: CRC-32 (IEEE) of the node name, little-endian (metallb-behaviour.md §6.5)."""
+    c = zlib.crc32(node.encode())
+    return socket.inet_ntoa(c.to_bytes(4, "little"))
+
+
+@dataclass
+class _Peer:
+    obj: schema.BGPPeer
+    transport: PeerTransport
+    routes: dict[str, Route] = field(default_factory=dict)
+
+
+class Speaker:
+    def __init__(
+        self,
+        log: Any,
+        settings: SpeakerSettings,
+        *,
+        l2: Any = None,
+        metrics: SpeakerMetrics | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        socket_factory: Callable[[int], socket.socket] | None = None,
+    ) -> None:
+        self.log = log
+        self.s = settings
+        self.l2 = l2
+        self.metrics = metrics or SpeakerMetrics()
+        self.clock = clock
+        self._socket_factory = socket_factory
+        self.state = statemod.new(settings.lb_class)
+        self.pos: Position = ZERO
+        self.view = planning.NodeView(settings.node)
+        self.peers: dict[str, _Peer] = {}
+        self.redis_up = False
+        self.skipped = 0
+        self.applied = 0
+        self.last_effects_at: float | None = None
+        self.on_effects: Callable[[list, float], None] | None = None
+        self._down_since: float | None = None
+        self._heartbeat_at = -1e18
+        self._status_at = -1e18
+        self._booted = False
+        self._announced_up = False
+
+    # --- log side ---------------------------------------------------------------------------------------------
+
+    def _boot(self) -> None:
+        snap = self.log.load_snapshot() if hasattr(self.log, "load_snapshot") else None
+        self.state, self.pos = statemod.new(self.s.lb_class), ZERO
+        if snap is not None:
+            try:
+                if snap.version != snapmod.SNAPSHOT_VERSION:
+                    raise snapmod.SnapshotError(f"snapshot format {snap.version}")
+                st = snapmod.load(snap.state)
+                if st.lb_class != self.s.lb_class:
+                    raise snapmod.SnapshotError("snapshot was taken with another --lb-class")
+                self.state, self.pos = st, snap.position
+                logger.info("loaded snapshot", extra={"pos": str(self.pos)})
+            except snapmod.SnapshotError as exc:
+                logger.warning("ignoring snapshot", extra={"reason": str(exc)})
+        self.view = planning.NodeView(self.s.node)
+        self._booted = True
+
+    def _read(self, caught_up: bool) -> list[logmod.Record]:
+        """Blocking read (runs in a worker thread)."""
+        if not self._booted:
+            self._boot()
+        if self.s.announce_liveness and not self._announced_up and hasattr(self.log, "heartbeat"):
+            self.log.heartbeat(self.s.node, self.s.heartbeat_ttl_ms)
+            self.log.append([schema.SpeakerUp(node=self.s.node)])
+            self._announced_up = True
+            self._heartbeat_at = self.clock()
+        if self._announced_up and self.clock() - self._heartbeat_at >= self.s.heartbeat_ttl_ms / 3000:
+            self.log.heartbeat(self.s.node, self.s.heartbeat_ttl_ms)
+            self._heartbeat_at = self.clock()
+        if hasattr(self.log, "read_page") and not caught_up:
+            return self.log.read_page(self.pos, self.s.page)
+        block = self.s.block_ms
+        if self._announced_up:
+            block = min(block, max(1, int(self.s.heartbeat_ttl_ms / 3)))
+        recs = self.log.follow(self.pos, block)
+        if not recs and not hasattr(self.log, "read_page"):
+            time.sleep(block / 1000)  # a file log does not block
+        return recs
+
+    def _fold(self, records: list[logmod.Record]) -> None:
+        for rec in records:
+            if rec.position <= self.pos:
+                continue
+            try:
+                event = logmod.decode_record(rec)
+                fold.apply(self.state, event)
+                self.applied += 1
+                self.metrics.events_applied.inc()
+            except (codec.DecodeError, Exception) as exc:  # noqa: BLE001 - rule 2
+                self.skipped += 1
+                self.metrics.events_skipped.inc()
+                logger.warning("skipped entry", extra={"pos": str(rec.position), "reason": str(exc)})
+            self.pos = rec.position
+
+    # --- wire side --------------------------------------------------------------------------------------------
+
+    def sync(self) -> list:
+        """Bring the wire in line with the node's plan; returns the effects executed."""
+        effs = self.view.sync(self.state)
+        if self.l2 is not None:
+            for e in effs:
+                if isinstance(e, effmod.L2Withdraw):
+                    self.l2.withdraw(e.ip)
+            for e in effs:
+                if isinstance(e, effmod.L2Announce):
+                    self.l2.announce(e.ip, tuple(e.interfaces))
+        if self.s.bgp:
+            self._sync_peers()
+        if effs:
+            self.last_effects_at = self.clock()
+            if self.on_effects is not None:
+                self.on_effects(effs, self.last_effects_at)
+        return effs
+
+    def _selected_peers(self) -> dict[str, schema.BGPPeer]:
+        plan = planning.ensure(self.state)
+        info = plan.nodes.get(self.s.node)
+        cfg = self.state.config
+        if info is None or cfg is None or info.problem is not None:
+            names: set[str] = set()
+        else:
+            names = set(info.peers)
+        return {p.name: p for p in (cfg.peers if cfg is not None else ()) if p.name in names}
+
+    def _password(self, peer: schema.BGPPeer) -> str | None:
+        if not (peer.password_set or peer.password_secret) or not self.s.secrets_dir:
+            return None
+        base = Path(self.s.secrets_dir)
+        cands = []
+        if peer.password_secret is not None:
+            cands.append(base / peer.password_secret.name / "password")
+        cands.append(base / peer.name)
+        for c in cands:
+            if c.is_file():
+                return c.read_text().strip()
+        logger.warning("no password found for peer", extra={"peer": peer.name})
+        return None
+
+    def _transport(self, peer: schema.BGPPeer) -> PeerTransport:
+        hold = 90 if peer.hold_time_ms is None else peer.hold_time_ms // 1000
+        ka = None if peer.keepalive_time_ms is None else max(1, peer.keepalive_time_ms // 1000)
+        local_as = peer.local_asn or peer.my_asn
+        cfg = SessionConfig(
+            local_as=local_as,
+            peer_as=peer.peer_asn,
+            router_id=peer.router_id or "",
+            hold_time=hold,
+            keepalive_time=ka,
+            graceful_restart=True,
+            restarting=True,
+            backoff_max=self.s.bgp_backoff_max,
+        )
+        spec = PeerSpec(
+            name=peer.name,
+            address=peer.peer_address,
+            port=peer.peer_port or 179,
+            source_address=peer.source_address or None,
+            password=self._password(peer),
+            ebgp_multihop=peer.ebgp_multi_hop,
+            connect_timeout=10.0 if peer.connect_time_ms is None else peer.connect_time_ms / 1000,
+        )
+        kw = {"socket_factory": self._socket_factory} if self._socket_factory else {}
+        t = PeerTransport(spec, cfg, clock=self.clock, **kw)
+        t.session.router_id_fallback = router_id_for(self.s.node)
+        return t
+
+    def _sync_peers(self) -> None:
+        selected = self._selected_peers()
+        for name in sorted(set(self.peers) - set(selected)):
+            p = self.peers.pop(name)
+            asyncio.get_running_loop().create_task(p.transport.stop(withdraw=True))
+            logger.info("peer deselected", extra={"peer": name})
+        routes: dict[str, dict[str, Route]] = {n: {} for n in selected}
+        for (peer, prefix), (lp, cs) in self.view.current.bgp.items():
+            if peer in routes:
+                routes[peer][prefix] = Route(prefix, local_pref=lp, communities=tuple(cs))
+        for name in sorted(selected):
+            obj = selected[name]
+            p = self.peers.get(name)
+            if p is not None and p.obj != obj:
+                asyncio.get_running_loop().create_task(p.transport.stop(withdraw=True))
+                p = None
+            if p is None:
+                t = self._transport(obj)
+                p = self.peers[name] = _Peer(obj, t)
+                t.start()
+                logger.info("peer session started", extra={"peer": name, "address": obj.peer_address})
+            if routes[name] != p.routes:
+                p.routes = routes[name]
+                p.transport.set_routes(p.routes.values())
+
+    # --- status -----------------------------------------------------------------------------------------------
+
+    def status(self) -> dict:
+        peers = {}
+        for name, p in sorted(self.peers.items()):
+            s = p.transport.session
+            peers[name] = {
+                "address": p.obj.peer_address,
+                "state": s.state.value,
+                "last_error": s.last_error,
+                "advertised": len(s.advertised),
+                "desired": len(p.routes),
+                "counters": dict(vars(s.counters)),
+            }
+        l2: dict[str, Any] = {}
+        if self.l2 is not None:
+            c = self.l2.responder.counters
+            l2 = {
+                "announced": sorted(self.l2.responder.owned, key=effmod.ip_key),
+                "interfaces": sorted(self.l2.responder.ifaces),
+                "requests_received": c.requests_received,
+                "responses_sent": c.responses_sent,
+                "gratuitous_sent": c.gratuitous_sent,
+                "dropped": dict(sorted(c.dropped.items())),
+            }
+        return {
+            "node": self.s.node,
+            "position": str(self.pos),
+            "applied": self.applied,
+            "skipped": self.skipped,
+            "log_up": self.redis_up,
+            "plan": self.view.current.to_json(),
+            "l2": l2,
+            "peers": peers,
+        }
+
+    def _refresh_metrics(self) -> None:
+        m = self.metrics
+        m.redis_up.set(1 if self.redis_up else 0)
+        if self.l2 is not None:
+            c = self.l2.responder.counters
+            m.l2_announced.set(len(self.l2.responder.owned))
+            m.l2_gratuitous.set(c.gratuitous_sent)
+            m.l2_requests.set(c.requests_received)
+            m.l2_responses.set(c.responses_sent)
+        for name, p in self.peers.items():
+            s = p.transport.session
+            m.bgp_up.labels(name).set(1 if s.state.value == "Established" else 0)
+            m.bgp_prefixes.labels(name).set(len(s.advertised))
+            m.bgp_updates.labels(name).set(s.counters.updates_out)
+            m.bgp_notifications.labels(name).set(s.counters.notifications_out)
+
+    def _write_status(self) -> None:
+        if not self.s.status_file:
+            return
+        path = Path(self.s.status_file)
+        tmp = path.with_suffix(path.suffix + ".tmp")
+        tmp.write_text(json.dumps(self.status(), indent=1, sort_keys=True))
+        os.replace(tmp, path)
+
+    # --- main loop --------------------------------------------------------------------------------------------
+
+    async def run(self, stop: asyncio.Event) -> None:
+        loop = asyncio.get_running_loop()
+        if self.l2 is not None:
+            self.l2.start()
+        caught_up = False
+        synced = False
+        backoff = 0.0
+        read: asyncio.Future | None = None
+        while not stop.is_set():
+            now = self.clock()
+            if now - self._status_at >= self.s.status_interval:
+                self._status_at = now
+                self._refresh_metrics()
+                try:
+                    self._write_status()
+                except OSError as exc:
+                    logger.warning("cannot write status file", extra={"error": str(exc)})
+            if read is None:
+                read = loop.run_in_executor(None, self._read, caught_up)
+            stopper = asyncio.ensure_future(stop.wait())
+            done, _ = await asyncio.wait({read, stopper}, timeout=self.s.status_interval,
+                                         return_when=asyncio.FIRST_COMPLETED)
+            stopper.cancel()
+            if read not in done:
+                continue
+            fut, read = read, None
+            try:
+                records = fut.result()
+            except logmod.LogUnavailable as exc:
+                if self._down_since is None:
+                    self._down_since = self.clock()
+                    logger.error("event log unreachable; keeping the last decisions on the wire",
+                                 extra={"error": str(exc), "pos": str(self.pos)})
+                self.redis_up = False
+                self.metrics.redis_up.set(0)
+                backoff = min(self.s.backoff_max, max(0.1, backoff * 2))
+                try:
+                    await asyncio.wait_for(stop.wait(), backoff)
+                except asyncio.TimeoutError:
+                    pass
+                continue
+            if self._down_since is not None:
+                logger.info("event log reachable again",
+                            extra={"down_s": round(self.clock() - self._down_since, 3), "pos": str(self.pos)})
+                self._down_since = None
+            self.redis_up = True
+            self.metrics.redis_up.set(1)
+            backoff = 0.0
+            if not caught_up and len(records) < self.s.page:
+                caught_up = True
+            if records:
+                self._fold(records)
+            # during catch-up only fold (no intermediate states on the wire); afterwards sync every batch
+            if caught_up and (records or not synced):
+                self.sync()
+                synced = True
+        if read is not None:
+            read.cancel()
+        await self.shutdown()
+
+    async def shutdown(self) -> None:
+        keep = self.s.keep_on_exit
+        await asyncio.gather(*(p.transport.stop(withdraw=not keep) for p in self.peers.values()),
+                             return_exceptions=True)
+        if self.l2 is not None:
+            await self.l2.stop()
+        if self._announced_up and not keep:
+            try:
+                await asyncio.get_running_loop().run_in_executor(None, self._say_down)
+            except logmod.LogUnavailable:
+                logger.warning("could not append speaker.down (log unreachable)")
+        self._refresh_metrics()
+        try:
+            self._write_status()
+        except OSError:
+            pass
+        logger.info("stopped", extra={"pos": str(self.pos), "keep_on_exit": keep})
+
+    def _say_down(self) -> None:
+        self.log.append([schema.SpeakerDown(node=self.s.node)])
+        self.log.clear_heartbeat(self.s.node)

@@ -1,0 +1,337 @@
+"""Network namespaces, veth pairs and BGP daemons for the speaker's integration tests.
+
+Everything created here has a random ``slb-`` name and is removed by the fixture that made it, also when a test
+fails. Daemons are started by PID and stopped by PID.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+from typing import Callable, Iterator
+
+CLONE_NEWNET = 0x40000000
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+def have_root_netns() -> bool:
+    return os.geteuid() == 0 and shutil.which("ip") is not None
+
+
+def wait_for(cond: Callable[[], object], timeout: float = 30.0, interval: float = 0.05, what: str = "condition"):
+    """Poll ``cond`` until it returns something truthy; fail with ``what`` after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while True:
+        last = cond()
+        if last:
+            return last
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}; last value: {last!r}")
+        time.sleep(interval)
+
+
+def sh(*cmd: str, check: bool = True, timeout: float = 30.0) -> subprocess.CompletedProcess:
+    return subprocess.run(cmd, check=check, capture_output=True, text=True, timeout=timeout)
+
+
+class Netns:
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def run(self, *cmd: str, check: bool = True, timeout: float = 30.0) -> subprocess.CompletedProcess:
+        return sh("ip", "netns", "exec", self.name, *cmd, check=check, timeout=timeout)
+
+    def popen(self, *cmd: str, **kw) -> subprocess.Popen:
+        return subprocess.Popen(["ip", "netns", "exec", self.name, *cmd], **kw)
+
+    def socket(self, family: int, type_: int = socket.SOCK_STREAM, proto: int = 0) -> socket.socket:
+        """A socket created inside this namespace (it stays bound to it)."""
+        with self.entered():
+            return socket.socket(family, type_, proto)
+
+    @contextlib.contextmanager
+    def entered(self) -> Iterator[None]:
+        own = os.open("/proc/self/ns/net", os.O_RDONLY)
+        target = os.open(f"/var/run/netns/{self.name}", os.O_RDONLY)
+        try:
+            if _libc.setns(target, CLONE_NEWNET) != 0:
+                raise OSError(ctypes.get_errno(), "setns failed")
+            try:
+                yield
+            finally:
+                if _libc.setns(own, CLONE_NEWNET) != 0:
+                    raise OSError(ctypes.get_errno(), "setns back failed")
+        finally:
+            os.close(own)
+            os.close(target)
+
+
+class Topology:
+    """Namespaces joined by veth pairs; ``close`` removes them all."""
+
+    def __init__(self) -> None:
+        self.tag = secrets.token_hex(3)
+        self.namespaces: list[Netns] = []
+
+    def ns(self, role: str) -> Netns:
+        n = Netns(f"slb-{self.tag}-{role}")
+        sh("ip", "netns", "add", n.name)
+        self.namespaces.append(n)
+        n.run("ip", "link", "set", "lo", "up")
+        return n
+
+    def link(self, a: Netns, a_if: str, b: Netns, b_if: str) -> None:
+        tmp_a, tmp_b = f"sa{self.tag}{len(self.namespaces)}", f"sb{self.tag}{len(self.namespaces)}"
+        sh("ip", "link", "add", tmp_a, "type", "veth", "peer", "name", tmp_b)
+        sh("ip", "link", "set", tmp_a, "netns", a.name)
+        sh("ip", "link", "set", tmp_b, "netns", b.name)
+        a.run("ip", "link", "set", tmp_a, "name", a_if)
+        b.run("ip", "link", "set", tmp_b, "name", b_if)
+        a.run("ip", "link", "set", a_if, "up")
+        b.run("ip", "link", "set", b_if, "up")
+
+    def bridge(self, hub: Netns, name: str = "br0") -> None:
+        hub.run("ip", "link", "add", name, "type", "bridge")
+        hub.run("ip", "link", "set", name, "up")
+
+    def close(self) -> None:
+        for n in reversed(self.namespaces):
+            # kill anything still running inside, by PID
+            r = sh("ip", "netns", "pids", n.name, check=False)
+            for pid in r.stdout.split():
+                with contextlib.suppress(ProcessLookupError, ValueError):
+                    os.kill(int(pid), signal.SIGKILL)
+            sh("ip", "netns", "del", n.name, check=False)
+        self.namespaces.clear()
+
+
+def addr(ns: Netns, ifname: str, cidr: str) -> None:
+    if ":" in cidr:
+        ns.run("ip", "-6", "addr", "add", cidr, "dev", ifname, "nodad")
+    else:
+        ns.run("ip", "addr", "add", cidr, "dev", ifname)
+
+
+def stop_process(p: subprocess.Popen, sig: int = signal.SIGTERM, timeout: float = 10.0) -> None:
+    if p.poll() is not None:
+        return
+    p.send_signal(sig)
+    try:
+        p.wait(timeout)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        p.wait(5)
+
+
+# --- gobgpd -----------------------------------------------------------------------------------------------------
+
+
+class GoBgp:
+    """gobgpd as a passive receiver inside ``ns``; query with the ``gobgp`` CLI over its gRPC port."""
+
+    def __init__(self, ns: Netns, workdir: Path, asn: int, router_id: str, api_port: int = 50051) -> None:
+        self.ns, self.dir, self.asn, self.router_id, self.api_port = ns, workdir, asn, router_id, api_port
+        self.proc: subprocess.Popen | None = None
+        self.neighbors: list[dict] = []
+
+    def neighbor(self, address: str, peer_as: int, password: str | None = None, graceful_restart: bool = True,
+                 passive: bool = True) -> None:
+        self.neighbors.append(dict(address=address, peer_as=peer_as, password=password, gr=graceful_restart,
+                                   passive=passive))
+
+    def _config(self) -> str:
+        lines = [
+            "[global.config]",
+            f"  as = {self.asn}",
+            f'  router-id = "{self.router_id}"',
+            "  port = 179",
+        ]
+        for n in self.neighbors:
+            lines += [
+                "[[neighbors]]",
+                "  [neighbors.config]",
+                f'    neighbor-address = "{n["address"]}"',
+                f"    peer-as = {n['peer_as']}",
+            ]
+            if n["password"]:
+                lines.append(f'    auth-password = "{n["password"]}"')
+            lines += ["  [neighbors.transport.config]", f"    passive-mode = {'true' if n['passive'] else 'false'}"]
+            lines += ["  [neighbors.timers.config]", "    connect-retry = 1", "    hold-time = 9", "    keepalive-interval = 3",
+                      "    idle-hold-time-after-reset = 1"]
+            if n["gr"]:
+                lines += ["  [neighbors.graceful-restart.config]", "    enabled = true", "    restart-time = 120"]
+            for fam in ("ipv4-unicast", "ipv6-unicast"):
+                lines += ["  [[neighbors.afi-safis]]", "    [neighbors.afi-safis.config]", f'      afi-safi-name = "{fam}"']
+                if n["gr"]:
+                    lines += ["    [neighbors.afi-safis.mp-graceful-restart.config]", "      enabled = true"]
+        return "\n".join(lines) + "\n"
+
+    def start(self) -> None:
+        conf = self.dir / "gobgpd.toml"
+        conf.write_text(self._config())
+        with open(self.dir / "gobgpd.log", "ab") as logf:
+            self.proc = self.ns.popen(
+                "gobgpd", "-f", str(conf), "-t", "toml", "--api-hosts", f"127.0.0.1:{self.api_port}", "-l", "debug",
+                stdout=logf, stderr=subprocess.STDOUT,
+            )
+        wait_for(lambda: self.cli("global", check=False).returncode == 0, 30, what="gobgpd API up")
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            stop_process(self.proc)
+            self.proc = None
+
+    def cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+        return self.ns.run("gobgp", "-u", "127.0.0.1", "-p", str(self.api_port), *args, check=check)
+
+    def neighbor_state(self, address: str) -> str:
+        r = self.cli("neighbor", address, "-j", check=False)
+        if r.returncode != 0 or not r.stdout.strip():
+            return ""
+        st = json.loads(r.stdout).get("state", {}).get("session_state", "")
+        names = {0: "unknown", 1: "idle", 2: "connect", 3: "active", 4: "opensent", 5: "openconfirm", 6: "established"}
+        return names.get(st, str(st).lower())
+
+    def rib(self, family: str = "ipv4") -> dict[str, dict]:
+        """prefix -> {"as_path": [...], "next_hop": str, "local_pref": int|None, "communities": [...],
+        "large_communities": [...], "stale": bool} for the best path of each prefix."""
+        r = self.cli("global", "rib", "-a", family, "-j", check=False)
+        if r.returncode != 0 or not r.stdout.strip():
+            return {}
+        data = json.loads(r.stdout)
+        out = {}
+        for prefix, paths in data.items():
+            p = paths[0]
+            info = {"as_path": [], "next_hop": None, "local_pref": None, "communities": [], "large_communities": [],
+                    "stale": bool(p.get("stale", False)), "med": None}
+            for a in p.get("attrs", []):
+                t = a.get("type")
+                if t == 2:
+                    for seg in a.get("as_paths", []):
+                        info["as_path"] += seg.get("asns", [])
+                elif t == 3:
+                    info["next_hop"] = a.get("nexthop")
+                elif t == 5:
+                    info["local_pref"] = a.get("value")
+                elif t == 4:
+                    info["med"] = a.get("metric")
+                elif t == 8:
+                    info["communities"] = [f"{c >> 16}:{c & 0xFFFF}" for c in a.get("communities", [])]
+                elif t == 32:
+                    info["large_communities"] = [
+                        f"{c['ASN']}:{c['LocalData1']}:{c['LocalData2']}" for c in a.get("value", [])
+                    ]
+                elif t == 14:
+                    info["next_hop"] = a.get("nexthop")
+            out[prefix] = info
+        return out
+
+
+# --- BIRD 2 -----------------------------------------------------------------------------------------------------
+
+
+class Bird:
+    """BIRD 2 as a passive receiver inside ``ns`` with its own control socket."""
+
+    def __init__(self, ns: Netns, workdir: Path, asn: int, router_id: str) -> None:
+        self.ns, self.dir, self.asn, self.router_id = ns, workdir, asn, router_id
+        self.sock = str(workdir / "bird.ctl")
+        self.proc: subprocess.Popen | None = None
+        self.protocols: list[dict] = []
+
+    def neighbor(
+        self, name: str, local: str, address: str, peer_as: int, password: str | None = None, v6: bool = False
+    ) -> None:
+        self.protocols.append(dict(name=name, local=local, address=address, peer_as=peer_as, password=password, v6=v6))
+
+    def _config(self) -> str:
+        out = [f"router id {self.router_id};", "log stderr all;", "protocol device { scan time 1; }"]
+        for p in self.protocols:
+            chan = "ipv6" if p["v6"] else "ipv4"
+            body = [
+                f"  local {p['local']} as {self.asn};",
+                f"  neighbor {p['address']} as {p['peer_as']};",
+                "  passive on;",
+                "  hold time 9;",
+                "  connect retry time 1;",
+                "  error wait time 1, 2;",
+                "  graceful restart on;",
+            ]
+            if p["password"]:
+                body.append(f'  password "{p["password"]}";')
+            if p["peer_as"] == self.asn:
+                body.append("  direct;")  # iBGP is multihop in BIRD unless told the neighbour is on-link
+            body.append(f"  {chan} {{ import all; export none; gateway direct; }};")
+            out.append(f"protocol bgp {p['name']} {{\n" + "\n".join(body) + "\n}")
+        return "\n".join(out) + "\n"
+
+    def start(self) -> None:
+        conf = self.dir / "bird.conf"
+        conf.write_text(self._config())
+        with open(self.dir / "bird.log", "ab") as logf:
+            self.proc = self.ns.popen(
+                "bird", "-f", "-c", str(conf), "-s", self.sock, "-P", str(self.dir / "bird.pid"),
+                stdout=logf, stderr=subprocess.STDOUT,
+            )
+        wait_for(lambda: self.cli("show", "status", check=False).returncode == 0, 30, what="BIRD control socket")
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            stop_process(self.proc)
+            self.proc = None
+
+    def cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+        return self.ns.run("birdc", "-s", self.sock, *args, check=check)
+
+    def protocol_state(self, name: str) -> str:
+        r = self.cli("show", "protocols", name, check=False)
+        for line in r.stdout.splitlines():
+            parts = line.split()
+            if parts and parts[0] == name:
+                return parts[-1] if len(parts) >= 6 else ""
+        return ""
+
+    def rib(self, protocol: str) -> dict[str, dict]:
+        """prefix -> attributes of the route learned from ``protocol`` (parsed from ``show route all``)."""
+        r = self.cli("show", "route", "protocol", protocol, "all", check=False)
+        out: dict[str, dict] = {}
+        cur = None
+        for line in r.stdout.splitlines():
+            if not line or line.startswith("BIRD") or line.startswith("Table"):
+                continue
+            if not line[0].isspace():
+                prefix = line.split()[0]
+                cur = {"as_path": [], "next_hop": None, "local_pref": None, "communities": [],
+                       "large_communities": [], "stale": "stale" in line.lower(), "med": None}
+                out[prefix] = cur
+                continue
+            if cur is None:
+                continue
+            s = line.strip()
+            if s.startswith("BGP.as_path:"):
+                cur["as_path"] = [int(x) for x in s.split(":", 1)[1].split()]
+            elif s.startswith("BGP.next_hop:"):
+                cur["next_hop"] = s.split(":", 1)[1].split()[0]
+            elif s.startswith("BGP.local_pref:"):
+                cur["local_pref"] = int(s.split(":", 1)[1])
+            elif s.startswith("BGP.med:"):
+                cur["med"] = int(s.split(":", 1)[1])
+            elif s.startswith("BGP.community:"):
+                cur["communities"] = [
+                    c.strip("() ").replace(",", ":") .replace(" ", "") for c in s.split(":", 1)[1].split(") (")
+                ]
+            elif s.startswith("BGP.large_community:"):
+                cur["large_communities"] = [
+                    c.strip("() ").replace(" ", "").replace(",", ":") for c in s.split(":", 1)[1].split(") (")
+                ]
+        return out

@@ -170,9 +170,11 @@ def test_restart_resumes_from_bookmarked_resource_versions_without_relisting(
             fake.put({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": f"n{i}"}})
         wait_for(lambda: _converged(fake, log))
         wait_for(lambda: w.stats.bookmarks > 10, what="bookmarks")
+        wait_for(lambda: w.stats.relists >= len(w.resources), what="every resource listed")
     finally:
         run.close()
     cp = kube_watch.load_checkpoint(state)
+    assert sorted(cp.rvs) == sorted(r.key for r in w.resources)
     assert cp is not None and cp.head == str(log.head())
     svc_key = kube_watch.Resource("", "v1", "services", "Service").key
     assert int(cp.rvs[svc_key]) >= fake.rv - 0  # bookmarks advanced it past the Service's own version
@@ -372,6 +374,7 @@ def test_metrics_endpoint_reports_the_counters(fake: FakeKube, kubeconfig: str) 
     try:
         fake.put({"apiVersion": "v1", "kind": "Node", "metadata": {"name": "n1"}})
         wait_for(lambda: _converged(fake, log))
+        wait_for(lambda: w.stats.relists >= len(w.resources), what="every resource listed")
         text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
     finally:
         run.close()

@@ -24,6 +24,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+import msgspec
 import yaml
 
 from events import codec, kube, schema
@@ -185,7 +186,8 @@ def _raw_findings(obj: dict, metallb_namespaces: tuple[str, ...], lb_class: str 
                                                      f"password to key {name!r} of the Secret "
                                                      "streamlb-bgp-passwords"))
         if api.endswith("/v1beta1"):
-            found.append(Finding("info", subject, "BGPPeer v1beta1 is deprecated; read as v1beta2"))
+            found.append(Finding("info", subject, "BGPPeer v1beta1 is deprecated; imported as v1beta2, as the API "
+                                                  "server serves it"))
     elif kind == "BFDProfile" and group == "metallb.io":
         found.append(Finding("warning", subject, "BFD profiles are accepted but not enforced yet"))
     elif kind == "ConfigMap" and api == "v1" and name in CONFIGMAPS and ns in metallb_namespaces:
@@ -256,6 +258,11 @@ def import_metallb(
             if isinstance(translated, kube.Ignored):
                 result.ignored[translated.key] += 1
                 continue
+            if isinstance(translated, schema.BGPPeer) and translated.api_version == "v1beta1":
+                # the API server serves every BGPPeer as v1beta2 (the storage version; v1beta1's fields are a
+                # subset), which is what `streamlb watch` will read: import it as such, so the watcher's first
+                # re-list finds nothing to append for an unchanged peer
+                translated = msgspec.structs.replace(translated, api_version="v1beta2")
             event = schema.K8sUpsert(obj=translated)
             try:
                 codec.validate(event)

@@ -35,6 +35,8 @@ def expected_objects(fake: FakeKube) -> dict[str, schema.K8sObject]:
     out: dict[str, schema.K8sObject] = {}
     for kind in WATCHED:
         for o in fake.objects_of(kind):
+            if kind == "BGPPeer":
+                o["apiVersion"] = "metallb.io/v1beta2"  # the version the watcher reads, whatever it was written as
             got = kube.translate(o)
             if isinstance(got, kube.Ignored):
                 continue

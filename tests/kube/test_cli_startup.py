@@ -25,3 +25,18 @@ def test_write_status_factory_is_registered_with_run() -> None:
                          capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["reconciler.runtime.cli_kube", "_status_writer_factory"]
+
+
+def test_watch_without_a_log_or_with_a_bad_kubeconfig_fails_cleanly(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from reconciler.runtime.cli import app
+
+    runner = CliRunner()
+    env = {"STREAMLB_REDIS_URL": "", "STREAMLB_LOG": "", "KUBECONFIG": ""}
+    res = runner.invoke(app, ["watch", "--kubeconfig", str(tmp_path / "none")], env=env)
+    assert res.exit_code == 2 and "no event log" in res.stderr and "Traceback" not in res.output + res.stderr
+    res = runner.invoke(app, ["watch", "--log", str(tmp_path / "x.evlog"), "--kubeconfig", str(tmp_path / "none")],
+                        env=env)
+    assert res.exit_code == 2 and "cannot configure the Kubernetes client" in res.stderr
+    assert "Traceback" not in res.output + res.stderr

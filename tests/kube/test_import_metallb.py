@@ -81,9 +81,10 @@ def test_report_names_what_streamlb_ignores(dump) -> None:
     assert "BFDProfile metallb-system/fast" in subjects
     assert "Service shop/other-lb" in subjects  # another load-balancer class: left alone
     assert any("random order" in f.message and "general, spare" in f.message for f in res.findings)
-    # both BGPPeer versions are read
+    # both BGPPeer versions are read, and imported as the API server serves them (v1beta2)
     peers = {e.obj.name: e.obj for e in res.events if isinstance(e.obj, schema.BGPPeer)}
-    assert peers["tor-a"].api_version == "v1beta1" and peers["tor-b"].api_version == "v1beta2"
+    assert peers["tor-a"].api_version == peers["tor-b"].api_version == "v1beta2"
+    assert peers["tor-a"].hold_time_ms == 90_000 and peers["tor-a"].peer_asn == 64500
     assert peers["tor-b"].password_secret == schema.SecretRef(namespace="metallb-system", name="tor-b-md5")
     assert not any(f.severity == "error" for f in res.findings)
 

@@ -61,6 +61,27 @@ def _play(fake: FakeKube, steps: list[dict], log) -> None:
             wait_for(lambda: _converged(fake, log), what="log to reflect the cluster")
 
 
+@pytest.mark.parametrize("name", ["metallb-config"])
+def test_recorded_configuration_sequence(fake: FakeKube, kubeconfig: str, name: str) -> None:
+    steps = yaml.safe_load((SEQUENCES / f"{name}.yaml").read_text())
+    log = memory.MemoryLog()
+    run = Running(_watcher(kubeconfig, log))
+    try:
+        _play(fake, steps, log)
+    finally:
+        run.close()
+    events = log_events(log)
+    assert duplicates(events) == [] and log_objects(events) == expected_objects(fake)
+    kinds = {type(e.obj).__name__ for e in events if isinstance(e, schema.K8sUpsert)}
+    assert kinds == {"Namespace", "Community", "BFDProfile", "IPAddressPool", "BGPAdvertisement", "BGPPeer"}
+    ads = [e.obj for e in events if isinstance(e, schema.K8sUpsert) and isinstance(e.obj, schema.BGPAdvertisement)]
+    assert [a.communities for a in ads] == [("no-export",), ("no-export", "64512:7")]  # the re-apply appended nothing
+    peer = next(e.obj for e in events if isinstance(e, schema.K8sUpsert) and isinstance(e.obj, schema.BGPPeer))
+    assert peer.api_version == "v1beta2" and peer.hold_time_ms == 90_000  # served as the storage version
+    deleted = sorted((e.ref.kind, e.ref.name) for e in events if isinstance(e, schema.K8sDelete))
+    assert deleted == [("BGPPeer", "legacy"), ("Community", "aliases"), ("Namespace", "scratch")]
+
+
 def test_recorded_sequence_is_appended_exactly(fake: FakeKube, kubeconfig: str) -> None:
     steps = yaml.safe_load((SEQUENCES / "churn.yaml").read_text())
     assert len(steps) > 10
@@ -149,9 +170,11 @@ def test_restart_resumes_from_bookmarked_resource_versions_without_relisting(
             fake.put({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": f"n{i}"}})
         wait_for(lambda: _converged(fake, log))
         wait_for(lambda: w.stats.bookmarks > 10, what="bookmarks")
+        wait_for(lambda: w.stats.relists >= len(w.resources), what="every resource listed")
     finally:
         run.close()
     cp = kube_watch.load_checkpoint(state)
+    assert sorted(cp.rvs) == sorted(r.key for r in w.resources)
     assert cp is not None and cp.head == str(log.head())
     svc_key = kube_watch.Resource("", "v1", "services", "Service").key
     assert int(cp.rvs[svc_key]) >= fake.rv - 0  # bookmarks advanced it past the Service's own version
@@ -351,6 +374,7 @@ def test_metrics_endpoint_reports_the_counters(fake: FakeKube, kubeconfig: str) 
     try:
         fake.put({"apiVersion": "v1", "kind": "Node", "metadata": {"name": "n1"}})
         wait_for(lambda: _converged(fake, log))
+        wait_for(lambda: w.stats.relists >= len(w.resources), what="every resource listed")
         text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
     finally:
         run.close()
@@ -358,3 +382,33 @@ def test_metrics_endpoint_reports_the_counters(fake: FakeKube, kubeconfig: str) 
     assert values["streamlb_watch_appended_total"] == 1.0
     assert values["streamlb_watch_leader"] == 1.0 and values["streamlb_watch_objects"] == 1.0
     assert values["streamlb_watch_relists_total"] == len(w.resources)
+
+
+def test_watch_after_import_appends_nothing_for_an_unchanged_cluster(fake: FakeKube, kubeconfig: str,
+                                                                       tmp_path: Path) -> None:
+    from reconciler.runtime import migrate
+    from tests.kube import metallb_dump
+    from tests.kube.fakeapi import BY_KIND
+
+    cfg, cluster, expected = metallb_dump.cluster_dump(200, seed=5)
+    docs = yaml.safe_load(cfg)["items"] + yaml.safe_load(cluster)["items"]
+    for d in docs:
+        if d["kind"] in BY_KIND:
+            fake.put(d)
+    imported = migrate.import_metallb([("dump", yaml.safe_dump_all(docs))])
+    assert imported.assignments_kept == 200
+    path = tmp_path / "log.evlog"
+    path.write_bytes(logfile.encode_file(imported.events))
+    log = logfile.FileLog(path)
+    n = len(list(log.read()))
+    w = _watcher(kubeconfig, log)
+    run = Running(w)
+    try:
+        wait_for(lambda: w.stats.relists >= len(w.resources), what="every resource listed")
+        time.sleep(0.5)
+        assert w.stats.appended == 0 and len(list(log.read())) == n  # the import already says it all
+        fake.remove("Service", *next(iter(expected)).split("/"))
+        wait_for(lambda: _converged(fake, log))
+    finally:
+        run.close()
+    assert w.stats.appended == 1

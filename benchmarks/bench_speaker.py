@@ -412,7 +412,8 @@ def _bgp_rows(quick: bool) -> list[dict]:
             "name": f"BGP: Established -> {n:,} IPv4 /32s in BIRD's RIB",
             "unit": "s", "streamlb": ours, "baselines": {"gobgpd 3 as the speaker": theirs},
             "higher_is_better": False,
-            "notes": f"loopback, one BIRD 2 receiver; streamlb sent {updates} UPDATEs; both speakers send ORIGIN, AS_PATH, NEXT_HOP; "
+            "notes": f"loopback, one BIRD 2 receiver; streamlb sent {updates} UPDATEs; both speakers send ORIGIN, "
+                     "AS_PATH, NEXT_HOP; "
                      "Established time from BIRD (ms resolution); anchor gobgpd -> BIRD 0.54 s "
                      "(../shared/baselines/README.md)",
         })

@@ -347,9 +347,11 @@ class Session:
     def _accept_open(self, msg: PeerOpen, now: float) -> None:
         cfg = self.config
         if msg.asn != cfg.peer_as:
-            raise BgpError(ErrorCode.OPEN_MESSAGE, OpenError.BAD_PEER_AS, b"", f"peer AS {msg.asn}, expected {cfg.peer_as}")
+            raise BgpError(ErrorCode.OPEN_MESSAGE, OpenError.BAD_PEER_AS, b"",
+                           f"peer AS {msg.asn}, expected {cfg.peer_as}")
         if cfg.local_as > 0xFFFF and not msg.four_octet:
-            raise BgpError(ErrorCode.OPEN_MESSAGE, OpenError.BAD_PEER_AS, b"", "4-octet local AS needs the peer's capability 65")
+            raise BgpError(ErrorCode.OPEN_MESSAGE, OpenError.BAD_PEER_AS, b"",
+                           "4-octet local AS needs the peer's capability 65")
         self.peer_open = msg
         self._as4 = msg.four_octet
         self._hold = min(cfg.hold_time, msg.hold_time)

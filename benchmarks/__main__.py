@@ -222,6 +222,11 @@ def report(path: Path, results: list[dict], info: dict, quick: bool, plots_dir: 
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["fuzz"]:  # the long decoder fuzz campaign: python -m benchmarks fuzz --n N
+        from benchmarks import bench_fuzz
+
+        return bench_fuzz.main(argv[1:])
     ap = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="small sizes (a CI smoke test, no thresholds)")
     ap.add_argument("--only", action="append", default=[], help="run only this benchmark (repeatable)")

@@ -10,17 +10,17 @@ once per batch and copied into every message. Argument errors are ``ValueError``
 import struct
 
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize
-from cpython.list cimport PyList_New, PyList_SET_ITEM
 from cpython.long cimport PyLong_AsLong, PyLong_AsUnsignedLongLong
 from cpython.mem cimport PyMem_Free, PyMem_Malloc
 from cpython.object cimport PyObject
-from cpython.ref cimport Py_INCREF
-from cpython.sequence cimport PySequence_Fast, PySequence_Fast_GET_ITEM, PySequence_Fast_GET_SIZE
-from cpython.tuple cimport PyTuple_GET_ITEM, PyTuple_GET_SIZE
+from cpython.sequence cimport (
+    PySequence_Fast, PySequence_Fast_GET_ITEM, PySequence_Fast_GET_SIZE, PySequence_Fast_ITEMS,
+)
+from cpython.tuple cimport PyTuple_CheckExact, PyTuple_GET_ITEM, PyTuple_GET_SIZE
 from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t
 from libc.string cimport memcpy, memset
 
-from fastpath._pack cimport fastpath_u32, put_u16, put_u32
+from fastpath._pack cimport fastpath_hosts32, fastpath_u32, put_u16, put_u32
 
 
 
@@ -251,10 +251,11 @@ cdef int _collect(object prefixes, int bits, Enc *e) except -1:
     """Encode every prefix into ``e`` (the caller frees ``e.buf`` and ``e.size``); ValueError like the twin."""
     cdef object seq = PySequence_Fast(prefixes, "prefixes must be a sequence")
     cdef Py_ssize_t n = PySequence_Fast_GET_SIZE(seq)
-    cdef Py_ssize_t i, pos = 0
-    cdef object item, a, l
+    cdef Py_ssize_t i, k, pos = 0
+    cdef PyObject *item
+    cdef object a, l
     cdef uint32_t v, w
-    cdef int nb, k
+    cdef int nb
     cdef uint64_t hi, lo
     cdef unsigned char *q
     e.n = 0
@@ -262,29 +263,32 @@ cdef int _collect(object prefixes, int bits, Enc *e) except -1:
     e.buf = <unsigned char *>PyMem_Malloc((n + 1) * (5 if bits == 32 else 17))
     if e.size == NULL or e.buf == NULL:
         raise MemoryError()
-    for i in range(n):
-        item = <object>PySequence_Fast_GET_ITEM(seq, i)
-        q = e.buf + pos
+    i = 0
+    while i < n:
         if bits == 32:
-            # fast paths: a plain int (a /32) or a tuple of two plain ints; anything else takes the twin's rules
-            if fastpath_u32(item, &v):
-                q[0] = 32
-                put_u32(q + 1, v)
-                e.size[i] = 5
-                pos += 5
-                continue
-            if type(item) is tuple and PyTuple_GET_SIZE(item) == 2:
-                if (fastpath_u32(<object>PyTuple_GET_ITEM(item, 0), &v)
-                        and fastpath_u32(<object>PyTuple_GET_ITEM(item, 1), &w) and w <= 32
+            # the common case first: a run of plain ints (host routes), encoded by one C loop
+            k = fastpath_hosts32(PySequence_Fast_ITEMS(seq) + i, n - i, e.buf + pos, e.size + i)
+            pos += 5 * k
+            i += k
+            if i == n:
+                break
+        item = PySequence_Fast_GET_ITEM(seq, i)  # borrowed: no reference counting on the fast paths
+        q = e.buf + pos
+        i += 1
+        if bits == 32:
+            # fast path: a tuple of two plain ints; anything else takes the twin's rules
+            if PyTuple_CheckExact(<object>item) and PyTuple_GET_SIZE(<object>item) == 2:
+                if (fastpath_u32(PyTuple_GET_ITEM(<object>item, 0), &v)
+                        and fastpath_u32(PyTuple_GET_ITEM(<object>item, 1), &w) and w <= 32
                         and (w == 32 or (v & ((1u << (32 - w)) - 1)) == 0)):
                     nb = (w + 7) >> 3
                     q[0] = <unsigned char>w
                     for k in range(nb):
                         q[1 + k] = <unsigned char>(v >> (24 - 8 * k))
-                    e.size[i] = <uint8_t>(1 + nb)
+                    e.size[i - 1] = <uint8_t>(1 + nb)
                     pos += 1 + nb
                     continue
-            a, l = _prefix_slow(item, 32)
+            a, l = _prefix_slow(<object>item, 32)
             v = <uint32_t>PyLong_AsUnsignedLongLong(a)
             w = <uint32_t>PyLong_AsLong(l)
             nb = (w + 7) >> 3
@@ -292,7 +296,7 @@ cdef int _collect(object prefixes, int bits, Enc *e) except -1:
             for k in range(nb):
                 q[1 + k] = <unsigned char>(v >> (24 - 8 * k))
         else:
-            a, l = _prefix_slow(item, 128)
+            a, l = _prefix_slow(<object>item, 128)
             hi = PyLong_AsUnsignedLongLong(a >> 64)
             lo = PyLong_AsUnsignedLongLong(a & 0xFFFFFFFFFFFFFFFF)
             w = <uint32_t>PyLong_AsLong(l)
@@ -300,7 +304,7 @@ cdef int _collect(object prefixes, int bits, Enc *e) except -1:
             q[0] = <unsigned char>w
             for k in range(nb):
                 q[1 + k] = <unsigned char>((hi >> (56 - 8 * k)) if k < 8 else (lo >> (120 - 8 * k)))
-        e.size[i] = <uint8_t>(1 + nb)
+        e.size[i - 1] = <uint8_t>(1 + nb)
         pos += 1 + nb
     e.n = n
     return 0

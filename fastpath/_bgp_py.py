@@ -32,7 +32,6 @@ from fastpath.model import (
     Keepalive,
     Message,
     MpReach,
-    MpUnreach,
     Notification,
     Open,
     RouteRefresh,
@@ -366,5 +365,5 @@ def _mp_len_nh(r: MpReach) -> bytes:
 
 __all__ = [
     "build_keepalive", "build_notification", "build_route_refresh", "build_open", "encode_attrs", "pack_updates",
-    "pack_withdrawals", "build_end_of_rib", "encode", "MpUnreach",
+    "pack_withdrawals", "build_end_of_rib", "encode",
 ]

@@ -7,13 +7,13 @@ through a ``char*``; arguments are checked once at the entry point, loops touch 
 
 from cpython.buffer cimport PyBUF_WRITABLE, PyBuffer_Release, PyObject_GetBuffer
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize
-from cpython.long cimport PyLong_AsUnsignedLongLong
 from cpython.mem cimport PyMem_Free, PyMem_Malloc
+from cpython.object cimport PyObject
 from cpython.sequence cimport PySequence_Fast, PySequence_Fast_GET_ITEM, PySequence_Fast_GET_SIZE
 from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t
-from libc.string cimport memcpy, memset
+from libc.string cimport memcmp, memcpy, memset
 
-from fastpath._pack cimport fastpath_u32, fold16, put_u16, put_u32, sum16
+from fastpath._pack cimport fastpath_u32, fastpath_u128, fold16, put_u16, put_u32, sum16
 
 from fastpath import constants as _c
 
@@ -40,11 +40,9 @@ cdef bytes _mac(object mac, str name="mac"):
 
 
 cdef uint32_t _ip4(object ip, str name="ip4") except? 0xFFFFFFFF:
-    cdef unsigned long long v
     if not isinstance(ip, int) or ip < 0 or ip > 0xFFFFFFFF:
         raise ValueError(f"{name} must be an int in 0..2**32-1, got {ip!r}")
-    v = PyLong_AsUnsignedLongLong(ip)
-    return <uint32_t>v
+    return ip  # in range: Cython's checked conversion cannot fail
 
 
 cdef bytes _ip6(object ip, str name="ip6"):
@@ -132,14 +130,14 @@ def write_arp_burst(out, mac, ips, Py_ssize_t offset=0):
     cdef unsigned char tpl[84]
     cdef unsigned char *p
     cdef const unsigned char *mp = <const unsigned char *>PyBytes_AS_STRING(m)
-    cdef object item
+    cdef PyObject *item
     if addrs == NULL:
         raise MemoryError()
     try:
         for i in range(n):
-            item = <object>PySequence_Fast_GET_ITEM(seq, i)
+            item = PySequence_Fast_GET_ITEM(seq, i)  # borrowed: no reference counting in the loop
             if not fastpath_u32(item, &addrs[i]):  # fast path: a plain int; else the checked conversion
-                addrs[i] = _ip4(item)
+                addrs[i] = _ip4(<object>item)
         PyObject_GetBuffer(out, &view, PyBUF_WRITABLE)
         try:
             if offset < 0 or offset + 2 * ARP_LEN * n > view.len:
@@ -229,23 +227,45 @@ def write_ndp_burst(out, mac, ips, Py_ssize_t offset=0, src=None):
     """Write one unsolicited NA per address (86 bytes each) into ``out`` from ``offset``; returns the count."""
     cdef bytes m = _mac(mac)
     cdef bytes s = _ip6(link_local(m) if src is None else src, "src")
-    cdef list targets = [_ip6(ip) for ip in ips]
-    cdef Py_ssize_t n = len(targets)
+    cdef object seq = PySequence_Fast(ips, "ips must be a sequence of ints")
+    cdef Py_ssize_t n = PySequence_Fast_GET_SIZE(seq)
     cdef Py_ssize_t i
+    cdef unsigned char *targets = <unsigned char *>PyMem_Malloc((n if n > 0 else 1) * 16)
+    cdef PyObject *item
     cdef Py_buffer view
+    cdef unsigned char tpl[86]
     cdef unsigned char *p
-    PyObject_GetBuffer(out, &view, PyBUF_WRITABLE)
+    cdef uint32_t base
+    if targets == NULL:
+        raise MemoryError()
     try:
-        if offset < 0 or offset + NA_LEN * n > view.len:
-            raise ValueError(f"buffer of {view.len} bytes too small for {n} NA frames at {offset}")
-        p = <unsigned char *>view.buf + offset
         for i in range(n):
-            _na(p, <const unsigned char *>PyBytes_AS_STRING(ALL_NODES_MAC), <const unsigned char *>PyBytes_AS_STRING(m),
+            item = PySequence_Fast_GET_ITEM(seq, i)
+            if not fastpath_u128(item, targets + 16 * i):
+                memcpy(targets + 16 * i, PyBytes_AS_STRING(_ip6(<object>item)), 16)
+        PyObject_GetBuffer(out, &view, PyBUF_WRITABLE)
+        try:
+            if offset < 0 or offset + NA_LEN * n > view.len:
+                raise ValueError(f"buffer of {view.len} bytes too small for {n} NA frames at {offset}")
+            # Template with a zero target; its checksum sum is computed once, each frame adds its target's words.
+            memset(tpl, 0, 86)
+            _na(tpl, <const unsigned char *>PyBytes_AS_STRING(ALL_NODES_MAC), <const unsigned char *>PyBytes_AS_STRING(m),
                 <const unsigned char *>PyBytes_AS_STRING(s), <const unsigned char *>PyBytes_AS_STRING(ALL_NODES_IP),
-                FLAG_O, <const unsigned char *>PyBytes_AS_STRING(<bytes>targets[i]))
-            p += NA_LEN
+                FLAG_O, tpl + 62)
+            tpl[56] = 0
+            tpl[57] = 0
+            base = sum16(tpl + 22, 32) + 32 + 58 + sum16(tpl + 54, 32)
+            p = <unsigned char *>view.buf + offset
+            with nogil:
+                for i in range(n):
+                    memcpy(p, tpl, 86)
+                    memcpy(p + 62, targets + 16 * i, 16)
+                    put_u16(p + 56, fold16(base + sum16(p + 62, 16)))
+                    p += NA_LEN
+        finally:
+            PyBuffer_Release(&view)
     finally:
-        PyBuffer_Release(&view)
+        PyMem_Free(targets)
     return n
 
 
@@ -253,3 +273,122 @@ def checksum(data):
     """The Internet checksum (RFC 1071): ones'-complement of the ones'-complement sum of 16-bit words."""
     cdef bytes b = bytes(data)
     return fold16(sum16(<const unsigned char *>PyBytes_AS_STRING(b), len(b)))
+
+
+# --- parsers for the responder (same checks, same order and same results as the twin) -------------------------------
+
+from fastpath.constants import DropReason as _Drop
+from fastpath.model import ArpRequest as _ArpRequest, NeighborSolicitation as _NeighborSolicitation
+
+cdef object D_TRUNCATED = _Drop.TRUNCATED
+cdef object D_NOT_ARP = _Drop.NOT_ARP
+cdef object D_BAD_ARP_HEADER = _Drop.BAD_ARP_HEADER
+cdef object D_NOT_ARP_REQUEST = _Drop.NOT_ARP_REQUEST
+cdef object D_NOT_FOR_US = _Drop.NOT_FOR_US
+cdef object D_NOT_IPV6 = _Drop.NOT_IPV6
+cdef object D_NOT_ICMPV6 = _Drop.NOT_ICMPV6
+cdef object D_NOT_NS = _Drop.NOT_NEIGHBOR_SOLICITATION
+cdef object D_BAD_HOP_LIMIT = _Drop.BAD_HOP_LIMIT
+cdef object D_BAD_ICMP_CODE = _Drop.BAD_ICMP_CODE
+cdef object D_BAD_CHECKSUM = _Drop.BAD_CHECKSUM
+cdef object D_MULTICAST_TARGET = _Drop.MULTICAST_TARGET
+cdef object D_BAD_OPTION = _Drop.BAD_OPTION
+cdef object D_NO_SLLA = _Drop.NO_SOURCE_LL_ADDRESS
+
+
+cdef inline uint32_t _get_u32(const unsigned char *p) noexcept nogil:
+    return (<uint32_t>p[0] << 24) | (<uint32_t>p[1] << 16) | (<uint32_t>p[2] << 8) | p[3]
+
+
+def parse_arp_request(frame, iface_mac):
+    """Read an incoming frame as an ARP request for the responder (metallb-behaviour §5.4), or say why not."""
+    cdef bytes m = _mac(iface_mac, "iface_mac")
+    cdef const unsigned char *mp = <const unsigned char *>PyBytes_AS_STRING(m)
+    cdef Py_buffer view
+    cdef const unsigned char *p
+    cdef Py_ssize_t n
+    PyObject_GetBuffer(frame, &view, 0)
+    try:
+        p = <const unsigned char *>view.buf
+        n = view.len
+        if n < 14:
+            return D_TRUNCATED
+        if p[12] != 0x08 or p[13] != 0x06:
+            return D_NOT_ARP
+        if n < ARP_LEN:
+            return D_TRUNCATED
+        if p[14] != 0 or p[15] != 1 or p[16] != 0x08 or p[17] != 0 or p[18] != 6 or p[19] != 4:
+            return D_BAD_ARP_HEADER
+        if p[20] != 0 or p[21] != 1:
+            return D_NOT_ARP_REQUEST
+        if memcmp(p, BCAST, 6) != 0 and memcmp(p, mp, 6) != 0:
+            return D_NOT_FOR_US
+        return _ArpRequest(eth_src=PyBytes_FromStringAndSize(<const char *>p + 6, 6),
+                           sender_mac=PyBytes_FromStringAndSize(<const char *>p + 22, 6),
+                           sender_ip=_get_u32(p + 28), target_ip=_get_u32(p + 38))
+    finally:
+        PyBuffer_Release(&view)
+
+
+def parse_neighbor_solicitation(frame, iface_mac):
+    """Read an incoming frame as a Neighbor Solicitation for the responder (metallb-behaviour §5.5), or say why not."""
+    cdef bytes m = _mac(iface_mac, "iface_mac")
+    cdef const unsigned char *mp = <const unsigned char *>PyBytes_AS_STRING(m)
+    cdef Py_buffer view
+    cdef const unsigned char *p
+    cdef const unsigned char *icmp
+    cdef Py_ssize_t n, plen, pos, units, slla = -1
+    cdef uint32_t s
+    PyObject_GetBuffer(frame, &view, 0)
+    try:
+        p = <const unsigned char *>view.buf
+        n = view.len
+        if n < 14:
+            return D_TRUNCATED
+        if p[12] != 0x86 or p[13] != 0xDD:
+            return D_NOT_IPV6
+        if n < 14 + 40 + 24:
+            return D_TRUNCATED
+        if p[14] >> 4 != 6:
+            return D_NOT_IPV6
+        plen = (<Py_ssize_t>p[18] << 8) | p[19]
+        if p[20] != 58:
+            return D_NOT_ICMPV6
+        if plen < 24 or 54 + plen > n:
+            return D_TRUNCATED
+        icmp = p + 54
+        if icmp[0] != 135:
+            return D_NOT_NS
+        if p[21] != HOP_LIMIT:
+            return D_BAD_HOP_LIMIT
+        if icmp[1] != 0:
+            return D_BAD_ICMP_CODE
+        if memcmp(p, mp, 6) != 0 and not (p[0] == 0x33 and p[1] == 0x33):
+            return D_NOT_FOR_US
+        # RFC 8200 §8.1 pseudo-header (addresses, upper-layer length, next header) + the ICMPv6 message
+        s = sum16(p + 22, 32) + <uint32_t>plen + 58 + sum16(icmp, plen)
+        if fold16(s) != 0:
+            return D_BAD_CHECKSUM
+        if icmp[8] == 0xFF:
+            return D_MULTICAST_TARGET
+        pos = 24
+        while pos < plen:
+            if pos + 2 > plen:
+                return D_BAD_OPTION
+            units = icmp[pos + 1]
+            if units == 0 or pos + 8 * units > plen:
+                return D_BAD_OPTION
+            if icmp[pos] == 1 and units == 1 and slla < 0:
+                slla = pos + 2
+            pos += 8 * units
+        if slla < 0:
+            return D_NO_SLLA
+        return _NeighborSolicitation(
+            eth_src=PyBytes_FromStringAndSize(<const char *>p + 6, 6),
+            src_ip=int.from_bytes(PyBytes_FromStringAndSize(<const char *>p + 22, 16), "big"),
+            dst_ip=int.from_bytes(PyBytes_FromStringAndSize(<const char *>p + 38, 16), "big"),
+            target=int.from_bytes(PyBytes_FromStringAndSize(<const char *>icmp + 8, 16), "big"),
+            source_lla=PyBytes_FromStringAndSize(<const char *>icmp + slla, 6),
+        )
+    finally:
+        PyBuffer_Release(&view)

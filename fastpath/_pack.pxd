@@ -1,6 +1,7 @@
 # Inline big-endian writers shared by the fastpath extensions (py-pgproto's hton.pxd idea).
 # Declarations and inline code only: there is no _pack.pyx.
 
+from cpython.object cimport PyObject
 from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t
 
 
@@ -38,6 +39,7 @@ cdef extern from *:
     """
     #include <Python.h>
     #include <stdint.h>
+    #include <string.h>
     /* Read a plain non-negative int of at most 32 bits without creating objects or raising: 1 = done, 0 = let
        the caller take its checked slow path (not an exact int, negative, too big). CPython < 3.12 keeps the
        30-bit digits in ob_digit with the sign in ob_size; 3.12+ has the unstable compact-value API. */
@@ -65,5 +67,49 @@ cdef extern from *:
         *out = (uint32_t)v; return 1;
     #endif
     }
+    /* The packer's hot loop: encode items[0..n) while each is a plain int below 2**32 (a /32: length byte 32
+       and four address bytes). Returns how many were encoded; the caller handles the rest one by one. */
+    static inline Py_ssize_t fastpath_hosts32(PyObject *const *items, Py_ssize_t n, unsigned char *buf, uint8_t *size) {
+        Py_ssize_t i;
+        uint32_t v;
+        for (i = 0; i < n; i++) {
+            PyObject *o = items[i];
+    #if PY_VERSION_HEX < 0x030C0000
+            /* inline the common cases of fastpath_u32: one or two 30-bit digits */
+            if (Py_TYPE(o) != &PyLong_Type) break;
+            Py_ssize_t sz = Py_SIZE(o);
+            const digit *d = ((PyLongObject *)o)->ob_digit;
+            if (sz == 2) {
+                uint64_t w = (uint64_t)d[0] | ((uint64_t)d[1] << PyLong_SHIFT);
+                if (w > 0xFFFFFFFFu) break;
+                v = (uint32_t)w;
+            } else if (sz == 1) {
+                v = (uint32_t)d[0];
+            } else if (sz == 0) {
+                v = 0;
+            } else break;
+    #else
+            if (!fastpath_u32(o, &v)) break;
+    #endif
+            buf[0] = 32;
+            v = __builtin_bswap32(v);
+            memcpy(buf + 1, &v, 4);
+            buf += 5;
+            size[i] = 5;
+        }
+        return i;
+    }
+    /* A plain non-negative int below 2**128 as 16 big-endian bytes: 1 = done, 0 = take the checked slow path. */
+    static inline int fastpath_u128(PyObject *o, unsigned char *out) {
+        if (!PyLong_CheckExact(o)) return 0;
+    #if PY_VERSION_HEX < 0x030D0000
+        if (_PyLong_AsByteArray((PyLongObject *)o, out, 16, 0, 0) < 0) { PyErr_Clear(); return 0; }
+    #else
+        if (_PyLong_AsByteArray((PyLongObject *)o, out, 16, 0, 0, 1) < 0) { PyErr_Clear(); return 0; }
+    #endif
+        return 1;
+    }
     """
-    int fastpath_u32(object o, uint32_t *out) noexcept
+    int fastpath_u32(PyObject *o, uint32_t *out) noexcept
+    int fastpath_u128(PyObject *o, unsigned char *out) noexcept
+    Py_ssize_t fastpath_hosts32(PyObject **items, Py_ssize_t n, unsigned char *buf, uint8_t *size) noexcept

@@ -287,3 +287,17 @@ def test_ipv6_and_markers(tshark: str, tmp_path: Path) -> None:
     assert (rr["bgp.route_refresh.afi"], rr["bgp.route_refresh.safi"]) == (["2"], ["1"])
     for f, m in zip(flat[7:], msgs[7:]):  # MetalLB's vectors dissect cleanly with the right length and type
         assert f["bgp.length"] == [str(len(m))] and f["bgp.type"] == [str(m[18])]
+
+
+def test_l2_goldens(tshark: str, tmp_path: Path) -> None:
+    names = golden_hex.names("l2-")
+    flat = dict(zip(names, dissect(tshark, tmp_path, [Ether(golden_hex.load(n)) for n in names])))
+    for n in ("l2-garp-request.hex", "l2-garp-reply.hex"):
+        f = flat[n]
+        assert f["arp.isgratuitous"] == ["1"] and f["arp.src.proto_ipv4"] == f["arp.dst.proto_ipv4"] == ["10.200.0.100"]
+        assert f["arp.opcode"] == (["1"] if "request" in n else ["2"])
+    assert flat["l2-arp-reply.hex"]["arp.dst.proto_ipv4"] == ["10.200.0.7"]
+    for n in ("l2-ndp-unsolicited-na.hex", "l2-ndp-solicited-na.hex"):
+        f = flat[n]
+        assert f["icmpv6.checksum.status"] == ["1"] and f["icmpv6.nd.na.target_address"] == ["2001:db8::100"]
+        assert f["icmpv6.checksum"] == (["0x2864"] if "unsolicited" in n else ["0xd9a7"])

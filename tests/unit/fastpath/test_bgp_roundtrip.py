@@ -64,3 +64,19 @@ def test_end_of_rib_detection() -> None:
     assert bgp.is_end_of_rib(bgp.decode(bgp.build_end_of_rib(2, 1))) == (2, 1)
     assert bgp.is_end_of_rib(bgp.decode(bgp.pack_withdrawals([1])[0])) is None
     assert bgp.is_end_of_rib(model.Keepalive()) is None
+
+
+@given(fst.asns, st.one_of(st.just(0), st.integers(3, 0xFFFF)), st.integers(1, 2**32 - 1), st.booleans())
+def test_built_open_decodes_to_its_arguments(asn, hold, rid, full) -> None:
+    caps = model.full_capabilities(asn) if full else model.metallb_capabilities(asn)
+    got = bgp.decode(bgp.build_open(asn, hold, rid, caps))
+    assert got == model.Open(my_as=asn if asn <= 0xFFFF else 23456, hold_time=hold, router_id=rid, capabilities=caps)
+    assert got.asn == asn
+
+
+@given(st.integers(0, 255), st.integers(0, 255), st.binary(max_size=100), st.integers(0, 0xFFFF),
+       st.integers(0, 255), st.integers(0, 255))
+def test_built_notification_and_route_refresh_decode(code, sub, data, afi, safi, subtype) -> None:
+    assert bgp.decode(bgp.build_notification(code, sub, data)) == model.Notification(code, sub, data)
+    assert bgp.decode(bgp.build_route_refresh(afi, safi, subtype)) == model.RouteRefresh(afi, safi, subtype)
+    assert bgp.decode(bgp.build_keepalive()) == model.Keepalive()

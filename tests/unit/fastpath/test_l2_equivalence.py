@@ -63,3 +63,46 @@ def test_checksum(data) -> None:
 @given(fst.macs)
 def test_link_local(mac) -> None:
     assert _c().link_local(mac) == py.link_local(mac)
+
+
+def _valid_frames(mac: bytes, ip6: int, ip4: int) -> list[bytes]:
+    """An ARP request and a Neighbor Solicitation with a source link-layer option, both valid for the parsers."""
+    arp = py.build_arp_announce(1, mac, ip4)
+    na = bytearray(py.build_ndp_reply(mac, ip6, b"\x33\x33\xff\x00\x00\x01", 0xFF02 << 112 | 1, None))
+    na[54] = 135  # make it a solicitation: type 135, option 1 (source link-layer address), fix the checksum
+    na[58] = 0
+    na[78] = 1
+    na[56:58] = b"\0\0"
+    csum = py.checksum(bytes(na[22:54]) + (32).to_bytes(4, "big") + b"\0\0\0\x3a" + bytes(na[54:]))
+    na[56:58] = csum.to_bytes(2, "big")
+    return [arp, bytes(na)]
+
+
+@given(st.binary(max_size=120), fst.macs)
+def test_parsers_on_arbitrary_bytes(data, iface) -> None:
+    assert _c().parse_arp_request(data, iface) == py.parse_arp_request(data, iface)
+    assert _c().parse_neighbor_solicitation(data, iface) == py.parse_neighbor_solicitation(data, iface)
+
+
+@given(fst.macs, fst.ip6s, fst.ip4s, st.lists(st.tuples(st.integers(0, 120), st.integers(0, 255)), max_size=4),
+       st.integers(0, 100), st.booleans())
+def test_parsers_on_mutated_valid_frames(mac, ip6, ip4, edits, cut, to_us) -> None:
+    iface = mac if to_us else b"\x02" * 6
+    for frame in _valid_frames(mac, ip6, ip4):
+        assert type(py.parse_arp_request(frame, iface)).__name__ in ("ArpRequest", "DropReason")
+        buf = bytearray(frame)
+        for pos, value in edits:
+            if pos < len(buf):
+                buf[pos] = value
+        data = bytes(buf[:len(buf) - cut] if cut < len(buf) else buf)
+        for parse in ("parse_arp_request", "parse_neighbor_solicitation"):
+            assert getattr(_c(), parse)(data, iface) == getattr(py, parse)(data, iface)
+            assert getattr(_c(), parse)(bytearray(data), iface) == getattr(py, parse)(data, iface)
+
+
+def test_valid_frames_are_accepted_by_both() -> None:
+    arp, ns = _valid_frames(b"\x02\0\0\0\0\x05", 0x20010DB8 << 96 | 1, 0x0A000001)
+    for mod in (py, _c()):
+        assert type(mod.parse_arp_request(arp, b"\x02" * 6)).__name__ == "ArpRequest"
+        got = mod.parse_neighbor_solicitation(ns, b"\x02" * 6)
+        assert type(got).__name__ == "NeighborSolicitation" and got.target == 0x20010DB8 << 96 | 1

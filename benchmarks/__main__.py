@@ -70,7 +70,7 @@ def fmt(v: float | None) -> str:
         return "-"
     if v == 0:
         return "0"
-    if abs(v) >= 1e5 or abs(v) < 1e-2:
+    if abs(v) >= 1e5 or abs(v) < 1:
         return f"{v:.3g}"
     return f"{v:,.2f}"
 

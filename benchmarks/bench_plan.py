@@ -15,7 +15,11 @@ What is measured (full run: 100,000 Services × 2,000 nodes; ``--quick``: 10,000
 * **balance**: max/mean IPs owned per node, against the same figure for a uniform random placement of the same
   number of IPs on the same nodes (seeded, same run).
 
-What is not measured: BGP materialisation per node (``planning.node_plan``), effect dispatch, the wire.
+* **BGP map**: the replay ``bgp`` map (also what the state hash covers) for the nodes the BGPAdvertisement selects
+  (20, by label), computed once per kind of node with ``Local`` Services added per node, against building every
+  node's own plan (``planning.node_plan``, sampled on three nodes).
+
+What is not measured: effect dispatch, the wire.
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ import statistics
 import time
 
 from events import schema
-from reconciler import fold, planning
+from reconciler import decisions, fold, planning
 from reconciler import state as statemod
 
 NAME = "plan"
@@ -53,8 +57,11 @@ def _slice(i: int, nodes: list[str], rng: random.Random, version: int = 0) -> sc
     )
 
 
-def build(n_services: int, n_nodes: int, seed: int = 42) -> tuple[statemod.State, list[str], random.Random]:
+def build(n_services: int, n_nodes: int, seed: int = 42, bgp_nodes: int = 20) -> tuple[statemod.State, list[str],
+                                                                                   random.Random]:
+    """The benchmark state; the BGPAdvertisement selects ``bgp_nodes`` of the nodes (label ``bgp=yes``)."""
     rng = random.Random(seed)
+    step = max(1, n_nodes // bgp_nodes)
     nodes = [f"node-{n:04d}" for n in range(n_nodes)]
     size = 1 << (n_services * 2 - 1).bit_length()
     events: list[schema.Event] = [
@@ -62,13 +69,18 @@ def build(n_services: int, n_nodes: int, seed: int = 42) -> tuple[statemod.State
             f"{ipaddress.IPv4Address('10.0.0.0') + 0}/{32 - (size - 1).bit_length()}",))),
         schema.K8sUpsert(obj=schema.L2Advertisement(namespace=NS, name="l2")),
         schema.K8sUpsert(obj=schema.BGPAdvertisement(namespace=NS, name="bgp", local_pref=100,
-                                                     communities=("64512:1",))),
+                                                     communities=("64512:1",), node_selectors=(
+                                                         schema.LabelSelector(match_labels=(("bgp", "yes"),)),))),
         schema.K8sUpsert(obj=schema.BGPPeer(namespace=NS, name="r1", my_asn=64512, peer_asn=64512,
                                             peer_address="192.0.2.1")),
         schema.K8sUpsert(obj=schema.BGPPeer(namespace=NS, name="r2", my_asn=64512, peer_asn=64512,
                                             peer_address="192.0.2.2")),
     ]
-    events += [schema.K8sUpsert(obj=schema.Node(name=n, labels=(("kubernetes.io/hostname", n),))) for n in nodes]
+    events += [
+        schema.K8sUpsert(obj=schema.Node(name=n, labels=tuple(sorted(
+            [("kubernetes.io/hostname", n)] + ([("bgp", "yes")] if i % step == 0 else [])))))
+        for i, n in enumerate(nodes)
+    ]
     for i in range(n_services):
         events.append(schema.K8sUpsert(obj=_service(i)))
         events.append(schema.K8sUpsert(obj=_slice(i, nodes, rng)))
@@ -143,6 +155,16 @@ def run(quick: bool) -> list[dict]:
         uniform[b] = uniform.get(b, 0) + 1
     uniform_ratio = max(uniform.values()) / mean
 
+    # the replay/state-hash BGP map: once per kind of node vs every node's own plan (sampled)
+    t0 = time.perf_counter()
+    bgp = decisions.bgp(st)
+    t_map = time.perf_counter() - t0
+    n_entries = sum(len(ads) for peers in bgp.values() for ads in peers.values())
+    sample = sorted(bgp)[:3]
+    t0 = time.perf_counter()
+    sampled = sum(len(planning.node_plan(st, n).bgp) for n in sample)
+    t_nodes = time.perf_counter() - t0
+
     scale = f"{n_services:,} Services × {n_nodes:,} nodes"
     return [
         {
@@ -166,6 +188,12 @@ def run(quick: bool) -> list[dict]:
             "name": "IPs moved when one node fails", "unit": "IPs", "streamlb": moved_ips,
             "baselines": {"minimum (IPs it owned)": minimum}, "higher_is_better": False,
             "notes": f"{scale}; only the failed node's IPs move",
+        },
+        {
+            "name": "BGP map (replay JSON, state hash input)", "unit": "entries/s", "streamlb": n_entries / t_map,
+            "baselines": {"every node's own plan": sampled / t_nodes}, "higher_is_better": True,
+            "notes": f"{scale}; {len(bgp)} BGP nodes × 2 peers, {n_entries:,} entries in {t_map:.2f} s; baseline "
+                     f"sampled on {len(sample)} nodes",
         },
         {
             "name": "L2 balance max/mean IPs per node", "unit": "ratio", "streamlb": ratio,

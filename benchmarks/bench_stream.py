@@ -236,6 +236,9 @@ class _FileCluster:
     def entries_added(self):
         return len(self.fl._records)
 
+    def length(self):
+        return len(self.fl._records)
+
     def try_lead(self, replica, ttl):
         return False
 

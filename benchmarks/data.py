@@ -29,7 +29,7 @@ def _pool(i: int, size_v4: int) -> schema.IPAddressPool:
 def _service(rng: random.Random, idx: int, version: int) -> schema.Service:
     ns = NAMESPACES[idx % len(NAMESPACES)]
     dual = idx % 10 == 0
-    v6 = str(ipaddress.IPv6Address(f"fd96::{idx:x}"))
+    v6 = str(ipaddress.IPv6Address(f"fd96::{idx >> 16:x}:{idx & 0xFFFF:x}"))  # valid beyond 65,535 services
     cips = (f"172.30.{(idx >> 8) & 255}.{idx & 255}",) + ((v6,) if dual else ())
     return schema.Service(
         namespace=ns,

@@ -117,7 +117,7 @@ def cluster_families(svc: schema.Service) -> tuple[int, ...]:
         return ()
     if "None" in ips:
         raise RequestError(Reason.NO_CLUSTER_IP, "unable to determine the IP family of a headless service")
-    fams = [net.parse_ip(ip)[0] for ip in ips]
+    fams = [net.V6 if ":" in ip else net.V4 for ip in ips]  # canonical by the event contract (codec.validate)
     if len(fams) > 2 or (len(fams) == 2 and fams[0] == fams[1]):
         raise RequestError(Reason.NO_CLUSTER_IP, f"unable to determine the IP family of cluster IPs {list(ips)}")
     return tuple(sorted(fams))
@@ -171,7 +171,10 @@ def requested_ips(svc: schema.Service) -> tuple[Addr, ...]:
 
 
 def _text(a: Addr) -> str:
-    return net.to_text(a[0], a[1])
+    f, v = a
+    if f == net.V4:
+        return f"{v >> 24}.{(v >> 16) & 255}.{(v >> 8) & 255}.{v & 255}"
+    return net.to_text(f, v)
 
 
 def _q(a: Addr) -> str:
@@ -790,7 +793,7 @@ def _converge(state: State, idx: Index | None, key: ServiceKey, svc: schema.Serv
     # 5: re-claim the current IPs
     if current:
         pool, reason, err = _check_assign(state, idx, key, svc, current)
-        if pool is None and reason is Reason.SHARING_CONFLICT and from_status:
+        if pool is None and reason is Reason.SHARING_CONFLICT and from_status and not pool_ann and not req:
             victims = _evict_unconfirmed(state, key, svc, current)
             if victims:
                 for v in victims:
@@ -987,31 +990,35 @@ def _fallback_fast(state: State, idx: Index, fam: int):
 # Fold hooks
 
 
-def _view(state: State, svc: schema.Service) -> tuple:
-    """The fields of a Service that can change its allocation (labels only when selectors are in play)."""
-    idx = state.alloc
-    labels = svc.labels if (idx is None or idx.pinned_selecting) else ()
-    sk = sharing_key(svc)
-    key_assigned = service_key(svc) in state.assigned
-    return (
-        svc.type,
-        svc.load_balancer_class,
-        svc.cluster_ips,
-        svc.ip_families,
-        svc.ip_family_policy,
-        svc.load_balancer_ip,
-        svc.annotations,
-        svc.external_traffic_policy,
-        svc.selector if svc.external_traffic_policy == "Local" else (),
-        svc.ports if sk else (),
-        () if key_assigned else svc.ingress_ips,
-        labels,
-    )
+def _same_for_allocation(state: State, old: schema.Service, svc: schema.Service, key: ServiceKey) -> bool:
+    """Does nothing that can change the allocation differ? (Labels count only when serviceSelectors are in play,
+    ports only for a Service with a sharing key, status only before the Service holds an assignment.)"""
+    if not (
+        old.type == svc.type
+        and old.cluster_ips == svc.cluster_ips
+        and old.annotations == svc.annotations
+        and old.load_balancer_ip == svc.load_balancer_ip
+        and old.ip_family_policy == svc.ip_family_policy
+        and old.load_balancer_class == svc.load_balancer_class
+        and old.ip_families == svc.ip_families
+        and old.external_traffic_policy == svc.external_traffic_policy
+    ):
+        return False
+    if svc.external_traffic_policy == "Local" and old.selector != svc.selector:
+        return False
+    if old.ports != svc.ports and sharing_key(svc):
+        return False
+    if old.labels != svc.labels and (state.alloc is None or state.alloc.pinned_selecting):
+        return False
+    if old.ingress_ips != svc.ingress_ips and key not in state.assigned:
+        return False
+    return True
 
 
 def on_service(state: State, svc: schema.Service, old: schema.Service | None) -> None:
     """A Service was created or changed (``state.objects`` already holds ``svc``)."""
-    if old is not None and service_key(svc) in state.services and _view(state, old) == _view(state, svc):
+    key = f"{svc.namespace}/{svc.name}"
+    if old is not None and key in state.services and _same_for_allocation(state, old, svc, key):
         return
     freed = converge(state, svc)
     if old is not None and sharing_key(old) and state.alloc is not None:

@@ -6,10 +6,10 @@ per node and caches the parts that do not depend on the node.
 
 Rules:
 
-* Rule 1 (who announces, §6.1, checked in this order): the node's own problems (speaker down, NetworkUnavailable,
-  exclude label); an advertisement of the IP's pool selects the node (else ``notOwner``); one of those matches the
-  Service (else ``noMatchingAdvertisement``); the matching ones pass the LOCAL_PREF consistency rule (else
-  ``conflictingAdvertisements``); a serving endpoint on this node for ``externalTrafficPolicy: Local`` (else
+* Rule 1 (who announces, §6.1, checked in MetalLB's order): an advertisement of the IP's pool selects the node
+  (else ``notOwner``); one of those matches the Service (else ``noMatchingAdvertisement``); the matching ones pass
+  the LOCAL_PREF consistency rule (else ``conflictingAdvertisements``); the node's own problems (speaker down,
+  NetworkUnavailable, exclude label); a serving endpoint on this node for ``externalTrafficPolicy: Local`` (else
   ``noLocalEndpoints``), anywhere for ``Cluster`` (else ``noServingEndpoints``, MetalLB's ``noEndpoints``).
   Every node passing them announces — ECMP.
 * Rule 2 (what, §6.3): per IP and matching advertisement, the IP masked to ``aggregationLength`` (v4, default 32)
@@ -245,8 +245,6 @@ def service_on_node(
 
     ``matches[i]`` says whether ``ads_of_pool[i]`` matches the Service (its serviceSelectors).
     """
-    if node_problem is not None:
-        return node_problem, []
     selecting = [i for i, ad in enumerate(ads_of_pool) if selects_node(ad)]
     if not selecting:
         return Reason.NOT_OWNER.value, []
@@ -255,6 +253,8 @@ def service_on_node(
         return Reason.NO_MATCHING_ADVERTISEMENT.value, []
     if conflict(matching, families) is not None:
         return Reason.CONFLICTING_ADVERTISEMENTS.value, []
+    if node_problem is not None:
+        return node_problem, []
     if local_only:
         if not on_node_endpoint:
             return Reason.NO_LOCAL_ENDPOINTS.value, []
@@ -276,16 +276,33 @@ def community_key(text: str) -> CommunityKey:
     return parsed[0]
 
 
-def merge(entries: list[Entry]) -> dict[tuple[str, tuple[int, int, int]], tuple[int, tuple[str, ...]]]:
-    """Rule 3: (peer, prefix) -> (local_pref of the first ad by name, united communities sorted)."""
-    best: dict[tuple[str, tuple[int, int, int]], tuple[str, int]] = {}
-    comms: dict[tuple[str, tuple[int, int, int]], set[str]] = {}
+Raw = dict[tuple[str, tuple[int, int, int]], tuple[str, int, frozenset[str]]]
+
+
+def merge_raw(entries: list[Entry], into: Raw | None = None) -> Raw:
+    """Rule 3, before sorting: (peer, prefix) -> (first ad name, its local_pref, united communities).
+
+    With ``into``, the entries are merged into a copy of an earlier result (merging is associative).
+    """
+    out: Raw = dict(into) if into is not None else {}
     for peer, pfx, ad_name, lp, cs in entries:
         k = (peer, pfx)
-        if k not in best or ad_name < best[k][0]:
-            best[k] = (ad_name, lp)
-        comms.setdefault(k, set()).update(cs)
-    return {k: (best[k][1], tuple(sorted(comms[k], key=community_key))) for k in best}
+        got = out.get(k)
+        if got is None:
+            out[k] = (ad_name, lp, frozenset(cs))
+        else:
+            name, keep_lp = (ad_name, lp) if ad_name < got[0] else (got[0], got[1])
+            out[k] = (name, keep_lp, got[2] | frozenset(cs))
+    return out
+
+
+def finish(raw: Raw) -> dict[tuple[str, tuple[int, int, int]], tuple[int, tuple[str, ...]]]:
+    return {k: (lp, tuple(sorted(cs, key=community_key))) for k, (_, lp, cs) in raw.items()}
+
+
+def merge(entries: list[Entry]) -> dict[tuple[str, tuple[int, int, int]], tuple[int, tuple[str, ...]]]:
+    """Rule 3: (peer, prefix) -> (local_pref of the first ad by name, united communities sorted)."""
+    return finish(merge_raw(entries))
 
 
 def prefix_text(pfx: tuple[int, int, int]) -> str:

@@ -107,6 +107,7 @@ def parse_community(text: str) -> tuple[str, tuple[int, ...]] | None:
 
 
 _ENTRY_CACHE: dict[str, tuple[net.Block, ...] | str] = {}  # memo of a pure function (entry text -> blocks/error)
+_POOL_CACHE: dict = {}  # memo: (IPAddressPool, resolved namespaces) -> Pool (pure; equal inputs, equal Pool)
 
 
 def _parse_entry(text: str) -> tuple[net.Block, ...]:
@@ -240,7 +241,7 @@ def _pools(pools: list[schema.IPAddressPool], namespaces: dict[str, dict[str, st
                 continue
             entries.append(blocks)
             for b in blocks:
-                placed.setdefault(b.family, []).append((b.first, b.last, f"{b}", p.name))
+                placed.setdefault(b.family, []).append((b.first, b.last, b, p.name))
         sa = p.service_allocation
         resolved: set[str] = set()
         svc_sels: tuple[schema.LabelSelector, ...] = ()
@@ -257,6 +258,11 @@ def _pools(pools: list[schema.IPAddressPool], namespaces: dict[str, dict[str, st
                         resolved.add(ns_name)
             svc_sels = sa.service_selectors
             match_all = not sa.namespaces and not sa.namespace_selectors and not sa.service_selectors
+        cache_key = (p, tuple(sorted(resolved)))
+        cached = _POOL_CACHE.get(cache_key)
+        if cached is not None and cached.entries == tuple(entries):
+            built.append(cached)
+            continue
         built.append(
             Pool(
                 name=p.name,
@@ -270,15 +276,18 @@ def _pools(pools: list[schema.IPAddressPool], namespaces: dict[str, dict[str, st
                 match_all_services=match_all,
             )
         )
+        if len(_POOL_CACHE) > 10_000:
+            _POOL_CACHE.clear()
+        _POOL_CACHE[cache_key] = built[-1]
     # overlaps: sort by first address; a block overlaps the one with the furthest end seen so far
     for fam in sorted(placed):
-        blocks = sorted(placed[fam])
-        reach: tuple[int, int, str, str] | None = None
+        blocks = sorted(placed[fam], key=lambda t: (t[0], t[1], t[3]))
+        reach: tuple | None = None
         for b in blocks:
             if reach is not None and b[0] <= reach[1]:
                 errors.append(
-                    f"IPAddressPool {_ns_of(pools, b[3])}/{b[3]}: spec.addresses: CIDR {b[2]!r} in pool {b[3]!r} "
-                    f"overlaps with already defined CIDR {reach[2]!r} (pool {reach[3]!r})"
+                    f"IPAddressPool {_ns_of(pools, b[3])}/{b[3]}: spec.addresses: CIDR {str(b[2])!r} in pool "
+                    f"{b[3]!r} overlaps with already defined CIDR {str(reach[2])!r} (pool {reach[3]!r})"
                 )
             if reach is None or b[1] > reach[1]:
                 reach = b

@@ -33,8 +33,15 @@ _CONFIG_KINDS = frozenset(
 )
 
 
+_KIND_OF: dict[type, str] = {}
+
+
 def _kind(obj: schema.K8sObject) -> str:
-    return type(obj).__struct_config__.tag  # type: ignore[return-value]
+    t = type(obj)
+    kind = _KIND_OF.get(t)
+    if kind is None:  # __struct_config__ builds a new object per access: look each type up once
+        kind = _KIND_OF[t] = t.__struct_config__.tag  # type: ignore[assignment]
+    return kind  # type: ignore[return-value]
 
 
 def build_config(objs: dict) -> tuple[configmod.Config | None, list[str]]:

@@ -30,6 +30,7 @@ Rules:
 from __future__ import annotations
 
 import hashlib
+import heapq
 from dataclasses import dataclass, field
 
 from events import schema
@@ -66,6 +67,7 @@ class L2Rec:
     ad_keys: frozenset[AdKey] = frozenset()
     local: frozenset[str] | None = None  # ETP Local: nodes with a serving endpoint; None for Cluster
     best: bytes = b""  # the owner's election key
+    anchor: bytes = b""  # the first IP as bytes (what the election hashes after "<node>#")
 
 
 @dataclass(slots=True)
@@ -197,7 +199,7 @@ def _eligible(info: NodeInfo | None, ad_keys: frozenset[AdKey]) -> bool:
 
 
 def _elect(plan: Plan, rec: L2Rec) -> None:
-    anchor = rec.ips[0].encode()
+    anchor = rec.anchor
     if rec.local is None:
         names, prefixes = _candidates(plan, rec.ad_keys)
     else:
@@ -289,7 +291,8 @@ def _plan_l2(state: State, plan: Plan, key: ServiceKey, ips: tuple[str, ...], po
         ad for ad in cfg.l2_advertisements
         if _ad_key(ad) in wanted and selectors.any_matches(ad.service_selectors, svc_labels)
     )
-    rec = L2Rec(ips=ips, has_ads=bool(ads), ads=ads, ad_keys=frozenset(_ad_key(a) for a in ads))
+    rec = L2Rec(ips=ips, has_ads=bool(ads), ads=ads, ad_keys=frozenset(_ad_key(a) for a in ads),
+                anchor=ips[0].encode())
     plan.l2[key] = rec
     if not ads:
         return
@@ -440,57 +443,57 @@ def _node_changed(state: State, plan: Plan, name: str) -> None:
     assert new is not None
     prefix = f"{name}#".encode()
     sha = hashlib.sha256
-    for key in sorted(plan.l2):
-        rec = plan.l2[key]
+    again = []
+    retry = (Reason.NO_ELIGIBLE_NODES.value, Reason.NO_LOCAL_ENDPOINTS.value)
+    for key, rec in plan.l2.items():  # insertion order; the outcome per Service does not depend on the order
         if not rec.has_ads or rec.owner == name or new.l2.isdisjoint(rec.ad_keys):
             continue
         if rec.local is not None and name not in rec.local:
             continue
         if rec.owner is None:
-            if rec.reason in (Reason.NO_ELIGIBLE_NODES.value, Reason.NO_LOCAL_ENDPOINTS.value):
-                _plan_service(state, plan, key)
+            if rec.reason in retry:
+                again.append(key)
             continue
         plan.compared += 1
-        if sha(prefix + rec.ips[0].encode()).digest() < rec.best:
-            _plan_service(state, plan, key)
+        if sha(prefix + rec.anchor).digest() < rec.best:
+            again.append(key)
+    for key in sorted(again):
+        _plan_service(state, plan, key)
 
 
 def _config_changed(state: State, plan: Plan) -> None:
+    """A new configuration is in force (also after a Node event when validation looks at node labels)."""
     old_cfg, old_l2, old_bgp, old_bcfg = plan.cfg, plan.pool_l2, plan.pool_bgp, plan.bcfg
     _load_config(state, plan)
+    cfg = state.config
+    names = sorted(set(plan.nodes) | set(_node_names(state)))
+    if old_bcfg is None or plan.bcfg is None or old_bcfg.peers != plan.bcfg.peers:
+        for ch in plan.subscribers.values():
+            ch.everything = True
     keys: set[ServiceKey] = set()
-    if old_cfg is None or state.config is None:
-        keys.update(state.services)
-        keys.update(plan.inputs)
-    else:
-        for pool in sorted(set(plan.pool_l2) | set(old_l2)):
-            if plan.pool_l2.get(pool) != old_l2.get(pool) or plan.pool_bgp.get(pool) != old_bgp.get(pool):
-                keys.update(plan.pool_keys.get(pool, ()))
-        if old_cfg.l2_advertisements != state.config.l2_advertisements:
-            keys.update(plan.l2)  # service selectors or interfaces may differ
-        if old_cfg.pools != state.config.pools:
-            keys.update(k for k in set(state.services) | set(plan.inputs) if plan.inputs.get(k) != _inputs(state, k))
-    node_moved = False
-    for name in sorted(set(plan.nodes) | set(_node_names(state))):
-        info = _node_info(state, plan, name)
-        if plan.nodes.get(name) != info:
-            node_moved = True
+    if old_cfg is None or cfg is None or old_cfg.l2_advertisements != cfg.l2_advertisements:
+        # advertisements changed: every node's eligibility may differ; re-plan every Service with an IP
+        for name in names:
+            info = _node_info(state, plan, name)
+            if plan.nodes.get(name) != info:
+                _node_touched(plan, name)
             if info is None:
                 plan.nodes.pop(name, None)
             else:
                 plan.nodes[name] = info
-            _node_touched(plan, name)
-    if node_moved:
-        keys.update(k for k, r in plan.l2.items() if r.has_ads)
-    if old_bcfg is None or plan.bcfg is None or old_bcfg.peers != plan.bcfg.peers:
-        for ch in plan.subscribers.values():
-            ch.everything = True
+        keys.update(plan.inputs)
+        keys.update(state.services)
+    else:
+        for name in names:  # node selectors of BGP ads or peers, or a node's own labels
+            _node_changed(state, plan, name)
+        for pool in sorted(set(plan.pool_l2) | set(old_l2)):
+            if plan.pool_l2.get(pool) != old_l2.get(pool) or plan.pool_bgp.get(pool) != old_bgp.get(pool):
+                keys.update(plan.pool_keys.get(pool, ()))
+        if old_cfg.pools != cfg.pools:
+            keys.update(k for k in sorted(set(state.services) | set(plan.inputs))
+                        if plan.inputs.get(k) != _inputs(state, k))
     for key in sorted(keys):
-        _plan_service(state, plan, key, refresh_ips=False)
-    _refresh_ips(plan, sorted(plan.ip_users))
-    # IPs no service uses any more
-    for ip in sorted(set(plan.ip_owner) - set(plan.ip_users)):
-        del plan.ip_owner[ip]
+        _plan_service(state, plan, key)
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -579,18 +582,66 @@ def _union_ifaces(a: tuple[str, ...] | None, b: tuple[str, ...]) -> tuple[str, .
 
 
 def bgp_map(state: State) -> dict:
-    """The replay JSON ``bgp`` map: node -> peer -> advertisements (design.md §5); empty nodes/peers omitted."""
+    """The replay JSON ``bgp`` map: node -> peer -> advertisements (design.md §5); empty nodes/peers omitted.
+
+    Nodes alike for BGP (same problem, same advertisements and peers selecting them) send the same prefixes for
+    every ``Cluster`` Service, so that part is computed once per kind of node; ``Local`` Services are added per
+    node from an index of the nodes hosting their endpoints.
+    """
+    plan = ensure(state)
+    local_idx: dict[str, list[ServiceKey]] = {}
+    cluster_keys: list[ServiceKey] = []
+    for key in sorted(plan.bgp):
+        rec = plan.bgp[key]
+        if rec.local_only:
+            for n in sorted(rec.local):
+                local_idx.setdefault(n, []).append(key)
+        else:
+            cluster_keys.append(key)
+    groups: dict[tuple, tuple[bgpplan.Raw, list, dict]] = {}
     out = {}
     for node in _node_names(state):
-        np_ = node_plan(state, node)
-        if not np_.bgp:
+        info = plan.nodes.get(node)
+        if info is None or info.problem is not None:
             continue
-        peers: dict[str, list] = {}
-        for peer, pfx in sorted(np_.bgp, key=lambda k: (k[0], effects.prefix_key(k[1]))):
-            lp, cs = np_.bgp[(peer, pfx)]
-            peers.setdefault(peer, []).append({"prefix": pfx, "local_pref": lp, "communities": list(cs)})
-        out[node] = peers
+        sig = (info.bgp, info.peers)
+        if sig not in groups:
+            entries = [e for key in cluster_keys for e in _bgp_for_node(plan, key, node, info)[1]]
+            raw = bgpplan.merge_raw(entries)
+            order = sorted(raw)
+            items = {k: _bgp_item(k, raw[k]) for k in order}
+            groups[sig] = (raw, order, items)
+        raw, order, items = groups[sig]
+        extra = [e for key in local_idx.get(node, ()) for e in _bgp_for_node(plan, key, node, info)[1]]
+        if extra:
+            touched = bgpplan.merge_raw(extra, into={k: raw[k] for k in {(e[0], e[1]) for e in extra} if k in raw})
+            new_keys = sorted(k for k in touched if k not in raw)
+            keys = list(heapq.merge(order, new_keys)) if new_keys else order
+            peers = _bgp_lists(keys, items, {k: _bgp_item(k, v) for k, v in touched.items()})
+        else:
+            peers = _bgp_lists(order, items, {})
+        if peers:
+            out[node] = peers
     return out
+
+
+def _bgp_item(key: tuple[str, tuple[int, int, int]], value: tuple[str, int, frozenset[str]]) -> dict:
+    _, lp, cs = value
+    return {"prefix": bgpplan.prefix_text(key[1]), "local_pref": lp or None,
+            "communities": sorted(cs, key=bgpplan.community_key)}
+
+
+def _bgp_lists(keys: list, items: dict, overrides: dict) -> dict[str, list]:
+    peers: dict[str, list] = {}
+    for k in keys:
+        item = overrides.get(k)
+        if item is None:
+            item = items[k]
+        lst = peers.get(k[0])
+        if lst is None:
+            lst = peers[k[0]] = []
+        lst.append(item)
+    return peers
 
 
 def subscribe(state: State, name: str) -> Changes:
@@ -747,3 +798,40 @@ def explain_node(state: State, node: str) -> dict:
         out[key] = {"l2": l2_reasons(state, key, node), "bgp": {"reason": reason, "peers": peers}}
     _ = plan
     return out
+
+
+def l2_section(state: State, key: ServiceKey, svc: schema.Service) -> dict | None:
+    """The ``l2`` section of ``streamlb explain``: per IP the owner (or why none) and every node grouped by what
+    it does (``announces`` or its reason)."""
+    ensure(state)
+    owners = l2_map(state, key)
+    dec = state.services.get(key)
+    if dec is None or not dec.ingress:
+        return None
+    out: dict = {}
+    per_node = {name: l2_reasons(state, key, name) for name in _node_names(state)}
+    for ip in dec.ingress:
+        groups: dict[str, list[str]] = {}
+        for name, reasons in per_node.items():
+            groups.setdefault(reasons.get(ip) or "announces", []).append(name)
+        entry = owners.get(ip, {"node": None, "reason": Reason.NO_MATCHING_ADVERTISEMENT.value})
+        out[ip] = {"owner": entry["node"], "reason": entry["reason"], "nodes": groups}
+    return out
+
+
+def bgp_section(state: State, key: ServiceKey, svc: schema.Service) -> dict | None:
+    """The ``bgp`` section of ``streamlb explain``: what each announcing node sends to which peer, and the other
+    nodes grouped by reason."""
+    ensure(state)
+    dec = state.services.get(key)
+    if dec is None or not dec.ingress:
+        return None
+    announcing: dict = {}
+    others: dict[str, list[str]] = {}
+    for name in _node_names(state):
+        reason, peers = bgp_reason(state, key, name)
+        if reason is None:
+            announcing[name] = peers
+        else:
+            others.setdefault(reason, []).append(name)
+    return {"announcing": announcing, "not_announcing": others}

@@ -24,6 +24,23 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def free_cluster_port() -> int:
+    """A free port P <= 55535 whose cluster bus port P + 10000 is free too (Redis Cluster's rule)."""
+    import random
+
+    rng = random.Random()
+    for _ in range(200):
+        p = rng.randrange(20000, 55535)
+        try:
+            with socket.socket() as a, socket.socket() as b:
+                a.bind(("127.0.0.1", p))
+                b.bind(("127.0.0.1", p + 10000))
+            return p
+        except OSError:
+            continue
+    raise RuntimeError("no free port pair for a Redis Cluster node")
+
+
 class RedisServer:
     def __init__(self, workdir: Path, *, port: int | None = None, aof: bool = False, save: bool = False,
                  extra: list[str] | None = None) -> None:
@@ -167,6 +184,16 @@ class DaemonProc:
             except ValueError:
                 out.append({"msg": line})
         return out
+
+    def count(self, msg: str) -> int:
+        return sum(1 for x in self.log_lines() if x.get("msg") == msg)
+
+    def wait_log(self, msg: str, n: int, timeout: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout
+        while self.count(msg) < n:
+            if time.monotonic() > deadline or not self.alive():
+                raise AssertionError(f"daemon {self.name}: no {n}th {msg!r} line")
+            time.sleep(0.02)
 
     def wait_idle_at(self, pos: str, timeout: float = 60.0) -> dict:
         """Wait for an idle checkpoint at ``pos`` (the daemon caught up to it); return it."""

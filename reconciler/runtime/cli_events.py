@@ -231,7 +231,7 @@ def import_(
     batch: Annotated[int, typer.Option("--batch", min=1)] = 1000,
 ) -> None:
     """Append the frames of evlog files to the stream as they are (each validated first)."""
-    from events import codec, inputs, log as logmod, logfile
+    from events import codec, log as logmod, logfile
 
     frames: list[bytes] = []
     refused = 0
@@ -256,7 +256,6 @@ def import_(
                 refused += 1
                 continue
             frames.append(fr.data if version == codec.FORMAT_VERSION else codec.encode(ev))
-    _ = inputs
     lg = open_log(redis_url, cluster, batch=batch)
     try:
         lg.append_raw(frames)

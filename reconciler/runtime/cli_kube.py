@@ -119,5 +119,104 @@ def import_metallb(
         raise typer.Exit(1)
 
 
+def open_log(log_file: Optional[Path], redis_url: Optional[str], cluster: str):
+    """The event log to append to: an evlog file, or the Redis stream when the Redis adapter is present."""
+    if log_file is not None:
+        from events import logfile
+
+        return logfile.FileLog(log_file)
+    if redis_url:
+        try:
+            from events import stream
+        except ModuleNotFoundError:
+            raise _fail("this build has no Redis stream adapter (events.stream); use --log FILE") from None
+        try:
+            return stream.StreamLog.from_url(redis_url, cluster)
+        except ValueError as exc:
+            raise _fail(str(exc)) from None
+    raise _fail("no event log: give --log FILE or --redis-url URL (STREAMLB_REDIS_URL)")
+
+
+def watch(
+    kubeconfig: Annotated[Optional[str], typer.Option("--kubeconfig", envvar="KUBECONFIG",
+                                                      help="Kubeconfig file (default: in-cluster, else ~/.kube/config).")] = None,
+    context: Annotated[Optional[str], typer.Option("--context", help="Kubeconfig context.")] = None,
+    log_file: Annotated[Optional[Path], typer.Option("--log", envvar="STREAMLB_LOG", help="Append to this evlog "
+                                                     "file instead of Redis.")] = None,
+    redis_url: Annotated[Optional[str], typer.Option("--redis-url", envvar="STREAMLB_REDIS_URL",
+                                                     help="Redis URL of the event stream.")] = None,
+    cluster: Annotated[str, typer.Option("--cluster", envvar="STREAMLB_CLUSTER", help="streamlb cluster name.")] = "default",
+    state: Annotated[Optional[Path], typer.Option("--state", envvar="STREAMLB_WATCH_STATE",
+                                                  help="Checkpoint file (resume without re-listing).")] = None,
+    metallb_namespace: MetallbNs = None,
+    lease_namespace: Annotated[Optional[str], typer.Option("--lease-namespace", envvar="STREAMLB_LEASE_NAMESPACE",
+                                                           help="Elect one appending replica with a Lease in this "
+                                                                "namespace (default: no election).")] = None,
+    lease_name: Annotated[str, typer.Option("--lease-name", envvar="STREAMLB_LEASE_NAME")] = "streamlb-watcher",
+    identity: Annotated[Optional[str], typer.Option("--identity", envvar="STREAMLB_IDENTITY",
+                                                    help="This replica's name in the Lease (default: host-pid).")] = None,
+    lease_seconds: Annotated[int, typer.Option("--lease-seconds", min=2)] = 15,
+    watch_timeout: Annotated[int, typer.Option("--watch-timeout", min=1, help="Seconds per watch request.")] = 300,
+    duration: Annotated[Optional[float], typer.Option("--duration", help="Stop after this many seconds.")] = None,
+    metrics_port: Annotated[Optional[int], typer.Option("--metrics-port", envvar="STREAMLB_METRICS_PORT",
+                                                        help="Serve Prometheus metrics on this port.")] = None,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+) -> None:
+    """List and watch the cluster and append k8s.upsert/k8s.delete events to the log (the Kubernetes producer).
+
+    Services, Nodes, Namespaces, EndpointSlices and the MetalLB CRDs; never Secrets. Resumes from --state without
+    re-listing when nothing was appended since; otherwise re-lists and appends only differences.
+    """
+    import logging
+    import os
+    import signal
+    import socket
+    import threading
+
+    from reconciler.runtime import kube_api, kube_lease, kube_watch
+
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
+                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    log = open_log(log_file, redis_url, cluster)
+    try:
+        api = kube_api.make_client(kubeconfig, context)
+    except Exception as exc:  # kubernetes.config raises several types for a bad or missing kubeconfig
+        raise _fail(f"cannot configure the Kubernetes client: {exc}") from None
+    elector = None
+    if lease_namespace:
+        elector = kube_lease.LeaseElector(api, lease_namespace, lease_name,
+                                          identity or f"{socket.gethostname()}-{os.getpid()}", lease_seconds)
+    w = kube_watch.Watcher(api, log, tuple(metallb_namespace or ("metallb-system",)), state_path=state,
+                           elector=elector, watch_timeout=watch_timeout)
+    if metrics_port is not None:
+        try:
+            kube_watch.serve_metrics(w, metrics_port)
+        except OSError as exc:
+            raise _fail(f"--metrics-port {metrics_port}: {exc.strerror or exc}", 1) from None
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    stats = w.run(stop, duration)
+    err.print(f"streamlb watch: appended {stats.appended}, unchanged {stats.skipped_unchanged}, rejected "
+              f"{stats.rejected}, relists {stats.relists}, 410 Gone {stats.gone}", markup=False)
+
+
 def register(app: typer.Typer) -> None:
     app.add_typer(import_app, name="import")
+    app.command("watch")(watch)
+    import importlib
+
+    try:  # `streamlb run --write-status` calls the Kubernetes status writer when both are built in
+        cli_run = importlib.import_module("reconciler.runtime.cli_run")
+    except ModuleNotFoundError as exc:
+        if exc.name != "reconciler.runtime.cli_run":
+            raise
+    else:
+        cli_run.set_status_writer_factory(_status_writer_factory)
+
+
+def _status_writer_factory(options: dict):
+    # imported on use: the kubernetes client is slow to import and most commands never need it
+    from reconciler.runtime import kube_status
+
+    return kube_status.daemon_writer_factory(options)

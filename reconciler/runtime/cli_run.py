@@ -81,7 +81,7 @@ def register(app: typer.Typer) -> None:
                                                         "long before judging speakers it never saw.")] = 15.0,
         hash_interval: Annotated[float, typer.Option("--hash-interval", min=0.0,
                                                      help="Seconds between state hashes in decisions entries "
-                                                          "(0: every entry).")] = 1.0,
+                                                          "(0: every entry).")] = 5.0,
         page: Annotated[int, typer.Option("--page", min=1, help="Entries per read.")] = 1000,
         metrics_port: Annotated[Optional[int], typer.Option("--metrics-port", envvar="STREAMLB_METRICS_PORT",
                                                             help="Serve Prometheus metrics on this port.")] = None,

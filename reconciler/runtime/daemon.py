@@ -5,7 +5,8 @@ Theory of operation
 Every replica folds every entry of the stream in order, from the newest snapshot on. One replica at a time holds
 the leader lock (``SET NX PX``, renewed at a third of its TTL) and, while it holds it, also
 
-* publishes, after each folded batch, the Services whose decisions changed to the decisions stream
+* publishes, after each folded batch, the Services whose decisions changed (all of them in its first batch
+  after taking the lock: a resync) to the decisions stream
   (``pos``, ``hash``, ``d``) and hands the same batch to the status writer, if one is configured; ``hash`` is the
   state hash at ``pos`` when at least ``hash_interval`` seconds passed since the last one, else empty (the hash
   costs O(Services), design.md §4);
@@ -67,7 +68,7 @@ class Settings:
     checkpoint_ms: int = 0  # 0: no checkpoints; else the stream-ID ms bucket of rule 4
     checkpoint_file: str | None = None  # JSON lines {"pos", "hash", "kind"} appended per checkpoint
     publish: bool = True
-    hash_interval: float = 1.0  # the decisions entry carries the state hash at most this often ("" between)
+    hash_interval: float = 5.0  # the decisions entry carries the state hash at most this often ("" between)
     verify_interval: float = 5.0  # seconds between stream-regression checks while idle
     backoff_max: float = 5.0
 
@@ -100,6 +101,7 @@ class ClusterLog(logmod.EventLog, Protocol):
     def trim_below(self, position: Position) -> int: ...
     def epoch(self) -> str: ...
     def entries_added(self) -> int: ...
+    def length(self) -> int: ...
     def probe(self, position: Position) -> tuple[str, bool]: ...
 
 
@@ -280,10 +282,10 @@ class Daemon:
                 except Exception as exc:  # noqa: BLE001 - a fold bug must not stop the replica (rule 1)
                     reason = f"fold refused the event: {type(exc).__name__}: {exc}"
                     logger.exception("fold error", extra={"pos": str(rec.position)})
+        self.log.deadletter(rec.position, reason, rec.data)  # may raise LogUnavailable: nothing counted yet
         self.dead += 1
         self.metrics.dead_letters.inc()
         logger.warning("dead-lettered entry", extra={"pos": str(rec.position), "reason": reason})
-        self.log.deadletter(rec.position, reason, rec.data)
 
     # -- leader -------------------------------------------------------------------------------------------
 
@@ -296,10 +298,13 @@ class Daemon:
             logger.info("leadership " + ("acquired" if self.leader else "lost"), extra={"replica": self.s.replica})
             if self.leader:
                 self._leader_since = self.clock()
-                # publish nothing stale: the new leader starts diffing from its current state
-                self._signatures = {k: _signature(d) for k, d in self.state.services.items()}
+                # a new leader cannot know what its predecessor published last: its first decisions entry
+                # carries every Service (a full resync for status writers), later ones only changes
+                self._signatures = {}
 
-    def changed_services(self) -> dict[str, Any]:
+    def changed_services(self, undo: dict[str, tuple | None] | None = None) -> dict[str, Any]:
+        """Services whose decision changed since the last call (None: deleted). ``undo`` collects the previous
+        signatures, so a failed publication can be retried with the same changes."""
         out: dict[str, Any] = {}
         seen = self._signatures
         current = self.state.services
@@ -311,13 +316,29 @@ class Daemon:
                 out[key] = {"ingress": list(dec.ingress), "pool": dec.pool, "reason": dec.reason,
                             "events": [list(e) for e in new_events]}
                 seen[key] = sig
+                if undo is not None:
+                    undo[key] = old
         for key in [k for k in seen if k not in current]:
             out[key] = None
+            if undo is not None:
+                undo[key] = seen[key]
             del seen[key]
         return out
 
     def _publish(self) -> None:
-        changed = self.changed_services()
+        undo: dict[str, tuple | None] = {}
+        changed = self.changed_services(undo)
+        try:
+            self._publish_changes(changed)
+        except logmod.LogUnavailable:
+            for key, old in undo.items():  # not published: report these changes again next time
+                if old is None:
+                    self._signatures.pop(key, None)
+                else:
+                    self._signatures[key] = old
+            raise
+
+    def _publish_changes(self, changed: dict[str, Any]) -> None:
         # the state hash costs O(Services) (design.md §4: computed at checkpoints, never per event); the entry
         # carries it when the last one is older than hash_interval, and "" in between
         now = self.clock()
@@ -374,7 +395,13 @@ class Daemon:
         """Rule 3: detect a stream that went backwards; recover from a trim that overtook a slow replica."""
         self._verify_at = self.clock()
         if self.pos == ZERO:
-            self._set_regressed(None)
+            # from the start: only right if the stream still holds every entry ever added
+            added, length = self.log.entries_added(), self.log.length()
+            if added > length:
+                self._set_regressed(f"no usable snapshot, and {added - length} entries were trimmed from the "
+                                    "stream: a replay from the start would fold a different history")
+            else:
+                self._set_regressed(None)
             return
         last = self.log.last_id()
         if last < self.pos:

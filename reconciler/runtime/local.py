@@ -53,6 +53,10 @@ class LocalCluster(MemoryLog):
             return Position(self._epoch, 1)
         return Position(self._epoch, self._last_id.seq + 1)
 
+    def length(self) -> int:
+        self._check()
+        return len(self._records)
+
     def entries_added(self) -> int:
         self._check()
         return self._added

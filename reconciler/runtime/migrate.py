@@ -175,14 +175,15 @@ def _raw_findings(obj: dict, metallb_namespaces: tuple[str, ...], lb_class: str 
             if value not in (None, "", False, 0, [], {}):
                 found.append(Finding("warning", subject, f"spec.{fname}={value!r}: {why}"))
         if spec.get("password"):
-            found.append(Finding("info", subject, "spec.password is set: it never enters the event log (only "
-                                                  "'a password is set'); the speaker must be given the password "
-                                                  "through passwordSecret to use TCP-MD5"))
+            found.append(Finding("warning", subject, "spec.password is set: it never enters the event log (only "
+                                                     "'a password is set'); give it to the speakers as key "
+                                                     f"{name!r} of the Secret streamlb-bgp-passwords"))
         secret = spec.get("passwordSecret")
         if isinstance(secret, dict) and secret.get("name"):
-            found.append(Finding("info", subject, f"passwordSecret {secret.get('name')!r} is resolved by the "
-                                                  "speaker on its node; the speaker's service account must be "
-                                                  "allowed to read it"))
+            found.append(Finding("warning", subject, f"passwordSecret {secret.get('name')!r} stays a reference: "
+                                                     "the speakers read BGP passwords from files, so copy its "
+                                                     f"password to key {name!r} of the Secret "
+                                                     "streamlb-bgp-passwords"))
         if api.endswith("/v1beta1"):
             found.append(Finding("info", subject, "BGPPeer v1beta1 is deprecated; read as v1beta2"))
     elif kind == "BFDProfile" and group == "metallb.io":

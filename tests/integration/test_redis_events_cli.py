@@ -96,3 +96,52 @@ def test_unreadable_input_is_exit_2_and_appends_nothing(redis_server, tmp_path: 
     res = runner.invoke(app, ["events", "append", str(EXAMPLE), str(tmp_path / "missing.yaml")], env=_env(redis_server))
     assert res.exit_code == 2 and "missing.yaml" in res.stderr
     assert stream.StreamLog.from_url(redis_server.url, "cli").head() == stream.ZERO
+
+
+def test_tail_follow_prints_new_entries_until_interrupted(redis_server) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    lg = stream.StreamLog.from_url(redis_server.url, "cli")
+    lg.append([schema.SpeakerUp(node="old")])
+    env = dict(os.environ, PYTHONPATH=str(ROOT), **_env(redis_server))
+    p = subprocess.Popen([sys.executable, "-m", "reconciler", "events", "tail", "-n", "0", "--follow"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True)
+    try:
+        time.sleep(1.0)  # let it start following at the head
+        new = lg.append([schema.SpeakerDown(node="new")])[0]
+        line = p.stdout.readline()
+        assert json.loads(line) == {"pos": str(new), "event": {"kind": "speaker.down", "node": "new"}}
+        os.kill(p.pid, signal.SIGINT)
+        assert p.wait(timeout=10) == 0
+        assert "Traceback" not in p.stderr.read()
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+        p.stdout.close()
+        p.stderr.close()
+
+
+def test_python_producer_api_on_redis(redis_server) -> None:
+    from events import producer
+
+    events = [schema.SpeakerUp(node=f"n{i}") for i in range(2500)]
+    with producer.Producer.connect(redis_server.url, cluster="api", batch=1000) as p:
+        p.send_many(events[:2000])
+        for e in events[2000:]:
+            p.send(e)
+    lg = stream.StreamLog.from_url(redis_server.url, "api")
+    assert [r.position for r in lg.read()] == p.positions
+    assert [log.decode_record(r) for r in lg.read()] == events
+
+
+def test_run_write_status_without_a_writer_is_a_clear_error(redis_server) -> None:
+    from reconciler.runtime import cli_run
+
+    cli_run.set_status_writer_factory(None)
+    res = runner.invoke(app, ["run", "--write-status"], env=_env(redis_server))
+    assert res.exit_code == 2 and "status write-back is not available" in res.stderr

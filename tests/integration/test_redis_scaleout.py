@@ -12,7 +12,7 @@ import pytest
 from benchmarks import data
 from events import codec, log as logmod, schema, stream
 from reconciler import decisions, fold, state as statemod
-from tests.redis_server import REDIS_CLI, DaemonProc, RedisServer, free_port
+from tests.redis_server import REDIS_CLI, DaemonProc, RedisServer, free_cluster_port, free_port
 
 pytestmark = pytest.mark.integration
 
@@ -29,7 +29,7 @@ def offline_hash(lg: stream.StreamLog) -> str:
 
 @pytest.fixture
 def redis_cluster(tmp_path: Path):
-    servers = [RedisServer(tmp_path / f"node{i}", extra=["--cluster-enabled", "yes", "--cluster-config-file",
+    servers = [RedisServer(tmp_path / f"node{i}", port=free_cluster_port(), extra=["--cluster-enabled", "yes", "--cluster-config-file",
                                                          "nodes.conf", "--cluster-node-timeout", "2000"])
                for i in range(3)]
     try:
@@ -55,6 +55,7 @@ def redis_cluster(tmp_path: Path):
 @pytest.fixture
 def redis_sentinel(tmp_path: Path):
     master = RedisServer(tmp_path / "master").start()
+    replica = RedisServer(tmp_path / "replica", extra=["--replicaof", "127.0.0.1", str(master.port)]).start()
     sport = free_port()
     sdir = tmp_path / "sentinel"
     sdir.mkdir()
@@ -66,9 +67,10 @@ def redis_sentinel(tmp_path: Path):
     sentinel.argv = lambda: ["redis-server", str(conf), "--sentinel", "--logfile", str(sdir / "redis.log")]  # type: ignore[method-assign]
     try:
         sentinel.start()
-        yield f"redis+sentinel://127.0.0.1:{sport}/mymaster/0"
+        yield f"redis+sentinel://127.0.0.1:{sport}/mymaster/0", sport, master, replica
     finally:
         sentinel.stop()
+        replica.stop()
         master.stop()
 
 
@@ -115,5 +117,46 @@ def test_adapter_and_daemon_on_redis_cluster(redis_cluster, tmp_path) -> None:
 
 
 def test_adapter_and_daemon_through_redis_sentinel(redis_sentinel, tmp_path) -> None:
-    _exercise(redis_sentinel, "st")
-    _daemon_agrees(tmp_path, redis_sentinel, "std")
+    url = redis_sentinel[0]
+    _exercise(url, "st")
+    _daemon_agrees(tmp_path, url, "std")
+
+
+def test_daemon_follows_a_sentinel_failover_without_loss_or_double_apply(redis_sentinel, tmp_path) -> None:
+    url, sport, master, replica = redis_sentinel
+    events = data.make_event_log(2_000, n_services=200, n_nodes=5, n_pools=2, seed=9)
+    lg = stream.StreamLog.from_url(url, "fo")
+    lg.append(events[:1000])
+    assert lg.client.wait(1, 10_000) == 1  # the replica has everything before the failover
+    d = DaemonProc(tmp_path / "d", url, "fo", "r1", "--speaker-ttl", "3600").start()
+    try:
+        d.wait_idle_at(str(lg.head()))
+        old = lg.epoch()
+        subprocess.run([REDIS_CLI, "-p", str(sport), "SENTINEL", "FAILOVER", "mymaster"], check=True,
+                       capture_output=True, timeout=30)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            out = subprocess.run([REDIS_CLI, "-p", str(sport), "SENTINEL", "get-master-addr-by-name", "mymaster"],
+                                 capture_output=True, text=True, timeout=10).stdout.split()
+            if out and out[-1] == str(replica.port):
+                break
+            time.sleep(0.2)
+        else:
+            raise AssertionError("sentinel did not fail over")
+        lg = stream.StreamLog.from_url(url, "fo")
+        while True:  # the promoted replica may take a moment to accept writes
+            try:
+                lg.append(events[1000:])
+                break
+            except Exception:  # noqa: BLE001 - READONLY until promotion completes
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
+        assert lg.epoch() != old
+        cp = d.wait_idle_at(str(lg.head()))
+        assert cp["hash"] == offline_hash(lg)
+        assert cp["applied"] == len(events)  # nothing lost, nothing folded twice
+        assert any(x.get("msg", "").startswith("stream changed under us") or x.get("msg") == "redis reachable again"
+                   for x in d.log_lines())
+    finally:
+        d.stop()

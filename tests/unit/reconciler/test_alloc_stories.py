@@ -508,3 +508,77 @@ def test_event_history_does_not_repeat_identical_events() -> None:
     for i in range(3):
         fold.apply(st, svc("b", labels=(("i", str(i)),), ip_family_policy="SingleStack", load_balancer_ip=""))
     assert reasons(st, "default/b") == ["AllocationFailed"]
+
+
+# --- more of §3.3 / §4 ---------------------------------------------------------------------------------------------
+
+
+def test_status_with_two_ips_of_one_family_is_dropped_with_warning() -> None:
+    st = run(pool("p", "10.0.0.0/29"), svc("a", ingress_ips=("10.0.0.3", "10.0.0.4")))
+    assert st.services["default/a"].events[0][:2] == ("Warning", "nolbIPsIPFamily")
+    assert ing(st, "default/a") == ["10.0.0.0"]
+
+
+def test_conflicting_statuses_on_first_load_holders_by_count_then_key() -> None:
+    st = run(
+        svc("b", ingress_ips=("10.0.0.1",)), svc("a", ingress_ips=("10.0.0.1",)),
+        svc("d", cips=DUAL, ip_family_policy="RequireDualStack", ingress_ips=("10.0.0.2", "2001:db8::")),
+        svc("c", ingress_ips=("10.0.0.2",)),
+        pool("p", "10.0.0.0/29", "2001:db8::/126"),
+    )
+    assert ing(st, "default/d") == ["10.0.0.2", "2001:db8::"]  # two ingress IPs: first
+    assert ing(st, "default/a") == ["10.0.0.1"]  # then key order among equals
+    assert reasons(st, "default/b") == ["ClearAssignment", "IPAllocated"] and ing(st, "default/b") == ["10.0.0.0"]
+    assert reasons(st, "default/c") == ["ClearAssignment", "IPAllocated"] and ing(st, "default/c") == ["10.0.0.3"]
+
+
+def test_invalid_spec_load_balancer_ip() -> None:
+    st = run(pool("p", "10.0.0.0/29"), svc("a", load_balancer_ip="10.0.0"))
+    assert st.services["default/a"].reason == "invalidRequestedIP"
+    assert last(st, "default/a") == (
+        "Warning", "LoadBalancerFailed", "invalid requested loadbalancer IPs: invalid spec.loadBalancerIP '10.0.0'")
+
+
+def test_invalid_request_on_an_assigned_service_keeps_its_ip() -> None:
+    st = run(pool("p", "10.0.0.0/29"), svc("a"))
+    fold.apply(st, svc("a", ann={"metallb.io/loadBalancerIPs": "nonsense"}))
+    assert ing(st, "default/a") == ["10.0.0.0"]
+    assert last(st, "default/a")[:2] == ("Warning", "LoadBalancerFailed")
+
+
+def test_capacity_counting_examples() -> None:
+    st = run(pool("p", "1.2.3.0/31", "1000::/127", avoid_buggy_ips=True))
+    assert allocate.pool_status(st)["p"] == {
+        "assignedIPv4": 0, "availableIPv4": 1, "assignedIPv6": 0, "availableIPv6": 2,
+    }
+    st = run(pool("q", "1.2.3.0/24", "2.3.4.128/25"))
+    assert allocate.pool_status(st)["q"]["availableIPv4"] == 384
+
+
+def test_namespace_selector_matching_nothing_pool_serves_only_explicit_requests() -> None:
+    sel = schema.LabelSelector(match_labels=(("env", "nowhere"),))
+    sa = schema.ServiceAllocation(namespace_selectors=(sel,))
+    st = run(pool("odd", "10.0.0.0/30", service_allocation=sa), svc("auto"),
+             svc("ann", ann={"metallb.io/address-pool": "odd"}), svc("req", load_balancer_ip="10.0.0.3"))
+    assert ing(st, "default/auto") == [] and st.services["default/auto"].reason == "noMatchingPool"
+    assert ing(st, "default/ann") == ["10.0.0.0"] and ing(st, "default/req") == ["10.0.0.3"]
+
+
+def test_shared_ip_is_freed_only_when_the_last_sharer_leaves() -> None:
+    k = {"metallb.io/allow-shared-ip": "k"}
+    st = run(pool("p", "10.0.0.0/32"), svc("a", ann=k, ports=(("TCP", 80),)), svc("b", ann=k, ports=(("TCP", 81),)),
+             svc("w"))
+    assert st.services["default/w"].reason == "noAvailableIPs"
+    fold.apply(st, delete("a"))
+    assert ing(st, "default/b") == ["10.0.0.0"] and st.services["default/w"].reason == "noAvailableIPs"
+    fold.apply(st, delete("b"))
+    assert ing(st, "default/w") == ["10.0.0.0"]
+    assert allocate.pool_status(st)["p"]["assignedIPv4"] == 1
+
+
+def test_status_update_effect_carries_ingress_and_pool_annotation() -> None:
+    st = run(pool("p", "10.0.0.0/32"), svc("a"), svc("b"))
+    assert allocate.status_update(st, "default/a") == {
+        "ingress": [{"ip": "10.0.0.0"}], "annotations": {"metallb.io/ip-allocated-from-pool": "p"}}
+    assert allocate.status_update(st, "default/b") == {
+        "ingress": [], "annotations": {"metallb.io/ip-allocated-from-pool": None}}

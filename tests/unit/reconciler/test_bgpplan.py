@@ -277,3 +277,18 @@ def test_parse_community_shapes() -> None:
         except ValueError:
             continue
         raise AssertionError(f"{bad!r} accepted")
+
+
+def test_node_label_change_that_revalidates_the_configuration_replans_only_that_nodes_ips() -> None:
+    nodes = [node(f"n{i}") for i in range(8)]
+    services = [svc(f"s{i:02d}") for i in range(30)]
+    slices = [eps(f"s{i:02d}", f"n{i % 8}") for i in range(30)]
+    l2 = up(schema.L2Advertisement(namespace=NS, name="l2"))
+    st = build(pool(), l2, bgpad(local_pref=100), peer("p1"), peer("p2"), *nodes, *services, *slices)
+    plan = planning.ensure(st)
+    cfg = st.config
+    before = plan.replanned_ips
+    fold.apply(st, node("n3", labels=[("unrelated", "x")]))
+    assert st.config is not cfg  # the validator looked at node labels again (peers and LOCAL_PREF present)
+    assert plan.replanned_ips - before == len(plan.owned_by.get("n3", ()))  # not all 30
+    assert decisions.services(st) == (lambda s: (setattr(s, "plan", None), decisions.services(s))[1])(st)

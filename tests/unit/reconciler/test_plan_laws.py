@@ -152,6 +152,10 @@ def full_view(state: statemod.State) -> dict:
 
 
 def check_reference(state: statemod.State) -> None:
+    bgp = decisions.bgp(state)  # computed per kind of node; must equal each node's own plan
+    for n in NODES:
+        flat = [dict(a, peer=peer) for peer, ads in bgp.get(n, {}).items() for a in ads]
+        assert flat == planning.node_plan(state, n).to_json()["bgp"], n
     owners = elect.ip_owners(state)
     for key in sorted(state.services):
         assert planning.l2_map(state, key) == elect.l2_map(state, key, owners), key
@@ -185,6 +189,7 @@ def test_incremental_equals_full_recompute_and_the_reference_after_every_event(e
     for e in BASE + evs:
         fold.apply(state, e)
         assert view_of(state) == full_view(state), e
+        check_reference(state)
         for n, v in views.items():
             before = effects.NodePlan(l2=dict(v.current.l2), bgp=dict(v.current.bgp))
             effs = v.sync(state)

@@ -274,3 +274,79 @@ def test_decisions_carry_the_hash_at_most_every_hash_interval() -> None:
         if h:
             n = [r.position for r in c.read()].index(pos) + 1
             assert h == offline_hash(EVENTS[:n])
+
+
+def test_write_status_hook_builds_the_writer_from_the_registered_factory(monkeypatch) -> None:
+    """``--write-status`` asks the registered factory for a writer and hands it to the daemon."""
+    from typer.testing import CliRunner
+
+    from reconciler.runtime import cli_run, daemon as dm
+    from reconciler.runtime.cli import app
+
+    made, ran = [], []
+    cli_run.set_status_writer_factory(lambda opts: made.append(opts) or (lambda batch: None))
+
+    def fake_run(self, stop=None, on_idle=None):
+        ran.append(self.status_writer)
+
+    monkeypatch.setattr(dm.Daemon, "run", fake_run)
+    monkeypatch.setattr(dm, "install_signal_handlers", lambda stop: None)  # keep pytest's own handlers
+    monkeypatch.setattr(cli_run, "setup_logging", lambda fmt, level="info": None)  # keep logging global state
+    try:
+        res = CliRunner().invoke(app, ["run", "--write-status", "--kubeconfig", "/k", "--cluster", "c1",
+                                       "--redis-url", "redis://127.0.0.1:1/0"])
+    finally:
+        cli_run.set_status_writer_factory(None)
+    assert res.exit_code == 0, res.output
+    assert made == [{"kubeconfig": "/k", "cluster": "c1"}]
+    assert ran and callable(ran[0])
+
+
+def test_a_new_leader_resyncs_everything_and_a_failed_publication_is_retried() -> None:
+    c, clock = new()
+    c.append(EVENTS[:200])
+    first = make(c, clock, "first", snapshot_every=1)
+    drain(first)
+    assert c.load_snapshot().position == c.head()
+    keys = sorted(first.state.services)
+    assert keys
+    first.log.release_lead("first")
+    clock.t += 100
+    n_before = len(c.published)
+    second = make(c, clock, "second")  # boots from the snapshot: it has every Service already
+    drain(second)
+    assert len(c.published) == n_before
+    c.append([schema.SpeakerUp(node="trigger")])
+    drain(second)
+    assert sorted(msgspec.msgpack.decode(c.published[n_before][2])) == keys  # its first batch: every Service
+    c.append([schema.SpeakerUp(node="trigger-2")])
+    drain(second)
+    assert msgspec.msgpack.decode(c.published[-1][2]) == {}  # later: changes only
+    svc = next(e for e in EVENTS[200:] if isinstance(e, schema.K8sUpsert) and isinstance(e.obj, schema.Service)
+               and f"{e.obj.namespace}/{e.obj.name}" not in keys)
+    key = f"{svc.obj.namespace}/{svc.obj.name}"
+    c.append([svc])
+    real = c.publish_decisions
+
+    def down(*a):
+        raise logmod.LogUnavailable("boom")
+
+    c.publish_decisions = down
+    with pytest.raises(logmod.LogUnavailable):
+        second.step(timeout_ms=1)
+    c.publish_decisions = real
+    c.append([schema.SpeakerUp(node="again")])
+    drain(second)
+    assert key in msgspec.msgpack.decode(c.published[-1][2])  # not lost with the failed publication
+
+
+def test_no_usable_snapshot_on_a_trimmed_stream_is_reported_not_replayed() -> None:
+    c, clock = new()
+    c.append(EVENTS[:300])
+    leader = make(c, clock, "l", snapshot_every=100, retention=True)
+    drain(leader)
+    assert len(list(c.read())) < 300  # the leader trimmed below its snapshot
+    c.save_snapshot(logmod.Snapshot(c.head(), snapmod.SNAPSHOT_VERSION, b"\xc1corrupt", "x"))
+    d = make(c, clock, "fresh")
+    assert d.pos == ZERO and d.regressed is not None and "trimmed" in d.regressed
+    assert d.step(timeout_ms=1) == 0 and d.applied == 0

@@ -1,0 +1,27 @@
+"""Loading the CLI must not import the kubernetes client: it is slow to import, and `run`/`speak` restart often."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_cli_import_does_not_load_kubernetes() -> None:
+    code = "import sys, reconciler.runtime.cli; print('kubernetes' in sys.modules, 'urllib3' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=dict(os.environ, PYTHONPATH=str(ROOT)),
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split()[0] == "False"
+
+
+def test_write_status_factory_is_registered_with_run() -> None:
+    code = ("import reconciler.runtime.cli, reconciler.runtime.cli_run as r; f = r._status_writer_factory; "
+            "print(f.__module__, f.__name__)")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=dict(os.environ, PYTHONPATH=str(ROOT)),
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["reconciler.runtime.cli_kube", "_status_writer_factory"]

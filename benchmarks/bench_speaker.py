@@ -13,7 +13,9 @@ What is measured (``--quick`` in brackets)
   MetalLB itself needs seconds (memberlist failure detection, metallb-behaviour.md §5.7).
 * **BGP initial convergence**: 100,000 IPv4 /32s [20,000] into one BIRD 2 receiver on loopback, from the session
   becoming Established (as BIRD reports it) to BIRD holding every prefix; streamlb (routes preloaded into the
-  session, as at speaker start) against gobgpd 3 as the speaker (routes preloaded with ``gobgp mrt inject``).
+  session, as at speaker start) against gobgpd 3 as the speaker (routes preloaded with ``gobgp mrt inject``),
+  same attributes (ORIGIN, AS_PATH, NEXT_HOP). The same into a gobgpd 3 receiver [10,000], in two namespaces
+  (gobgpd refuses loopback next hops); there the receiver's own ingest dominates both figures.
 """
 
 from __future__ import annotations

@@ -835,3 +835,9 @@ def bgp_section(state: State, key: ServiceKey, svc: schema.Service) -> dict | No
         else:
             others.setdefault(reason, []).append(name)
     return {"announcing": announcing, "not_announcing": others}
+
+
+def plan(old: State, new: State, node: str) -> list[effects.Effect]:
+    """The ordered effects that take ``node`` from what it announces in ``old`` to what it announces in ``new``
+    (withdrawals first; L2 announcements carry their gratuitous burst schedule)."""
+    return effects.diff(node_plan(old, node), node_plan(new, node))

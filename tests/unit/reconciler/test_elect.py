@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 
 from events import schema
-from reconciler import decisions, elect, fold, planning
+from reconciler import decisions, effects, elect, fold, planning
 from reconciler import state as statemod
 
 NS = "metallb-system"
@@ -300,3 +300,14 @@ def test_explain_names_a_reason_for_every_node_that_does_not_announce() -> None:
     assert planning.explain_node(st, "node-c") == {"default/a": per_node["node-c"]}
     fold.apply(st, eps("a", ("node-c", True)))
     assert planning.explain(st, "default/a", "node-a")["node-a"]["l2"] == {"10.0.0.1": "noLocalEndpoints"}
+
+
+def test_plan_between_two_states_withdraws_on_the_loser_and_announces_on_the_winner() -> None:
+    base = (pool("p", "10.0.0.1/32"), l2ad(interfaces=("eth0",)), *THREE, svc("a"), eps("a", ("node-a", True)))
+    old = build(*base)
+    new = build(*base, schema.SpeakerDown(node="node-b"))
+    assert planning.plan(old, new, "node-b") == [effects.L2Withdraw(ip="10.0.0.1")]
+    (ann,) = planning.plan(old, new, "node-a")
+    assert ann == effects.L2Announce(ip="10.0.0.1", interfaces=("eth0",), garp=effects.GarpSchedule(
+        offsets_ms=(0, 1100, 2200, 3300, 4400), frames=("arp-request", "arp-reply")))
+    assert planning.plan(old, new, "node-c") == [] and planning.plan(new, new, "node-a") == []

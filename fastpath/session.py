@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import enum
 import ipaddress
+import socket
 from dataclasses import dataclass, field
 from typing import Iterable
 
@@ -41,9 +42,24 @@ def _ip_int(text: str) -> int:
     return int(ipaddress.ip_address(text))
 
 
+def _parse_prefix(prefix: str) -> tuple[int, int, int]:
+    """(version, network as int, length) of "a.b.c.d/n" or "x::y/n" — socket parsing, ``ipaddress`` is 20x slower
+    and this runs once per prefix per sync. Host bits are cleared."""
+    addr, _, plen_s = prefix.partition("/")
+    if ":" in addr:
+        bits, version, value = 128, 6, int.from_bytes(socket.inet_pton(socket.AF_INET6, addr), "big")
+    else:
+        bits, version, value = 32, 4, int.from_bytes(socket.inet_pton(socket.AF_INET, addr), "big")
+    plen = int(plen_s) if plen_s else bits
+    if not 0 <= plen <= bits:
+        raise ValueError(f"bad prefix length in {prefix!r}")
+    mask = ((1 << bits) - 1) ^ ((1 << (bits - plen)) - 1)
+    return version, value & mask, plen
+
+
 def _prefix_tuple(prefix: str) -> tuple[int, int]:
-    net = ipaddress.ip_network(prefix, strict=False)
-    return int(net.network_address), net.prefixlen
+    _, value, plen = _parse_prefix(prefix)
+    return value, plen
 
 
 def _community(text: str) -> int:
@@ -177,6 +193,9 @@ class Session:
         self.router_id = config.router_id
         self._max_len = MAX_MESSAGE
         self._as4 = True
+        self._keys: dict[str, tuple[int, int, int]] = {}  # prefix -> parsed (version, network, length)
+        self._version = 0  # bumped by set_routes
+        self._prepared: tuple | None = None  # initial table packed by prepare()
 
     # --- connection management -------------------------------------------------------------------------------
 
@@ -199,6 +218,7 @@ class Session:
         """TCP is up: send OPEN. ``local_address`` is the local end of the connection (the NEXT_HOP we use)."""
         self._buf.clear()
         self.want_close = False
+        self._prepared = None
         self._next_hops = {}
         la = ipaddress.ip_address(local_address.split("%")[0])
         if la.version == 4:
@@ -327,9 +347,11 @@ class Session:
     def _accept_open(self, msg: PeerOpen, now: float) -> None:
         cfg = self.config
         if msg.asn != cfg.peer_as:
-            raise BgpError(ErrorCode.OPEN_MESSAGE, OpenError.BAD_PEER_AS, b"", f"peer AS {msg.asn}, expected {cfg.peer_as}")
+            raise BgpError(ErrorCode.OPEN_MESSAGE, OpenError.BAD_PEER_AS, b"",
+                           f"peer AS {msg.asn}, expected {cfg.peer_as}")
         if cfg.local_as > 0xFFFF and not msg.four_octet:
-            raise BgpError(ErrorCode.OPEN_MESSAGE, OpenError.BAD_PEER_AS, b"", "4-octet local AS needs the peer's capability 65")
+            raise BgpError(ErrorCode.OPEN_MESSAGE, OpenError.BAD_PEER_AS, b"",
+                           "4-octet local AS needs the peer's capability 65")
         self.peer_open = msg
         self._as4 = msg.four_octet
         self._hold = min(cfg.hold_time, msg.hold_time)
@@ -355,7 +377,11 @@ class Session:
         self.last_error = ""
         self._advertised.clear()
         self._events.append(Event("established", f"hold {self._hold}"))
-        self._sync()
+        prep, self._prepared = self._prepared, None
+        if prep is not None and prep[0] == self._version and prep[1] == set(self._families()) and self._as4:
+            self._apply(prep[2], prep[3], dict(prep[4]))  # packed while the OPENs crossed
+        else:
+            self._sync()
         # End-of-RIB for every negotiated family, also those we have nothing to send in (no next hop of that
         # family on this session): a graceful-restart helper waits for all of them before dropping stale routes.
         for fam in self.config.families:
@@ -389,6 +415,7 @@ class Session:
     def set_routes(self, routes: Iterable[Route]) -> None:
         """The complete desired set for this peer; sent (as a diff) once Established."""
         self._desired = {r.prefix: r for r in routes}
+        self._version += 1
         if self.state is State.ESTABLISHED and not self.want_close:
             self._sync()
 
@@ -407,24 +434,59 @@ class Session:
             return fam == "ipv4"
         return (_AFI[fam], SAFI_UNICAST) in fams
 
+    def _key(self, prefix: str) -> tuple[int, int, int]:  # noqa: D401
+        k = self._keys.get(prefix)
+        if k is None:
+            k = self._keys[prefix] = _parse_prefix(prefix)
+        return k
+
     def _sync(self, force_families: tuple[str, ...] = ()) -> None:
-        fams = set(self._families())
-        want = {p: r for p, r in self._desired.items() if ("ipv6" if r.v6 else "ipv4") in fams}
-        withdraw = sorted((p for p in self._advertised if p not in want), key=_prefix_key)
-        announce = [r for p, r in want.items() if self._advertised.get(p) != r]
         peer_4 = self.peer_open.four_octet if self.peer_open else True
-        # withdrawals first (design.md §7)
+        msgs, stats, advertised = self._diff(set(self._families()), peer_4, self._max_len, self._advertised)
+        self._apply(msgs, stats, advertised)
+
+    def _apply(self, msgs: list[bytes], stats: tuple[int, int, int], advertised: dict[str, Route]) -> None:
+        for m in msgs:
+            self._send(m)
+        updates, withdrawn, announced = stats
+        self.counters.updates_out += updates
+        self.counters.prefixes_withdrawn += withdrawn
+        self.counters.prefixes_announced += announced
+        self._advertised = advertised
+
+    def prepare(self) -> None:
+        """Pack the initial table ahead of Established (call after the OPEN went out): the next hops are known
+        from the connection; 4-octet AS and 4,096-byte messages are assumed and checked when the peer's OPEN has
+        arrived. A changed desired set or a peer that differs makes ``_established`` pack afresh."""
+        if self.state not in (State.OPEN_SENT, State.OPEN_CONFIRM) or self.want_close:
+            return
+        fams = {f for f in self.config.families if f in self._next_hops}
+        msgs, stats, advertised = self._diff(fams, True, MAX_MESSAGE, {})
+        self._prepared = (self._version, fams, msgs, stats, advertised)
+
+    def _diff(
+        self, fams: set[str], peer_4: bool, max_len: int, current: dict[str, Route]
+    ) -> tuple[list[bytes], tuple[int, int, int], dict[str, Route]]:
+        """UPDATEs taking the peer from ``current`` to the desired set: withdrawals first (design.md §7), then
+        announcements grouped by attributes and packed; returns (messages, (updates, withdrawn, announced), the
+        new advertised set)."""
+        if len(self._keys) > 4 * len(self._desired) + 1024:  # forget prefixes long gone
+            self._keys = {p: self._keys[p] for p in (*self._desired, *current) if p in self._keys}
+        key_of = self._key
+        out: list[bytes] = []
+        want = {p: r for p, r in self._desired.items() if ("ipv6" if r.v6 else "ipv4") in fams}
+        withdraw = sorted((p for p in current if p not in want), key=key_of)
+        announce = [r for p, r in want.items() if current.get(p) != r]
+        advertised = dict(current)
         for v6 in (False, True):
             ps = [p for p in withdraw if (":" in p) == v6]
             afi = AFI_IPV6 if v6 else AFI_IPV4
-            for m in codec.pack_withdrawals([_prefix_tuple(p) for p in ps], afi=afi, max_len=self._max_len):
-                self._send(m)
-                self.counters.updates_out += 1
-            self.counters.prefixes_withdrawn += len(ps)
+            out += codec.pack_withdrawals([key_of(p)[1:] for p in ps], afi=afi, max_len=max_len)
         for p in withdraw:
-            del self._advertised[p]
+            del advertised[p]
+        updates_w = len(out)
         groups: dict[tuple, list[Route]] = {}
-        for r in sorted(announce, key=lambda r: _prefix_key(r.prefix)):
+        for r in sorted(announce, key=lambda r: key_of(r.prefix)):
             groups.setdefault((r.v6,) + r.attrs(), []).append(r)
         for key in sorted(groups, key=_group_key):
             rs = groups[key]
@@ -440,20 +502,17 @@ class Session:
                 med=med,
                 peer_4byte=peer_4,
             )
-            msgs = codec.pack_updates(
-                [_prefix_tuple(r.prefix) for r in rs],
+            out += codec.pack_updates(
+                [key_of(r.prefix)[1:] for r in rs],
                 attrs,
                 afi=AFI_IPV6 if v6 else AFI_IPV4,
                 next_hop=nh if v6 else None,
                 as4=peer_4,
-                max_len=self._max_len,
+                max_len=max_len,
             )
-            for m in msgs:
-                self._send(m)
-                self.counters.updates_out += 1
-            self.counters.prefixes_announced += len(rs)
             for r in rs:
-                self._advertised[r.prefix] = r
+                advertised[r.prefix] = r
+        return out, (len(out), len(withdraw), len(announce)), advertised
 
     # --- output --------------------------------------------------------------------------------------------------
 
@@ -479,8 +538,7 @@ class Session:
 
 
 def _prefix_key(prefix: str) -> tuple:
-    net = ipaddress.ip_network(prefix, strict=False)
-    return (net.version, int(net.network_address), net.prefixlen)
+    return _parse_prefix(prefix)
 
 
 def _group_key(key: tuple) -> tuple:

@@ -186,6 +186,8 @@ class PeerTransport:
         reason = "connection closed by peer"
         read_task = asyncio.get_running_loop().create_task(self._read(reader))
         try:
+            await self._flush(writer)  # our OPEN goes out first
+            s.prepare()  # then the initial table is packed while the peer's OPEN is on its way
             while True:
                 await self._flush(writer)
                 self._emit_events()

@@ -335,3 +335,90 @@ class Bird:
                     c.strip("() ").replace(" ", "").replace(",", ":") for c in s.split(":", 1)[1].split(") (")
                 ]
         return out
+
+
+# --- FRR bgpd ---------------------------------------------------------------------------------------------------
+
+
+class Frr:
+    """FRR's bgpd alone (no zebra, no kernel routes) as a passive receiver inside ``ns``; vtysh on its own socket."""
+
+    def __init__(self, ns: Netns, workdir: Path, asn: int, router_id: str) -> None:
+        self.ns, self.asn, self.router_id = ns, asn, router_id
+        import tempfile
+
+        # bgpd runs as user frr: pytest's tmp_path (mode 0700) is out of its reach, so use a directory of our own
+        self.dir = Path(tempfile.mkdtemp(prefix="slb-frr-"))
+        os.chmod(self.dir, 0o777)
+        self.logdir = workdir
+        self.proc: subprocess.Popen | None = None
+        self.neighbors: list[dict] = []
+
+    def neighbor(self, address: str, peer_as: int, password: str | None = None) -> None:
+        self.neighbors.append(dict(address=address, peer_as=peer_as, password=password))
+
+    def _config(self) -> str:
+        out = ["frr defaults traditional", f"router bgp {self.asn}", f" bgp router-id {self.router_id}",
+               " no bgp ebgp-requires-policy", " no bgp default ipv4-unicast"]
+        for n in self.neighbors:
+            out += [f" neighbor {n['address']} remote-as {n['peer_as']}", f" neighbor {n['address']} passive",
+                    f" neighbor {n['address']} timers 3 9"]
+            if n["password"]:
+                out.append(f" neighbor {n['address']} password {n['password']}")
+        for fam in ("ipv4", "ipv6"):
+            out.append(f" address-family {fam} unicast")
+            out += [f"  neighbor {n['address']} activate" for n in self.neighbors]
+            out.append(" exit-address-family")
+        return "\n".join(out) + "\n"
+
+    def start(self) -> None:
+        conf = self.dir / "bgpd.conf"
+        conf.write_text(self._config())
+        os.chmod(conf, 0o666)
+        with open(self.dir / "bgpd.log", "ab") as logf:
+            self.proc = self.ns.popen(
+                "/usr/lib/frr/bgpd", "-f", str(conf), "-i", str(self.dir / "bgpd.pid"), "--vty_socket", str(self.dir),
+                "-Z", "-n", "-u", "frr", "-g", "frr", stdout=logf, stderr=subprocess.STDOUT,
+            )
+        wait_for(lambda: self.cli("show bgp summary json").returncode == 0, 30, what="FRR bgpd vty")
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            stop_process(self.proc)
+            self.proc = None
+        if (self.dir / "bgpd.log").exists():
+            shutil.copy(self.dir / "bgpd.log", self.logdir / "frr-bgpd.log")
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def cli(self, command: str) -> subprocess.CompletedProcess:
+        return self.ns.run("vtysh", "--vty_socket", str(self.dir), "-c", command, check=False)
+
+    def rib(self, family: str = "ipv4") -> dict[str, dict]:
+        r = self.cli(f"show bgp {family} unicast json")
+        try:
+            prefixes = sorted(json.loads(r.stdout).get("routes", {}))
+        except ValueError:
+            return {}
+        out = {}
+        for p in prefixes:
+            try:
+                d = json.loads(self.cli(f"show bgp {family} unicast {p} json").stdout)
+            except ValueError:
+                continue
+            paths = d.get("paths") or []
+            if not paths:
+                continue
+            path = paths[0]
+            aspath = path.get("aspath", {}).get("string", "")
+            nh = (path.get("nexthops") or [{}])[0]
+            out[p] = {
+                "as_path": [int(x) for x in aspath.split()] if aspath and aspath != "Local" else [],
+                "next_hop": nh.get("ip"),
+                "local_pref": path.get("locPrf"),
+                "communities": path.get("community", {}).get("string", "").split() if path.get("community") else [],
+                "large_communities": (path.get("largeCommunity", {}).get("string", "").split()
+                                      if path.get("largeCommunity") else []),
+                "stale": bool(path.get("stale", False)),
+                "med": path.get("metric"),
+            }
+        return out

@@ -319,3 +319,34 @@ def test_passive_session_accepts_gobgpd(net, loop, tmp_path: Path) -> None:
     finally:
         server.close()
         gob.stop()
+
+
+@pytest.mark.skipif(not Path("/usr/lib/frr/bgpd").exists(), reason="FRR is not installed")
+@pytest.mark.parametrize(("local_as", "peer_as"), [(4200000000, 64513), (64512, 64512)], ids=["ebgp-4octet", "ibgp"])
+def test_frr_receives_plan_exactly_v4_and_v6(net, loop, tmp_path: Path, local_as: int, peer_as: int) -> None:
+    from tests.integration.speaker_env import Frr
+
+    topo, spk, rtr = net
+    frr = Frr(rtr, tmp_path, peer_as, RTR4)
+    frr.neighbor(SPK4, local_as, password="frr-md5")
+    frr.neighbor(SPK6, local_as)
+    frr.start()
+    try:
+        t4 = start_transport(loop, spk, PeerSpec("f4", RTR4, password="frr-md5"),
+                             SessionConfig(local_as, peer_as, SPK4, hold_time=9))
+        t6 = start_transport(loop, spk, PeerSpec("f6", RTR6), SessionConfig(local_as, peer_as, SPK4, hold_time=9))
+        set_routes(loop, t4, ROUTES4)
+        set_routes(loop, t6, ROUTES6)
+        ebgp_lp = None if local_as != peer_as else None
+        want4 = expected_rib(ROUTES4, local_as, peer_as, SPK4, ebgp_lp)
+        want6 = expected_rib(ROUTES6, local_as, peer_as, SPK6, ebgp_lp)
+        wait_for(lambda: view(frr.rib("ipv4")) == want4, 60, what="FRR IPv4 RIB == plan")
+        wait_for(lambda: view(frr.rib("ipv6")) == want6, 60, what="FRR IPv6 RIB == plan")
+        set_routes(loop, t4, ROUTES4[1:])
+        want4 = expected_rib(ROUTES4[1:], local_as, peer_as, SPK4, ebgp_lp)
+        wait_for(lambda: view(frr.rib("ipv4")) == want4, 60, what="FRR RIB after withdrawal")
+        loop.call(t4.stop(withdraw=True))
+        loop.call(t6.stop(withdraw=True))
+        wait_for(lambda: frr.rib("ipv4") == {} and frr.rib("ipv6") == {}, 60, what="FRR RIB empty")
+    finally:
+        frr.stop()

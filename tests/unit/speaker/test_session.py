@@ -342,3 +342,30 @@ def test_graceful_restart_capability_r_bit() -> None:
     i = body.index(b"\x40\x0a")  # GR capability with two AFI entries (2 + 2*4 bytes)
     flags_time = struct.unpack("!H", body[i + 2 : i + 4])[0]
     assert flags_time == 0x8000 | 120
+
+
+def _run(prepare: bool, change_between: bool = False, local_as: int = 4200000000, **open_kw) -> bytes:
+    s = Session(cfg(local_as=local_as), now=0.0)
+    s.set_routes([Route(f"10.1.{i // 256}.{i % 256}/32", communities=("64512:1",)) for i in range(1500)]
+                 + [Route("10.9.0.0/24", local_pref=200)])
+    s.connecting(0.0)
+    s.connection_made(0.0, "10.0.0.1")
+    out = s.data_to_send()
+    if prepare:
+        s.prepare()
+    if change_between:
+        s.set_routes([Route("10.7.0.1/32")])
+    s.receive(peer_open(**open_kw) + KEEPALIVE, 0.1)
+    assert s.state is State.ESTABLISHED
+    return out + s.data_to_send()
+
+
+def test_prepared_initial_table_is_byte_identical_to_packing_at_established() -> None:
+    assert _run(True) == _run(False)
+    assert _run(True, change_between=True) == _run(False, change_between=True)
+    # a peer without 4-octet AS: the prepared UPDATEs (4-byte AS_PATH) must not be used
+    caps = b"\x01\x04\x00\x01\x00\x01"
+    two = _run(True, local_as=64512, caps=caps, asn=64513)
+    assert two == _run(False, local_as=64512, caps=caps, asn=64513)
+    assert b"\x40\x02\x04\x02\x01\xfc\x00" in two  # AS_PATH with one 2-octet ASN
+    assert b"\x40\x02\x06\x02\x01\x00\x00\xfc\x00" not in two

@@ -38,7 +38,7 @@ class Running:
 
     def close(self) -> None:
         self.stop.set()
-        self.thread.join(timeout=15)
+        self.thread.join(timeout=30)
         assert not self.thread.is_alive()
 
 
@@ -240,7 +240,7 @@ def test_only_the_lease_holder_appends_and_the_other_takes_over(fake: FakeKube, 
 
     def make(identity: str) -> kube_watch.Watcher:
         api = kube_api.make_client(kubeconfig)
-        el = kube_lease.LeaseElector(api, "streamlb-system", "streamlb-watcher", identity, lease_seconds=3)
+        el = kube_lease.LeaseElector(api, "streamlb-system", "streamlb-watcher", identity, lease_seconds=10)
         return kube_watch.Watcher(api, log, elector=el, watch_timeout=30)
 
     a, b = Running(make("replica-a")), Running(make("replica-b"))

@@ -32,13 +32,11 @@ Rules:
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import os
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any

@@ -19,8 +19,9 @@ Rules:
    after the last append. At start, if the log head still equals the checkpoint's, nothing was appended since, so
    the watches resume from the stored resourceVersions (no re-list). Otherwise (the process died between append
    and checkpoint, or another replica appended as leader) the ledger is brought up to date from the log records
-   after the checkpoint's head, and every resource is re-listed and diffed (rule 2). Either way nothing is
-   appended twice and nothing is missed.
+   after the checkpoint's head (or from the snapshot's objects when the snapshot is newer: the stream may be
+   trimmed below it), and every resource is re-listed and diffed (rule 2). Either way nothing is appended twice
+   and nothing is missed.
 4. ``BOOKMARK`` events only advance the resourceVersion. A watch ``ERROR`` with code 410 (or an HTTP 410) means the
    resourceVersion is too old: the resource is re-listed (rule 2). Other errors back off and retry the watch.
 5. Secrets are never listed or watched; a BGPPeer's password is reduced to ``password_set`` by the translation.
@@ -31,13 +32,11 @@ Rules:
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import os
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -162,6 +161,29 @@ def ledger_from_log(log: evlog.EventLog, ledger: dict[str, str], after: Position
                 ledger.pop(object_key(event.ref.kind, event.ref.namespace, event.ref.name), None)
 
 
+def ledger_from_snapshot(log: evlog.EventLog) -> tuple[dict[str, str], Position] | None:
+    """The ledger as of the log's snapshot: every object in the snapshot's state is the last upsert for it.
+
+    Needed once the stream is trimmed below the snapshot (retention): the entries before it are gone, the state
+    that folds them is not. ``None`` when there is no snapshot or it cannot be read.
+    """
+    from reconciler import snapshot as snapmod
+
+    try:
+        snap = log.load_snapshot()
+        if snap is None:
+            return None
+        state = snapmod.load(snap.state)
+    except Exception as exc:  # noqa: BLE001 - an unreadable snapshot only costs a full read of the log
+        logger.warning("snapshot not usable for the ledger (%s): reading the log", exc)
+        return None
+    ledger: dict[str, str] = {}
+    for kind in sorted(state.objects):
+        for (_, _), obj in sorted(state.objects[kind].items()):
+            ledger[object_key(kind, obj.namespace, obj.name)] = fingerprint(schema.K8sUpsert(obj=obj))
+    return ledger, snap.position
+
+
 # --------------------------------------------------------------------------------------------------------------
 # The watcher
 
@@ -235,6 +257,11 @@ class Watcher:
         if cp is not None and after > head:
             logger.warning("checkpoint is ahead of the log (%s > %s): rebuilding from the log", after, head)
             self.ledger, after = {}, ZERO
+        # The newest base wins: a snapshot newer than the checkpoint (or no checkpoint) also covers entries the
+        # stream may have trimmed below it; entries after the newest snapshot are never trimmed.
+        from_snapshot = ledger_from_snapshot(self.log)
+        if from_snapshot is not None and from_snapshot[1] >= after and from_snapshot[1] <= head:
+            self.ledger, after = from_snapshot
         self.head = ledger_from_log(self.log, self.ledger, after)
         logger.info("re-listing everything (log head %s, %d objects known)", self.head, len(self.ledger))
         return _Session(resume=False, rvs={})

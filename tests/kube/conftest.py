@@ -77,7 +77,7 @@ def duplicates(events: list[schema.Event]) -> list[str]:
     return dups
 
 
-def wait_for(cond: Callable[[], bool], timeout: float = 20.0, what: str = "condition") -> None:
+def wait_for(cond: Callable[[], bool], timeout: float = 60.0, what: str = "condition") -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if cond():

@@ -32,7 +32,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -103,11 +103,6 @@ class Fault:
     status: int
     times: int
     reason: str = "InternalError"
-
-
-@dataclass
-class _Watcher:
-    cond: threading.Condition
 
 
 class FakeKube:

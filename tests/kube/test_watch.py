@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from events import logfile, memory, schema
+from events import kube, logfile, memory, schema
 from reconciler.runtime import kube_api, kube_lease, kube_watch
 from tests.kube.conftest import duplicates, expected_objects, log_events, log_objects, wait_for
 from tests.kube.fakeapi import FakeKube
@@ -38,7 +38,7 @@ class Running:
 
     def close(self) -> None:
         self.stop.set()
-        self.thread.join(timeout=15)
+        self.thread.join(timeout=30)
         assert not self.thread.is_alive()
 
 
@@ -240,7 +240,7 @@ def test_only_the_lease_holder_appends_and_the_other_takes_over(fake: FakeKube, 
 
     def make(identity: str) -> kube_watch.Watcher:
         api = kube_api.make_client(kubeconfig)
-        el = kube_lease.LeaseElector(api, "streamlb-system", "streamlb-watcher", identity, lease_seconds=3)
+        el = kube_lease.LeaseElector(api, "streamlb-system", "streamlb-watcher", identity, lease_seconds=10)
         return kube_watch.Watcher(api, log, elector=el, watch_timeout=30)
 
     a, b = Running(make("replica-a")), Running(make("replica-b"))
@@ -412,3 +412,46 @@ def test_watch_after_import_appends_nothing_for_an_unchanged_cluster(fake: FakeK
     finally:
         run.close()
     assert w.stats.appended == 1
+
+
+class _TrimmedLog(memory.MemoryLog):
+    """A log whose entries below ``floor`` were trimmed away (retention below the newest snapshot)."""
+
+    floor = None
+
+    def read(self, after=None, limit=None):
+        from events.position import ZERO
+
+        after = after or ZERO
+        if self.floor is not None and after < self.floor:
+            after = self.floor  # trimmed: the entries up to the snapshot are gone
+        return super().read(after, limit)
+
+
+def test_trimmed_stream_ledger_comes_from_the_snapshot(fake: FakeKube, kubeconfig: str) -> None:
+    from events import log as evlog
+    from reconciler import decisions, fold, snapshot
+    from reconciler import state as statemod
+
+    node = lambda n: {"apiVersion": "v1", "kind": "Node", "metadata": {"name": n}}  # noqa: E731
+    for n in ("a", "b"):
+        fake.put(node(n))
+    log = _TrimmedLog()
+    history = [schema.K8sUpsert(obj=kube.translate(node(n))) for n in ("a", "b", "c")]  # c is gone since
+    log.append(history)
+    st = fold.fold(history, statemod.new())
+    log.save_snapshot(evlog.Snapshot(log.head(), snapshot.SNAPSHOT_VERSION, snapshot.dump(st),
+                                     decisions.state_hash(st)))
+    log.floor = log.head()
+    assert list(log.read()) == []  # nothing left below the snapshot
+    w = _watcher(kubeconfig, log)
+    run = Running(w)
+    try:
+        wait_for(lambda: w.stats.relists >= len(w.resources), what="every resource listed")
+        wait_for(lambda: w.stats.appended >= 1)
+        time.sleep(0.3)
+    finally:
+        run.close()
+    log.floor = None
+    tail = log_events(log)[3:]
+    assert tail == [schema.K8sDelete(ref=schema.ObjectRef(kind="Node", name="c"))]  # a, b unchanged: not re-sent

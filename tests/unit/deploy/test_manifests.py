@@ -424,3 +424,25 @@ def test_each_component_serves_metrics_on_its_named_port(target) -> None:
         port = {p["name"]: p["containerPort"] for p in c["ports"]}["metrics"]
         env = {e["name"]: e.get("value") for e in c["env"]}
         assert env["STREAMLB_METRICS_PORT"] == str(port), w["metadata"]["name"]
+
+
+def test_container_args_are_accepted_by_the_cli(target) -> None:
+    """Every workload's command line parses with the real CLI (flags drift is caught here, not in a cluster)."""
+    import click
+    import typer
+
+    from reconciler.runtime.cli import app
+
+    _, objs = target
+    group = typer.main.get_command(app)
+    checked = 0
+    for w in (o for o in objs if o["kind"] in ("Deployment", "DaemonSet")):
+        for c in _pod(w)["containers"]:
+            args = [re.sub(r"\$\((\w+)\)", "value-of-\\1", a) for a in c["args"]]
+            with click.Context(group) as ctx:
+                sub = group.get_command(ctx, args[0])
+                if sub is None:
+                    pytest.skip(f"`{args[0]}` is not built into this tree")  # another helper's command
+                sub.make_context(args[0], args[1:], parent=ctx)  # raises click.UsageError on a bad flag
+            checked += 1
+    assert checked == 3

@@ -591,5 +591,8 @@ class L2Speaker:
             self.responder.withdraw(ip)
 
     def close(self) -> None:
+        """Close every socket at once (synchronous; ``stop`` is the graceful form)."""
+        self._stopping = True
+        self._wake.set()
         for name in list(self._socks):
             self._close_iface(name)

@@ -317,7 +317,7 @@ def test_passive_session_accepts_gobgpd(net, loop, tmp_path: Path) -> None:
         assert t.session.counters.connect_attempts == 0  # it never dialled
         loop.call(t.stop())
     finally:
-        server.close()
+        loop.call(server.close)
         gob.stop()
 
 

@@ -49,12 +49,18 @@ def segment():
         topo.close()
 
 
+_SPEAKERS: list[tuple[LoopThread, L2Speaker]] = []
+
+
 @pytest.fixture
 def loop():
     lt = LoopThread()
     try:
         yield lt
     finally:
+        while _SPEAKERS:  # close every AF_PACKET socket the test opened, on the loop that owns them
+            owner, sp = _SPEAKERS.pop()
+            owner.call(sp.close)
         lt.close()
 
 
@@ -65,6 +71,7 @@ def make_speaker(lt: LoopThread, ns, **kw) -> L2Speaker:
 
     def make():
         sp = L2Speaker(discover=lambda: discover_interfaces(netns=ns.name), opener=opener, **kw)
+        _SPEAKERS.append((lt, sp))
         sp.start()
         return sp
 

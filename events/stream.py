@@ -131,7 +131,15 @@ def connect(url: str = DEFAULT_URL, *, socket_timeout: float | None = 30.0) -> r
 
 
 def _pos(raw: bytes | str) -> Position:
-    return Position.parse(raw)
+    # hot in catch-up (once per entry): server IDs are always "<ms>-<seq>", so skip Position.parse's checks
+    if isinstance(raw, bytes):
+        ms, _, seq = raw.partition(b"-")
+    else:
+        ms, _, seq = raw.partition("-")
+    try:
+        return Position(int(ms), int(seq))
+    except ValueError:
+        return Position.parse(raw)  # the precise error
 
 
 def _record(entry_id: bytes, fields: dict) -> Record:

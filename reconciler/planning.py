@@ -841,3 +841,35 @@ def plan(old: State, new: State, node: str) -> list[effects.Effect]:
     """The ordered effects that take ``node`` from what it announces in ``old`` to what it announces in ``new``
     (withdrawals first; L2 announcements carry their gratuitous burst schedule)."""
     return effects.diff(node_plan(old, node), node_plan(new, node))
+
+
+def bgp_services(state: State) -> dict[ServiceKey, dict[str, tuple[str, ...]]]:
+    """Per Service: node -> the BGPPeer names that node advertises the Service to (sorted), for every node that
+    advertises it; Services no node advertises are omitted (MetalLB's ServiceBGPStatus view of the ``bgp`` map).
+
+    As in :func:`bgp_map`, a ``Cluster`` Service is evaluated once per kind of node (same advertisements and peers).
+    """
+    plan = ensure(state)
+    out: dict[ServiceKey, dict[str, tuple[str, ...]]] = {}
+    nodes = [(n, plan.nodes.get(n)) for n in _node_names(state)]
+    for key in sorted(plan.bgp):
+        rec = plan.bgp[key]
+        by_sig: dict[tuple, tuple[str, ...]] = {}
+        per_node: dict[str, tuple[str, ...]] = {}
+        for node, info in nodes:
+            if info is None or info.problem is not None:
+                continue
+            if rec.local_only:
+                if node not in rec.local:
+                    continue
+                peers = tuple(sorted({e[0] for e in _bgp_for_node(plan, key, node, info)[1]}))
+            else:
+                sig = (info.bgp, info.peers)
+                if sig not in by_sig:
+                    by_sig[sig] = tuple(sorted({e[0] for e in _bgp_for_node(plan, key, node, info)[1]}))
+                peers = by_sig[sig]
+            if peers:
+                per_node[node] = peers
+        if per_node:
+            out[key] = per_node
+    return out

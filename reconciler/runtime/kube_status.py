@@ -11,7 +11,9 @@ per IPAddressPool its ``status`` counters (``assignedIPv4/IPv6``, ``availableIPv
 layer-2 owner a MetalLB-style ``ServiceL2Status`` object in the MetalLB namespace (``status.node``,
 ``serviceName``, ``serviceNamespace``; labels ``metallb.io/node``, ``metallb.io/service-name``,
 ``metallb.io/service-namespace``), re-created when the owner moves (MetalLB's fields are immutable) and deleted
-when nobody announces.
+when nobody announces; and per (Service, node) advertising it over BGP a ``ServiceBGPStatus`` object (``status.node``,
+``serviceName``, ``serviceNamespace``, ``peers``; the same labels), created when the node starts advertising,
+its peers updated when they change, deleted when it stops.
 
 Rules:
 
@@ -57,6 +59,9 @@ class WriteResult:
     pools_written: list[str] = field(default_factory=list)
     l2_created: list[str] = field(default_factory=list)
     l2_deleted: list[str] = field(default_factory=list)
+    bgp_created: list[str] = field(default_factory=list)  # "namespace/name@node"
+    bgp_updated: list[str] = field(default_factory=list)
+    bgp_deleted: list[str] = field(default_factory=list)
     failed: dict[str, str] = field(default_factory=dict)  # key -> reason; call again later
 
     @property
@@ -339,6 +344,115 @@ def l2_owners(state: Any) -> dict[str, str | None]:
     return out
 
 
+BGP_SUFFIX = "servicebgpstatuses"
+
+
+def bgp_object_name(key: str, node: str) -> str:
+    return "bgp-" + hashlib.sha256(f"{key}\0{node}".encode()).hexdigest()[:12]
+
+
+def bgp_peers(state: Any) -> dict[str, dict[str, list[str]]]:
+    """Service key -> node -> BGPPeer names that node advertises the Service to (only advertising nodes)."""
+    from reconciler import planning
+
+    return {key: {node: list(peers) for node, peers in nodes.items()}
+            for key, nodes in planning.bgp_services(state).items()}
+
+
+def write_bgp_statuses(writer: StatusWriter, want: dict[str, dict[str, list[str]]], result: WriteResult) -> None:
+    """Make the ServiceBGPStatus objects say ``want`` (service key -> node -> peers): one object per (Service,
+    node). A node whose peers changed gets its ``status.peers`` patched (with the resourceVersion it was read at;
+    a 409 re-reads and retries); (Service, node) pairs no longer advertising are deleted. Only objects labelled as
+    made by streamlb are touched. Raises kube_api.ApiError (the caller retries with the next batch).
+    """
+    ns = writer.metallb_namespace
+    base = f"/apis/metallb.io/v1beta1/namespaces/{ns}/{BGP_SUFFIX}"
+    listed = kube_api.request(writer.api, "GET", base, query={"labelSelector": "=".join(MANAGED)}, timeout=30.0)
+    have: dict[tuple[str, str], dict] = {}
+    extra: list[dict] = []
+    for o in sorted(listed.get("items") or (), key=lambda o: (o.get("metadata") or {}).get("name", "")):
+        labels = (o.get("metadata") or {}).get("labels") or {}
+        if labels.get(MANAGED[0]) != MANAGED[1]:
+            continue  # MetalLB's own objects are not ours to touch
+        pair = (f"{labels.get(L2_LABELS[0])}/{labels.get(L2_LABELS[1])}", str(labels.get(L2_LABELS[2])))
+        if pair in have:
+            extra.append(o)  # a duplicate (e.g. two leaders raced): keep one
+        else:
+            have[pair] = o
+    for o in extra:
+        _delete(writer, f"{base}/{o['metadata']['name']}")
+    wanted = {(key, node): list(peers) for key, nodes in want.items() for node, peers in nodes.items()}
+    for pair in sorted(set(have) | set(wanted)):
+        key, node = pair
+        label = f"{key}@{node}"
+        peers = wanted.get(pair)
+        cur = have.get(pair)
+        svc_ns, _, svc_name = key.partition("/")
+        fixed = {"node": node, "serviceName": svc_name, "serviceNamespace": svc_ns}
+        if cur is not None:
+            st = cur.get("status") or {}
+            if peers is not None and any(st.get(k) != v for k, v in fixed.items()):
+                peers_now = None  # identity fields are immutable in MetalLB: re-create
+            else:
+                peers_now = st.get("peers")
+            if peers is None or peers_now is None:
+                _delete(writer, f"{base}/{cur['metadata']['name']}")
+                result.bgp_deleted.append(label)
+                cur = None
+            elif list(peers_now) == peers:
+                continue
+        if peers is None:
+            continue
+        status = {**fixed, "peers": peers}
+        if cur is None:
+            name = bgp_object_name(key, node)
+            body = {"apiVersion": "metallb.io/v1beta1", "kind": "ServiceBGPStatus",
+                    "metadata": {"name": name, "namespace": ns,
+                                 "labels": {L2_LABELS[0]: svc_ns, L2_LABELS[1]: svc_name, L2_LABELS[2]: node,
+                                            MANAGED[0]: MANAGED[1]}},
+                    "status": status}
+            try:
+                kube_api.request(writer.api, "POST", base, body=body, timeout=10.0)
+            except kube_api.ApiError as exc:
+                if exc.status != 409:
+                    raise
+            # status is ignored on create when the status subresource is on: set it through it
+            kube_api.request(writer.api, "PATCH", f"{base}/{name}/status", body={"status": status},
+                             content_type="application/merge-patch+json", timeout=10.0)
+            result.bgp_created.append(label)
+            continue
+        _update_bgp_peers(writer, f"{base}/{cur['metadata']['name']}", cur, status, result)
+        result.bgp_updated.append(label)
+
+
+def _delete(writer: StatusWriter, path: str) -> None:
+    try:
+        kube_api.request(writer.api, "DELETE", path, timeout=10.0)
+    except kube_api.ApiError as exc:
+        if exc.status != 404:
+            raise
+
+
+def _update_bgp_peers(writer: StatusWriter, path: str, cur: dict, status: dict, result: WriteResult) -> None:
+    for _ in range(writer.max_conflict_retries + 1):
+        body = {"metadata": {"resourceVersion": cur["metadata"]["resourceVersion"]}, "status": {"peers": status["peers"]}}
+        try:
+            kube_api.request(writer.api, "PATCH", path + "/status", body=body,
+                             content_type="application/merge-patch+json", timeout=10.0)
+            return
+        except kube_api.ApiError as exc:
+            if exc.status != 409:
+                raise
+        result.conflicts += 1
+        got = writer._get(path)
+        if got is None:
+            raise kube_api.ApiError(404, "NotFound", f"{path}: deleted while updating (re-created next time)")
+        if list((got.get("status") or {}).get("peers") or ()) == status["peers"]:
+            return
+        cur = got
+    raise kube_api.ApiError(409, "Conflict", f"{path}: still conflicting after {writer.max_conflict_retries} retries")
+
+
 def write_status(decisions: dict[str, Any], api: Any, *, pools: dict[str, dict[str, int]] | None = None,
                  lb_class: str | None = None, metallb_namespace: str = "metallb-system") -> WriteResult:
     """One-shot write (see :class:`StatusWriter`; keep a writer to avoid re-sending Events)."""
@@ -388,6 +502,7 @@ class DaemonStatusWriter:
         self.clock = clock
         self._l2_at: float | None = None
         self._l2_written: dict[str, str | None] | None = None
+        self._bgp_written: dict[str, dict[str, list[str]]] | None = None
         self.retry: set[str] = set()
         self._pools_written: dict[str, dict[str, int]] = {}
         self.last: WriteResult | None = None
@@ -411,8 +526,9 @@ class DaemonStatusWriter:
         for n, c in pools.items():
             if f"IPAddressPool/{n}" not in result.failed:
                 self._pools_written[n] = c
-        # L2 owners move with nodes and endpoints, not only with the Services that changed: recomputed for all
-        # Services at most every l2_interval seconds, written when they differ from what was written.
+        # L2 owners and BGP advertising nodes move with nodes, peers and endpoints, not only with the Services that
+        # changed: recomputed for all Services at most every l2_interval seconds, written when they differ from
+        # what was written.
         now = self.clock()
         if self._l2_at is None or now - self._l2_at >= self.l2_interval:
             self._l2_at = now
@@ -423,6 +539,14 @@ class DaemonStatusWriter:
                     self._l2_written = owners
                 except kube_api.ApiError as exc:
                     result.failed["ServiceL2Status"] = str(exc)
+                    self._l2_at = None  # retry with the next batch
+            bgp = bgp_peers(state)
+            if bgp != self._bgp_written:
+                try:
+                    write_bgp_statuses(self.writer, bgp, result)
+                    self._bgp_written = bgp
+                except kube_api.ApiError as exc:
+                    result.failed["ServiceBGPStatus"] = str(exc)
                     self._l2_at = None  # retry with the next batch
         self.last = result
         if result.failed:

@@ -69,6 +69,7 @@ KINDS = [
     Kind("metallb.io", ("v1beta1",), "communities", "Community", True),
     Kind("metallb.io", ("v1beta1",), "bfdprofiles", "BFDProfile", True),
     Kind("metallb.io", ("v1beta1",), "servicel2statuses", "ServiceL2Status", True, (), ("status",)),
+    Kind("metallb.io", ("v1beta1",), "servicebgpstatuses", "ServiceBGPStatus", True, (), ("status",)),
 ]
 BY_PLURAL = {(k.group, k.plural): k for k in KINDS}
 BY_KIND = {k.kind: k for k in KINDS}

@@ -168,6 +168,11 @@ EXPECTED_PERMISSIONS = {
         ("metallb-system", "metallb.io", "servicel2statuses", "list"),
         ("metallb-system", "metallb.io", "servicel2statuses", "create"),
         ("metallb-system", "metallb.io", "servicel2statuses", "delete"),
+        ("metallb-system", "metallb.io", "servicebgpstatuses/status", "patch"),
+        ("metallb-system", "metallb.io", "servicebgpstatuses", "get"),
+        ("metallb-system", "metallb.io", "servicebgpstatuses", "list"),
+        ("metallb-system", "metallb.io", "servicebgpstatuses", "create"),
+        ("metallb-system", "metallb.io", "servicebgpstatuses", "delete"),
     },
     "streamlb-speaker": set(),
     "streamlb-redis": set(),
@@ -366,7 +371,7 @@ def test_crds_are_structural_and_accept_metallb_objects() -> None:
 
     crds = {(c["spec"]["names"]["kind"]): c for c in by_kind(build(TARGETS["base"]), "CustomResourceDefinition")}
     assert sorted(crds) == ["BFDProfile", "BGPAdvertisement", "BGPPeer", "Community", "IPAddressPool",
-                            "L2Advertisement", "ServiceL2Status"]
+                            "L2Advertisement", "ServiceBGPStatus", "ServiceL2Status"]
     for c in crds.values():
         assert c["spec"]["group"] == "metallb.io" and c["spec"]["scope"] == "Namespaced"
         assert sum(v["storage"] for v in c["spec"]["versions"]) == 1

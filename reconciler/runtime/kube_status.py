@@ -522,7 +522,7 @@ class DaemonStatusWriter:
         counts = pool_counts(state)
         pools = {n: c for n, c in counts.items() if self._pools_written.get(n) != c}
         result = self.writer.write({"services": services}, pools)
-        self.retry = {k for k in result.failed if not k.startswith("IPAddressPool/")}
+        self.retry = {k for k in result.failed if "/" in k and not k.startswith("IPAddressPool/")}  # Service keys only
         for n, c in pools.items():
             if f"IPAddressPool/{n}" not in result.failed:
                 self._pools_written[n] = c

@@ -115,13 +115,13 @@ def plot(rows: list[dict], plots: Path) -> list[str]:
                 ax.plot(xs, ys, marker="o", label=label)
             ax.set_ylabel(row.get("series_y", row["unit"]))
             pos = [y for y in ys_all if y > 0]
-            if pos and max(pos) / min(pos) >= 20:
+            if pos and max(pos) / min(pos) >= 8:  # a line far below its ceiling stays readable
                 ax.set_yscale("log")
         pos_x = [x for x in xs_all if x > 0]
-        if pos_x and len(pos_x) == len(xs_all) and max(pos_x) / min(pos_x) >= 100:
+        if pos_x and len(pos_x) == len(xs_all) and max(pos_x) / min(pos_x) >= 20:  # sizes spanning decades
             ax.set_xscale("log")
         ax.set_xlabel(row.get("series_x", row["unit"]))
-        ax.set_title(row["name"])
+        ax.set_title(row.get("plot_title", row["name"]))
         ax.grid(True, which="both", alpha=0.3)
         ax.legend()
         fig.tight_layout()
@@ -130,20 +130,23 @@ def plot(rows: list[dict], plots: Path) -> list[str]:
         plt.close(fig)
         written.append(str(out))
         row["plot_file"] = out.name
-    bars = [(f"{r['name']}\nvs {k}", ratio(r, k)) for r in rows for k in r["baselines"]]
-    bars = [(label, v) for label, v in bars if v]
+    # the summary: each figure against its first (headline) baseline, one bar each
+    bars = [(f"{r['name']}  vs  {next(iter(r['baselines']))}", ratio(r, next(iter(r["baselines"]))))
+            for r in rows if r["baselines"]]
+    import textwrap
+
+    bars = [("\n".join(textwrap.wrap(label, 62)), v) for label, v in bars if v]
     if bars:
-        fig, ax = plt.subplots(figsize=(8.0, 0.42 * len(bars) + 1.4))
-        labels = [b[0].replace("\n", " ") for b in bars]
+        fig, ax = plt.subplots(figsize=(12.0, 0.36 * len(bars) + 1.6))
         vals = [b[1] for b in bars]
-        colors = ["#2a7ab9" if v >= 1 else "#c0504d" for v in vals]
-        ax.barh(range(len(vals)), vals, color=colors)
-        ax.set_yticks(range(len(vals)), labels, fontsize=7)
+        ax.barh(range(len(vals)), vals, color=["#2a7ab9" if v >= 1 else "#9aa5b1" for v in vals])
+        ax.set_yticks(range(len(vals)), [b[0] for b in bars], fontsize=7)
         ax.invert_yaxis()
         ax.axvline(1.0, color="black", linewidth=0.8)
         ax.set_xscale("log")
-        ax.set_xlabel("ratio, streamlb vs baseline (×, log scale; > 1 = streamlb ahead)")
-        ax.set_title("streamlb against its baselines, same machine, same run")
+        ax.set_xlabel("streamlb ÷ baseline, same run (×, log scale; > 1 = streamlb ahead; grey: below 1, "
+                      "mostly ceilings)")
+        ax.set_title("streamlb against its baselines", loc="left")
         ax.grid(True, axis="x", which="both", alpha=0.3)
         fig.tight_layout()
         out = plots / "summary.png"
@@ -233,6 +236,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", type=Path, help="write results as JSON")
     ap.add_argument("--plots", type=Path, help="write PNG plots into this directory")
     ap.add_argument("--report", type=Path, help="write a Markdown report (table, plots, method) to this file")
+    ap.add_argument("--from-json", type=Path, metavar="FILE",
+                    help="do not run anything: print, plot and report the results saved in FILE by --json")
     args = ap.parse_args(argv)
     names = discover()
     unknown = [n for n in args.only if n not in names]
@@ -244,6 +249,15 @@ def main(argv: list[str] | None = None) -> int:
     results: list[dict] = []
     failures: list[str] = []
     started = time.perf_counter()
+    info = None
+    if args.from_json:
+        try:
+            saved = json.loads(args.from_json.read_text())
+            results, failures, info, args.quick = saved["results"], saved["failures"], saved["machine"], saved["quick"]
+        except (OSError, ValueError, KeyError) as exc:
+            print(f"{args.from_json}: not a results file written by --json ({exc})", file=sys.stderr)
+            return 2
+        selected = []
     with Progress(console=console, transient=True) as progress:
         task = progress.add_task("benchmarks", total=len(selected))
         for name in selected:
@@ -279,13 +293,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         args.json.write_text(
             json.dumps(
-                {"machine": machine(), "quick": args.quick, "seconds": time.perf_counter() - started,
+                {"machine": info or machine(), "quick": args.quick, "seconds": time.perf_counter() - started,
                  "results": results, "failures": failures, "plots": plots},
-                indent=2, sort_keys=True,
+                indent=2,  # key order kept: a row's first baseline is its headline comparison
             )
         )
     if args.report:
-        report(args.report, results, machine(), args.quick, args.plots, failures)
+        report(args.report, results, info or machine(), args.quick, args.plots, failures)
         console.print(f"report: {args.report}")
     for f in failures:
         console.print(f"[red]benchmark failed:[/] {f}")

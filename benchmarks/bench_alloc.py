@@ -258,8 +258,8 @@ def run(quick: bool) -> list[dict]:
             "name": "alloc: delete waking one of many waiting Services",
             "unit": "µs (median)",
             "streamlb": wake[2][1],
-            "baselines": {f"{waiting[0]:,} waiting": wake[0][1],
-                          f"sort all waiters, {waiting[2]:,} waiting": wake_sorted[-1][1]},
+            "baselines": {f"sort all waiters, {waiting[2]:,} waiting": wake_sorted[-1][1],
+                          f"streamlb with only {waiting[0]:,} waiting": wake[0][1]},
             "higher_is_better": False,
             "notes": f"{waiting[2]:,} Services wait for a full pool; deleting a holder wakes the first waiter in key "
                      f"order (sorted waiter sets: O(log n)); series up to {waiting[-1]:,} waiting: "

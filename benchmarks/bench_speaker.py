@@ -330,6 +330,7 @@ def _failover_rows(quick: bool) -> list[dict]:
              "streamlb": pct(samples, 0.5), "baselines": base, "higher_is_better": False,
              "notes": f"{runs} failovers/failbacks, two `streamlb speak` processes in netns, Redis over a Unix "
                       "socket; MetalLB needs seconds (memberlist)", "series": series, "plot": "cdf",
+             "plot_title": "failover: event appended -> first GARP from the new owner (all runs)",
              "series_x": "ms from XADD of the event", "series_y": "fraction of failovers"},
             {"name": "failover: event appended -> first GARP from the new owner, p99", "unit": "ms",
              "streamlb": pct(samples, 0.99), "baselines": base99, "higher_is_better": False,

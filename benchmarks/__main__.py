@@ -118,7 +118,7 @@ def plot(rows: list[dict], plots: Path) -> list[str]:
             if pos and max(pos) / min(pos) >= 8:  # a line far below its ceiling stays readable
                 ax.set_yscale("log")
         pos_x = [x for x in xs_all if x > 0]
-        if pos_x and len(pos_x) == len(xs_all) and max(pos_x) / min(pos_x) >= 20:  # sizes spanning decades
+        if pos_x and len(pos_x) == len(xs_all) and max(pos_x) / min(pos_x) >= 10:  # sizes spanning a decade or more
             ax.set_xscale("log")
         ax.set_xlabel(row.get("series_x", row["unit"]))
         ax.set_title(row.get("plot_title", row["name"]))

@@ -79,6 +79,31 @@ def _slug(name: str) -> str:
     return "".join(c if c.isalnum() else "_" for c in name.lower()).strip("_")
 
 
+def _bars(plt, row: dict, plots: Path) -> str:
+    """One figure against all its baselines: absolute values on a log axis, streamlb highlighted."""
+    import textwrap
+
+    items = [("streamlb", row["streamlb"])] + [(k, v) for k, v in row["baselines"].items() if v]
+    fig, ax = plt.subplots(figsize=(7.6, 0.5 * len(items) + 1.5))
+    ax.barh(range(len(items)), [v for _, v in items],
+            color=["#2a7ab9"] + ["#9aa5b1"] * (len(items) - 1))
+    ax.set_yticks(range(len(items)), ["\n".join(textwrap.wrap(k, 40)) for k, _ in items], fontsize=8)
+    ax.invert_yaxis()
+    vals = [v for _, v in items if v > 0]
+    if vals and max(vals) / min(vals) >= 8:
+        ax.set_xscale("log")
+    better = "higher is better" if row.get("higher_is_better", True) else "lower is better"
+    ax.set_xlabel(f"{row['unit']} ({better})")
+    ax.set_title(row.get("plot_title", row["name"]), fontsize=10)
+    ax.grid(True, axis="x", which="both", alpha=0.3)
+    fig.tight_layout()
+    out = plots / (_slug(row["name"]) + ".png")
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    row["plot_file"] = out.name
+    return str(out)
+
+
 def plot(rows: list[dict], plots: Path) -> list[str]:
     """One PNG per row with a ``series`` (lines; or an empirical CDF when ``"plot": "cdf"``), plus
     ``summary.png``: every ratio on one log-scaled bar chart. Axes that span two decades or more go log-scale."""
@@ -92,6 +117,8 @@ def plot(rows: list[dict], plots: Path) -> list[str]:
     for row in rows:
         series = row.get("series")
         if not series:
+            if row.get("plot") == "bars" or len(row["baselines"]) >= 3:
+                written.append(_bars(plt, row, plots))
             continue
         fig, ax = plt.subplots(figsize=(6.4, 4.0))
         named = series if isinstance(series, dict) else {"streamlb": series}

@@ -116,8 +116,10 @@ def run(quick: bool) -> list[dict]:
             "name": "Redis end to end (append + catch-up fold)",
             "unit": "events/s",
             "streamlb": n / t_total,
-            "baselines": {"redis-benchmark XADD -P 1000 (ceiling)": ceiling},
+            "baselines": {"redis-benchmark XADD -P 1000 (ceiling)": ceiling, "streamlb append alone": n / t_append},
             "higher_is_better": True,
+            "plot": "bars",
+            "plot_title": "Redis transport ceiling vs streamlb append and end to end",
             "notes": "from the first XADD to the last event applied by a fresh replica",
         },
     ]

@@ -318,6 +318,7 @@ def main(argv: list[str] | None = None) -> int:
     for p in plots:
         console.print(f"plot: {p}")
     if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(
             json.dumps(
                 {"machine": info or machine(), "quick": args.quick, "seconds": time.perf_counter() - started,

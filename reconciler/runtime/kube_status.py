@@ -305,31 +305,31 @@ def write_l2_statuses(writer: StatusWriter, owners: dict[str, str | None], resul
         if cur is not None and cur_node == want:
             continue
         if cur is not None:
-            try:
-                kube_api.request(writer.api, "DELETE", f"{base}/{cur['metadata']['name']}", timeout=10.0)
-            except kube_api.ApiError as exc:
-                if exc.status != 404:
-                    raise
+            _delete(writer, f"{base}/{cur['metadata']['name']}")
             result.l2_deleted.append(key)
         if want is None:
             continue
         svc_ns, _, svc_name = key.partition("/")
-        name = l2_object_name(key)
         status = {"node": want, "serviceName": svc_name, "serviceNamespace": svc_ns, "interfaces": []}
-        body = {"apiVersion": "metallb.io/v1beta1", "kind": "ServiceL2Status",
-                "metadata": {"name": name, "namespace": ns,
-                             "labels": {L2_LABELS[0]: svc_ns, L2_LABELS[1]: svc_name, L2_LABELS[2]: want,
-                                        MANAGED[0]: MANAGED[1]}},
-                "status": status}
-        try:
-            kube_api.request(writer.api, "POST", base, body=body, timeout=10.0)
-        except kube_api.ApiError as exc:
-            if exc.status != 409:
-                raise
-        # the API server ignores status on create when the status subresource is on: set it through it
-        kube_api.request(writer.api, "PATCH", f"{base}/{name}/status", body={"status": status},
-                         content_type="application/merge-patch+json", timeout=10.0)
+        _create_status_object(writer, base, "ServiceL2Status", l2_object_name(key), ns, want, status)
         result.l2_created.append(key)
+
+
+def _create_status_object(writer: StatusWriter, base: str, kind: str, name: str, ns: str, node: str,
+                          status: dict) -> None:
+    """Create a MetalLB-style per-(Service, node) status object (a 409 means it exists) and set its status."""
+    labels = {L2_LABELS[0]: status["serviceNamespace"], L2_LABELS[1]: status["serviceName"], L2_LABELS[2]: node,
+              MANAGED[0]: MANAGED[1]}
+    body = {"apiVersion": "metallb.io/v1beta1", "kind": kind,
+            "metadata": {"name": name, "namespace": ns, "labels": labels}, "status": status}
+    try:
+        kube_api.request(writer.api, "POST", base, body=body, timeout=10.0)
+    except kube_api.ApiError as exc:
+        if exc.status != 409:
+            raise
+    # the API server ignores status on create when the status subresource is on: set it through it
+    kube_api.request(writer.api, "PATCH", f"{base}/{name}/status", body={"status": status},
+                     content_type="application/merge-patch+json", timeout=10.0)
 
 
 def l2_owners(state: Any) -> dict[str, str | None]:
@@ -405,20 +405,7 @@ def write_bgp_statuses(writer: StatusWriter, want: dict[str, dict[str, list[str]
             continue
         status = {**fixed, "peers": peers}
         if cur is None:
-            name = bgp_object_name(key, node)
-            body = {"apiVersion": "metallb.io/v1beta1", "kind": "ServiceBGPStatus",
-                    "metadata": {"name": name, "namespace": ns,
-                                 "labels": {L2_LABELS[0]: svc_ns, L2_LABELS[1]: svc_name, L2_LABELS[2]: node,
-                                            MANAGED[0]: MANAGED[1]}},
-                    "status": status}
-            try:
-                kube_api.request(writer.api, "POST", base, body=body, timeout=10.0)
-            except kube_api.ApiError as exc:
-                if exc.status != 409:
-                    raise
-            # status is ignored on create when the status subresource is on: set it through it
-            kube_api.request(writer.api, "PATCH", f"{base}/{name}/status", body={"status": status},
-                             content_type="application/merge-patch+json", timeout=10.0)
+            _create_status_object(writer, base, "ServiceBGPStatus", bgp_object_name(key, node), ns, node, status)
             result.bgp_created.append(label)
             continue
         _update_bgp_peers(writer, f"{base}/{cur['metadata']['name']}", cur, status, result)

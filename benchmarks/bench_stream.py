@@ -23,8 +23,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -38,43 +36,10 @@ from events.position import Position
 from reconciler import decisions, snapshot as snapmod
 from reconciler.runtime import daemon as daemonmod
 
+from benchmarks.peers import Redis
+
 NAME = "stream"
 ROOT = Path(__file__).resolve().parents[1]
-
-
-class _Redis:
-    def __init__(self) -> None:
-        self.dir = tempfile.mkdtemp(prefix="bench-redis-")
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            self.port = s.getsockname()[1]
-        exe = shutil.which("redis-server") or "/usr/bin/redis-server"
-        self.proc = subprocess.Popen(
-            [exe, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", self.dir, "--save", "",
-             "--appendonly", "no", "--protected-mode", "no", "--logfile", os.path.join(self.dir, "redis.log")],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                stream.connect(self.url).ping()
-                break
-            except Exception:  # noqa: BLE001
-                if time.monotonic() > deadline or self.proc.poll() is not None:
-                    self.close()
-                    raise RuntimeError("redis-server did not start")
-                time.sleep(0.05)
-
-    def close(self) -> None:
-        if self.proc.poll() is None:
-            os.kill(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                os.kill(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(timeout=10)
-        shutil.rmtree(self.dir, ignore_errors=True)
 
 
 def _quiet_daemon(lg, **kw) -> daemonmod.Daemon:
@@ -298,7 +263,7 @@ def run(quick: bool) -> list[dict]:
     n_cu = 24_000 if quick else 1_000_000
     lat_seconds = 1 if quick else 10
     rate = 10_000.0
-    srv = _Redis()
+    srv = Redis()
     tmp = tempfile.mkdtemp(prefix="bench-stream-")
     try:
         n_svc = max(1000, min(n_cu // 10, 10_000))  # the allocator, not the stream, dominates beyond that

@@ -19,45 +19,15 @@ from __future__ import annotations
 
 import re
 import shutil
-import signal
 import subprocess
-import tempfile
 import time
-from pathlib import Path
 
 from benchmarks import data
-from benchmarks.peers import free_port
+from benchmarks.peers import Redis
 from events import codec, log as logmod, producer, stream
 from reconciler import fold, state as statemod
 
 NAME = "transport"
-
-
-class _Redis:
-    def __init__(self) -> None:
-        self.dir = Path(tempfile.mkdtemp(prefix="slb-bench-redis-"))
-        self.port = free_port()
-        self.proc = subprocess.Popen(
-            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-             "--dir", str(self.dir), "--protected-mode", "no"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )
-        deadline = time.monotonic() + 20
-        while subprocess.run(["redis-cli", "-p", str(self.port), "ping"], capture_output=True,
-                             text=True).stdout.strip() != "PONG":
-            if time.monotonic() > deadline or self.proc.poll() is not None:
-                raise RuntimeError("redis-server did not start")
-            time.sleep(0.05)
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def close(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            self.proc.wait(timeout=20)
-        shutil.rmtree(self.dir, ignore_errors=True)
 
 
 def _redis_benchmark(port: int, n: int, size: int) -> float:
@@ -79,7 +49,7 @@ def run(quick: bool) -> list[dict]:
     n = 20_000 if quick else 200_000
     events = data.make_event_log(n, n_services=max(100, n // 10), n_nodes=50, n_pools=8, seed=7)
     avg = sum(len(codec.encode(e)) for e in events[:2000]) // min(2000, len(events))
-    server = _Redis()
+    server = Redis()
     try:
         ceiling = _redis_benchmark(server.port, n, avg)
         log = stream.StreamLog.from_url(server.url, "bench")

@@ -207,3 +207,18 @@ class DaemonProc:
             time.sleep(0.05)
         raise AssertionError(f"daemon {self.name} not idle at {pos} after {timeout}s; "
                              f"last checkpoints {self.read_checkpoints()[-3:]}")
+
+
+@pytest.fixture
+def daemons(tmp_path: Path):
+    """``make(url, cluster, name, *args)`` -> a ``streamlb run`` process handle; all stopped at teardown."""
+    started: list[DaemonProc] = []
+
+    def make(url: str, cluster: str, name: str, *args: str) -> DaemonProc:
+        d = DaemonProc(tmp_path / "daemons", url, cluster, name, *args)
+        started.append(d)
+        return d
+
+    yield make
+    for d in started:
+        d.stop()

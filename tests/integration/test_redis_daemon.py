@@ -9,7 +9,6 @@ from __future__ import annotations
 import random
 import threading
 import time
-from pathlib import Path
 
 import pytest
 
@@ -17,7 +16,7 @@ from benchmarks import data
 from events import codec, log as logmod, schema, stream
 from events.position import Position
 from reconciler import decisions, fold, state as statemod
-from tests.redis_server import DaemonProc, RedisServer, redis_server  # noqa: F401 (fixture)
+from tests.redis_server import RedisServer, daemons, redis_server  # noqa: F401 (fixture)
 
 pytestmark = pytest.mark.integration
 
@@ -37,20 +36,6 @@ def offline_hash(lg: stream.StreamLog, upto: str | None = None) -> tuple[str, in
         fold.apply(st, ev)
         n += 1
     return decisions.state_hash(st), n
-
-
-@pytest.fixture
-def daemons(tmp_path: Path):
-    started: list[DaemonProc] = []
-
-    def make(url: str, cluster: str, name: str, *args: str) -> DaemonProc:
-        d = DaemonProc(tmp_path / "daemons", url, cluster, name, *args)
-        started.append(d)
-        return d
-
-    yield make
-    for d in started:
-        d.stop()
 
 
 class Producer(threading.Thread):

@@ -5,30 +5,15 @@ from __future__ import annotations
 
 import time
 import urllib.request
-from pathlib import Path
 
 import pytest
 
 from benchmarks import data
 from events import log as logmod, schema, stream
 from reconciler.runtime import liveness
-from tests.redis_server import DaemonProc, RedisServer, free_port, redis_server  # noqa: F401 (fixture)
+from tests.redis_server import RedisServer, daemons, free_port, redis_server  # noqa: F401 (fixture)
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def daemons(tmp_path: Path):
-    started: list[DaemonProc] = []
-
-    def make(url: str, cluster: str, name: str, *args: str) -> DaemonProc:
-        d = DaemonProc(tmp_path / "daemons", url, cluster, name, *args)
-        started.append(d)
-        return d
-
-    yield make
-    for d in started:
-        d.stop()
 
 
 def scrape(port: int, timeout: float = 20.0) -> dict[str, float]:

@@ -38,10 +38,15 @@ def redis_cluster(tmp_path: Path):
         subprocess.run([REDIS_CLI, "--cluster", "create", *[f"127.0.0.1:{s.port}" for s in servers],
                         "--cluster-replicas", "0", "--cluster-yes"], check=True, capture_output=True, timeout=60)
         deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            out = subprocess.run([REDIS_CLI, "-p", str(servers[0].port), "cluster", "info"], capture_output=True,
+
+        def ok(port: int) -> bool:
+            out = subprocess.run([REDIS_CLI, "-p", str(port), "cluster", "info"], capture_output=True,
                                  text=True, timeout=10).stdout
-            if "cluster_state:ok" in out:
+            return "cluster_state:ok" in out
+
+        # every node, not just the first: a node still converging answers CLUSTERDOWN for its own slots
+        while time.monotonic() < deadline:
+            if all(ok(s.port) for s in servers):
                 break
             time.sleep(0.1)
         else:

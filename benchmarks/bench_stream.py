@@ -34,7 +34,7 @@ from benchmarks import data
 from events import codec, log as logmod, logfile, stream
 from events.position import Position
 from reconciler import decisions, snapshot as snapmod
-from reconciler.runtime import daemon as daemonmod
+from reconciler.runtime.daemons import replica as daemonmod
 
 from benchmarks.peers import Redis
 

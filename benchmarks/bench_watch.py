@@ -25,7 +25,8 @@ import yaml
 from kubernetes import client
 
 from events import memory
-from reconciler.runtime import kube_watch, migrate
+from reconciler.runtime.kube import watch as kube_watch
+from reconciler.runtime.kube import migrate
 
 NAME = "watch"
 

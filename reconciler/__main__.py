@@ -1,3 +1,3 @@
-from reconciler.runtime.cli import main
+from reconciler.runtime.cli.app import main
 
 main()

@@ -11,7 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from fastpath import bgp
-from reconciler.runtime.cli import app
+from reconciler.runtime.cli.app import app
 from tests import golden_hex
 
 ROOT = Path(__file__).resolve().parents[2]

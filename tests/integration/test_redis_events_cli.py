@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 from events import codec, log, logfile, schema, stream
 from reconciler.runtime import replay as replaymod
-from reconciler.runtime.cli import app
+from reconciler.runtime.cli.app import app
 from tests.redis_server import free_port, redis_server  # noqa: F401 (fixture)
 
 pytestmark = pytest.mark.integration
@@ -140,7 +140,7 @@ def test_python_producer_api_on_redis(redis_server) -> None:
 
 
 def test_run_write_status_without_a_writer_is_a_clear_error(redis_server) -> None:
-    from reconciler.runtime import cli_run
+    from reconciler.runtime.cli import run as cli_run
 
     cli_run.set_status_writer_factory(None)
     res = runner.invoke(app, ["run", "--write-status"], env=_env(redis_server))

@@ -10,7 +10,7 @@ import pytest
 
 from benchmarks import data
 from events import log as logmod, schema, stream
-from reconciler.runtime import liveness
+from reconciler.runtime.daemons import liveness
 from tests.redis_server import RedisServer, daemons, free_port, redis_server  # noqa: F401 (fixture)
 
 pytestmark = pytest.mark.integration

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from events import codec, kube, log as evlog, schema
-from reconciler.runtime import kube_watch
+from reconciler.runtime.kube import watch as kube_watch
 from tests.kube.fakeapi import FakeKube
 
 WATCHED = ("Service", "Node", "Namespace", "EndpointSlice", "IPAddressPool", "L2Advertisement", "BGPAdvertisement",

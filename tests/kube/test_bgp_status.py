@@ -7,7 +7,7 @@ import pytest
 
 from events import schema
 from reconciler import fold
-from reconciler.runtime import kube_status
+from reconciler.runtime.kube import status as kube_status
 from tests.kube.test_status import NS, POOLS, _apply, _Batch, _node, _slice, _writer, _writes, decide, svc
 
 pytestmark = pytest.mark.integration

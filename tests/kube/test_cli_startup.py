@@ -11,7 +11,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_cli_import_does_not_load_kubernetes() -> None:
-    code = "import sys, reconciler.runtime.cli; print('kubernetes' in sys.modules, 'urllib3' in sys.modules)"
+    code = "import sys, reconciler.runtime.cli.app; print('kubernetes' in sys.modules, 'urllib3' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=dict(os.environ, PYTHONPATH=str(ROOT)),
                          capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
@@ -19,18 +19,18 @@ def test_cli_import_does_not_load_kubernetes() -> None:
 
 
 def test_write_status_factory_is_registered_with_run() -> None:
-    code = ("import reconciler.runtime.cli, reconciler.runtime.cli_run as r; f = r._status_writer_factory; "
+    code = ("import reconciler.runtime.cli.app, reconciler.runtime.cli.run as r; f = r._status_writer_factory; "
             "print(f.__module__, f.__name__)")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=dict(os.environ, PYTHONPATH=str(ROOT)),
                          capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
-    assert out.stdout.split() == ["reconciler.runtime.cli_kube", "_status_writer_factory"]
+    assert out.stdout.split() == ["reconciler.runtime.cli.kube", "_status_writer_factory"]
 
 
 def test_watch_without_a_log_or_with_a_bad_kubeconfig_fails_cleanly(tmp_path: Path) -> None:
     from typer.testing import CliRunner
 
-    from reconciler.runtime.cli import app
+    from reconciler.runtime.cli.app import app
 
     runner = CliRunner()
     env = {"STREAMLB_REDIS_URL": "", "STREAMLB_LOG": "", "KUBECONFIG": ""}

@@ -11,8 +11,8 @@ import yaml
 from typer.testing import CliRunner
 
 from events import logfile, schema, upcast
-from reconciler.runtime import migrate
-from reconciler.runtime.cli import app
+from reconciler.runtime.kube import migrate
+from reconciler.runtime.cli.app import app
 from tests.kube import metallb_dump
 
 runner = CliRunner()

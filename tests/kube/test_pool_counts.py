@@ -5,7 +5,7 @@ from __future__ import annotations
 from events import kube, schema
 from reconciler import fold
 from reconciler import state as statemod
-from reconciler.runtime import kube_status
+from reconciler.runtime.kube import status as kube_status
 
 
 def _state(objs: list[dict]) -> statemod.State:

@@ -7,7 +7,8 @@ import pytest
 from events import kube, schema
 from reconciler import decisions, fold
 from reconciler import state as statemod
-from reconciler.runtime import kube_api, kube_status
+from reconciler.runtime.kube import api as kube_api
+from reconciler.runtime.kube import status as kube_status
 from tests.kube.fakeapi import FakeKube
 
 pytestmark = pytest.mark.integration

@@ -18,7 +18,9 @@ import pytest
 import yaml
 
 from events import kube, logfile, memory, schema
-from reconciler.runtime import kube_api, kube_lease, kube_watch
+from reconciler.runtime.kube import api as kube_api
+from reconciler.runtime.kube import lease as kube_lease
+from reconciler.runtime.kube import watch as kube_watch
 from tests.kube.conftest import duplicates, expected_objects, log_events, log_objects, wait_for
 from tests.kube.fakeapi import FakeKube
 
@@ -386,7 +388,7 @@ def test_metrics_endpoint_reports_the_counters(fake: FakeKube, kubeconfig: str) 
 
 def test_watch_after_import_appends_nothing_for_an_unchanged_cluster(fake: FakeKube, kubeconfig: str,
                                                                        tmp_path: Path) -> None:
-    from reconciler.runtime import migrate
+    from reconciler.runtime.kube import migrate
     from tests.kube import metallb_dump
     from tests.kube.fakeapi import BY_KIND
 

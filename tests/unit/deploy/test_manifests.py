@@ -228,7 +228,7 @@ def test_rbac_has_no_wildcards_and_no_secret_access(target) -> None:
 
 
 def test_watcher_rbac_covers_exactly_what_the_watcher_watches() -> None:
-    from reconciler.runtime import kube_watch
+    from reconciler.runtime.kube import watch as kube_watch
 
     perms = permissions(build(TARGETS["base"]))["streamlb-watcher"]
     need = set()
@@ -405,7 +405,7 @@ def test_dockerfile_installs_the_project_and_runs_the_cli() -> None:
     roots = {p.split(".")[0] for p in py["tool"]["setuptools"]["packages"]}
     copied = set(re.findall(r"^COPY (\w+) \./\w+$", text, re.M))
     assert roots <= copied, roots - copied
-    assert py["project"]["scripts"]["streamlb"] == "reconciler.runtime.cli:main"
+    assert py["project"]["scripts"]["streamlb"] == "reconciler.runtime.cli.app:main"
     assert re.search(r'^ENTRYPOINT \["streamlb"\]$', text, re.M)
     user = re.findall(r"^USER (\S+)$", text, re.M)
     assert user and not user[-1].startswith(("0", "root"))
@@ -436,7 +436,7 @@ def test_container_args_are_accepted_by_the_cli(target) -> None:
     import click
     import typer
 
-    from reconciler.runtime.cli import app
+    from reconciler.runtime.cli.app import app
 
     _, objs = target
     group = typer.main.get_command(app)

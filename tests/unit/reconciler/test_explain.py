@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 
 from events import codec, schema
 from reconciler import explain, fold, state as statemod
-from reconciler.runtime.cli import app
+from reconciler.runtime.cli.app import app
 
 NS = "metallb-system"
 runner = CliRunner()

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from reconciler.runtime.cli import app
+from reconciler.runtime.cli.app import app
 
 runner = CliRunner()
 

@@ -10,7 +10,7 @@ from benchmarks import data
 from events import codec, log as logmod, schema
 from events.position import ZERO
 from reconciler import decisions, fold, snapshot as snapmod, state as statemod
-from reconciler.runtime import daemon as daemonmod
+from reconciler.runtime.daemons import replica as daemonmod
 from reconciler.runtime.local import LocalCluster
 
 
@@ -280,8 +280,9 @@ def test_write_status_hook_builds_the_writer_from_the_registered_factory(monkeyp
     """``--write-status`` asks the registered factory for a writer and hands it to the daemon."""
     from typer.testing import CliRunner
 
-    from reconciler.runtime import cli_run, daemon as dm
-    from reconciler.runtime.cli import app
+    from reconciler.runtime.cli import run as cli_run
+    from reconciler.runtime.daemons import replica as dm
+    from reconciler.runtime.cli.app import app
 
     made, ran = [], []
     cli_run.set_status_writer_factory(lambda opts: made.append(opts) or (lambda batch: None))

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from events import log as logmod, schema
-from reconciler.runtime import daemon as daemonmod, liveness
+from reconciler.runtime.daemons import replica as daemonmod
+from reconciler.runtime.daemons import liveness
 from reconciler.runtime.local import LocalCluster
 
 

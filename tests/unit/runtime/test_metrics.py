@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from benchmarks import data
 from events import schema
-from reconciler.runtime import daemon as daemonmod
+from reconciler.runtime.daemons import replica as daemonmod
 from reconciler.runtime.local import LocalCluster
 from reconciler.runtime.metrics import Metrics
 

@@ -8,8 +8,8 @@ from pathlib import Path
 from prometheus_client import generate_latest
 from typer.testing import CliRunner
 
-from reconciler.runtime.cli import app
-from reconciler.runtime.speaker import SpeakerMetrics
+from reconciler.runtime.cli.app import app
+from reconciler.runtime.daemons.speaker import SpeakerMetrics
 
 STATUS = {
     "node": "node-a", "position": "1-0", "applied": 12, "skipped": 0, "log_up": True,

@@ -1,6 +1,6 @@
 """The speaker's shell logic without a network: an in-process cluster log, a recording L2 side, BGP off.
 
-Checks the contract of reconciler/runtime/speaker.py: speaker.up and heartbeat at start, effects executed in plan
+Checks the contract of reconciler/runtime/daemons/speaker.py: speaker.up and heartbeat at start, effects executed in plan
 order (withdrawals first), a log outage keeps the wire and is reported, bad entries are skipped, SIGTERM-style
 shutdown withdraws and appends speaker.down, keep-on-exit does not, and a restarted speaker re-announces.
 """
@@ -12,7 +12,7 @@ from pathlib import Path
 
 from events import inputs, log as logmod, schema
 from reconciler.runtime.local import LocalCluster
-from reconciler.runtime.speaker import Speaker, SpeakerSettings, router_id_for
+from reconciler.runtime.daemons.speaker import Speaker, SpeakerSettings, router_id_for
 
 CONFIG = """
 apiVersion: metallb.io/v1beta1

@@ -45,7 +45,7 @@ import msgspec
 
 from events import codec, kube, log as evlog, schema
 from events.position import ZERO, Position
-from reconciler.runtime import kube_api
+from reconciler.runtime.kube import api as kube_api
 
 logger = logging.getLogger("streamlb.watch")
 

@@ -11,7 +11,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from reconciler.runtime.cli_events import DEFAULT_URL, ClusterName, RedisUrl, _fail
+from reconciler.runtime.cli.events import DEFAULT_URL, ClusterName, RedisUrl, _fail
 
 DEFAULT_STATUS_DIR = "/run/streamlb"
 
@@ -54,8 +54,8 @@ def register(app: typer.Typer) -> None:
         log_level: Annotated[str, typer.Option("--log-level")] = "info",
     ) -> None:
         """Run the speaker for one node: fold the stream, plan this node, keep ARP/NDP and BGP in sync."""
-        from reconciler.runtime.cli_run import setup_logging
-        from reconciler.runtime.speaker import Speaker, SpeakerMetrics, SpeakerSettings
+        from reconciler.runtime.cli.run import setup_logging
+        from reconciler.runtime.daemons.speaker import Speaker, SpeakerMetrics, SpeakerSettings
 
         if log_format not in ("text", "json"):
             raise _fail(f"--log-format must be text or json, not {log_format!r}")

@@ -1,8 +1,8 @@
-"""``streamlb run``: the reconciler daemon (see :mod:`reconciler.runtime.daemon`).
+"""``streamlb run``: the reconciler daemon (see :mod:`reconciler.runtime.daemons.replica`).
 
 Status write-back (``--write-status``) is provided by another module: it calls :func:`set_status_writer_factory`
 with a function ``factory(options: dict) -> StatusWriter`` (a callable taking a
-:class:`reconciler.runtime.daemon.DecisionBatch`); only the leader calls the writer, after each published batch.
+:class:`reconciler.runtime.daemons.replica.DecisionBatch`); only the leader calls the writer, after each published batch.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from reconciler.runtime.cli_events import DEFAULT_URL, ClusterName, RedisUrl, _fail
+from reconciler.runtime.cli.events import DEFAULT_URL, ClusterName, RedisUrl, _fail
 
 _status_writer_factory: Callable[[dict[str, Any]], Any] | None = None
 
@@ -101,7 +101,7 @@ def register(app: typer.Typer) -> None:
         kubeconfig: Annotated[Optional[str], typer.Option("--kubeconfig", envvar="KUBECONFIG")] = None,
     ) -> None:
         """Run the reconciler daemon: snapshot -> catch up -> follow the stream, fold, publish decisions."""
-        from reconciler.runtime import daemon as daemonmod
+        from reconciler.runtime.daemons import replica as daemonmod
         from reconciler.runtime.metrics import Metrics
 
         if log_format not in ("text", "json"):

@@ -1,7 +1,7 @@
 """Kubernetes commands: ``streamlb import metallb`` and ``streamlb watch``.
 
-Thin: parsing, output and exit codes here; the work is in :mod:`reconciler.runtime.migrate` and
-:mod:`reconciler.runtime.kube_watch`.
+Thin: parsing, output and exit codes here; the work is in :mod:`reconciler.runtime.kube.migrate` and
+:mod:`reconciler.runtime.kube.watch`.
 """
 
 from __future__ import annotations
@@ -66,7 +66,7 @@ def import_metallb(
     Exit 0 when every address MetalLB assigned is kept; 1 when some would change (the log is still written,
     use --allow-changes to accept); 2 for unreadable input.
     """
-    from reconciler.runtime import migrate
+    from reconciler.runtime.kube import migrate
 
     if output not in ("json", "table"):
         raise _fail(f"--output must be json or table, not {output!r}")
@@ -173,7 +173,9 @@ def watch(
     import socket
     import threading
 
-    from reconciler.runtime import kube_api, kube_lease, kube_watch
+    from reconciler.runtime.kube import api as kube_api
+    from reconciler.runtime.kube import lease as kube_lease
+    from reconciler.runtime.kube import watch as kube_watch
 
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
@@ -207,9 +209,9 @@ def register(app: typer.Typer) -> None:
     import importlib
 
     try:  # `streamlb run --write-status` calls the Kubernetes status writer when both are built in
-        cli_run = importlib.import_module("reconciler.runtime.cli_run")
+        cli_run = importlib.import_module("reconciler.runtime.cli.run")
     except ModuleNotFoundError as exc:
-        if exc.name != "reconciler.runtime.cli_run":
+        if exc.name != "reconciler.runtime.cli.run":
             raise
     else:
         cli_run.set_status_writer_factory(_status_writer_factory)
@@ -217,6 +219,6 @@ def register(app: typer.Typer) -> None:
 
 def _status_writer_factory(options: dict):
     # imported on use: the kubernetes client is slow to import and most commands never need it
-    from reconciler.runtime import kube_status
+    from reconciler.runtime.kube import status as kube_status
 
     return kube_status.daemon_writer_factory(options)

@@ -12,7 +12,7 @@ the leader lock (``SET NX PX``, renewed at a third of its TTL) and, while it hol
   costs O(Services), design.md §4);
 * writes a snapshot every ``snapshot_every`` entries or ``snapshot_interval`` seconds, and, when retention is
   configured, trims the event stream below that snapshot once it reads back;
-* runs the speaker liveness monitor (:mod:`reconciler.runtime.liveness`).
+* runs the speaker liveness monitor (:mod:`reconciler.runtime.daemons.liveness`).
 
 Rules:
 
@@ -47,7 +47,7 @@ import msgspec
 from events import codec, log as logmod, schema
 from events.position import ZERO, Position
 from reconciler import decisions, fold, snapshot as snapmod, state as statemod
-from reconciler.runtime import liveness
+from reconciler.runtime.daemons import liveness
 from reconciler.runtime.metrics import Metrics
 
 logger = logging.getLogger("streamlb.run")

@@ -57,7 +57,7 @@ def render(out: dict[str, Any], console: Console) -> None:
 
 
 def register(app: typer.Typer) -> None:
-    from reconciler.runtime.cli import LbClass, MetallbNs, fail
+    from reconciler.runtime.cli.app import LbClass, MetallbNs, fail
 
     @app.command()
     def explain(

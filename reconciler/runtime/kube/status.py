@@ -38,7 +38,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from reconciler.runtime import kube_api
+from reconciler.runtime.kube import api as kube_api
 
 logger = logging.getLogger("streamlb.status")
 
@@ -542,7 +542,7 @@ class DaemonStatusWriter:
 
 
 def daemon_writer_factory(options: dict[str, Any]) -> DaemonStatusWriter:
-    """Factory registered with ``streamlb run`` (see :mod:`reconciler.runtime.cli_run`)."""
+    """Factory registered with ``streamlb run`` (see :mod:`reconciler.runtime.cli.run`)."""
     import os
     import socket
 

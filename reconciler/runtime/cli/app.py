@@ -23,22 +23,22 @@ app = typer.Typer(
 )
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 
-# Command groups live in their own modules (reconciler/runtime/cli_*.py); each exposes ``register(app)`` or a
+# Command groups live in their own modules (reconciler/runtime/cli/*.py); each exposes ``register(app)`` or a
 # typer sub-app ``app`` mounted under its name. A missing module is skipped; an error inside one is not hidden.
 _COMMAND_MODULES = {
-    "cli_frames": "frames",
-    "cli_explain": None,
-    "cli_plan": None,
-    "cli_events": "events",
-    "cli_run": None,
-    "cli_speak": None,
-    "cli_kube": None,
+    "frames": "frames",
+    "explain": None,
+    "plan": None,
+    "events": "events",
+    "run": None,
+    "speak": None,
+    "kube": None,
 }
 
 
 def _register_commands() -> None:
     for mod_name, group in _COMMAND_MODULES.items():
-        full = f"reconciler.runtime.{mod_name}"
+        full = f"reconciler.runtime.cli.{mod_name}"
         try:
             mod = importlib.import_module(full)
         except ModuleNotFoundError as exc:

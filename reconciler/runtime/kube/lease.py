@@ -19,7 +19,7 @@ from collections.abc import Callable
 
 from kubernetes import client
 
-from reconciler.runtime import kube_api
+from reconciler.runtime.kube import api as kube_api
 
 logger = logging.getLogger("streamlb.lease")
 

@@ -1,0 +1,1 @@
+"""The ``streamlb`` command line: the typer app (``app``) and one module per command group."""

@@ -1,0 +1,1 @@
+"""Long-running processes: the ``streamlb run`` replica, the speaker, and the liveness monitor."""

@@ -33,6 +33,7 @@ _COMMAND_MODULES = {
     "run": None,
     "speak": None,
     "kube": None,
+    "acl": "redis-acl",
 }
 
 
@@ -164,7 +165,13 @@ _register_commands()
 
 
 def main() -> None:
-    app()
+    from events.log import LogForbidden
+
+    try:
+        app()
+    except LogForbidden as exc:  # a Redis ACL refusal a command did not report itself: one line, no traceback
+        err.print(f"streamlb: error: {exc}", markup=False)
+        sys.exit(1)
 
 
 if __name__ == "__main__":

@@ -56,6 +56,7 @@ class SpeakerSettings:
     heartbeat_ttl_ms: int = 15_000
     keep_on_exit: bool = False
     lb_class: str | None = None
+    metallb_namespaces: tuple[str, ...] = ("metallb-system",)  # MetalLB objects elsewhere are ignored (fold rule 4)
     secrets_dir: str | None = None
     status_file: str | None = None
     status_interval: float = 1.0
@@ -73,6 +74,8 @@ class SpeakerMetrics:
         self.events_applied = Counter("streamlb_speaker_events_applied", "Entries folded by this speaker.",
                                       registry=r)
         self.events_skipped = Counter("streamlb_speaker_events_skipped", "Bad entries skipped.", registry=r)
+        self.events_screened = Counter("streamlb_speaker_events_screened", "Entries in an unexpected form, by "
+                                       "reason (see streamlb_events_screened).", ["reason"], registry=r)
         self.l2_announced = Gauge("streamlb_speaker_l2_announced_ips", "IPs this node answers for.", registry=r)
         self.l2_gratuitous = Gauge("metallb_layer2_gratuitous_sent", "Gratuitous ARP/NA packets sent.", registry=r)
         self.l2_requests = Gauge("metallb_layer2_requests_received", "ARP/NDP requests received.", registry=r)
@@ -183,7 +186,11 @@ class Speaker:
                 continue
             try:
                 event = logmod.decode_record(rec)
-                fold.apply(self.state, event)
+                ok, note = fold.screen(self.state, event, self.s.metallb_namespaces)  # fold rule 4
+                if note is not None:
+                    self.metrics.events_screened.labels(reason=note).inc()
+                if ok:
+                    fold.apply(self.state, event)
                 self.applied += 1
                 self.metrics.events_applied.inc()
             except (codec.DecodeError, Exception) as exc:  # noqa: BLE001 - rule 2

@@ -34,8 +34,8 @@ ROLES = ("producer", "reconciler", "speaker")
 # Connection: AUTH and HELLO need no rights; streamlb's client sends no CLIENT SETINFO/SETNAME (events.stream), so
 # PING (health checks, probes) is all.
 CONNECTION = ("+ping",)
-# What redis-py's cluster client needs to learn the slot map and command keys (Redis Cluster URLs).
-CLUSTER_TOPOLOGY = ("+cluster|slots", "+cluster|shards", "+cluster|nodes", "+command")
+# What redis-py's cluster client needs to learn the slot map and the commands' key positions (Redis Cluster URLs).
+CLUSTER_TOPOLOGY = ("+cluster|slots", "+command")
 
 _CLUSTER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 

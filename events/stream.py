@@ -173,9 +173,13 @@ def connect(url: str = DEFAULT_URL, *, socket_timeout: float | None = 30.0, user
         user, pw, hosts = _hosts(parts.netloc, 6379)
         nodes = [redis.cluster.ClusterNode(h, p) for h, p in hosts]
         tls = {"ssl": True, **_tls_options(url, query)} if parts.scheme.startswith("rediss") else {}
-        return redis.cluster.RedisCluster(  # type: ignore[return-value]
-            startup_nodes=nodes, username=user or username, password=pw or password, **tls, **common
-        )
+        try:  # the cluster client connects at once to learn the slot map
+            return redis.cluster.RedisCluster(  # type: ignore[return-value]
+                startup_nodes=nodes, username=user or username, password=pw or password, **tls, **common
+            )
+        except redis.exceptions.NoPermissionError as exc:
+            raise LogForbidden(forbidden_message(str(exc), "CLUSTER SLOTS", None, user or username or "default")) \
+                from None
     if parts.scheme == "rediss":
         _tls_options(url, query)  # validate; redis-py reads them from the URL
     kw: dict = dict(common)

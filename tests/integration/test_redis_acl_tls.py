@@ -555,3 +555,128 @@ def test_roles_through_redis_cluster_over_tls(tmp_path: Path, pki: Pki) -> None:
     finally:
         for n in nodes:
             n.stop()
+
+
+# --------------------------------------------------------------------------------------------------------------
+# The whole loop with role credentials: watch -> run -> speak in network namespaces, speakers over TLS
+
+MACS = {"node-a": "02:00:5e:31:00:0a", "node-b": "02:00:5e:31:00:0b"}
+ADDRS = {"node-a": "10.89.7.1", "node-b": "10.89.7.2"}
+REDIS_ADDR = "10.89.7.254"
+
+
+class HubRedis(TlsRedis):
+    """The TLS redis-server inside the hub namespace, on the segment the speakers' nodes share (TLS only), plus a
+    Unix socket for the components in the root namespace (the watcher and the reconciler: same users, no TLS)."""
+
+    def __init__(self, workdir: Path, sec: Secured, hub) -> None:
+        super().__init__(workdir, sec)
+        self.hub = hub
+        self.sock = workdir / "redis.sock"
+
+    def argv(self) -> list[str]:
+        return ["ip", "netns", "exec", self.hub.name, *super().argv(), "--bind", REDIS_ADDR,
+                "--unixsocket", str(self.sock), "--unixsocketperm", "777"]
+
+    def admin_client(self) -> redis.Redis:
+        return redis.Redis(unix_socket_path=str(self.sock), username=ADMIN, password=self.sec.admin_password,
+                           socket_timeout=10)
+
+    def wait_ready(self, timeout: float = 20.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc is not None and self.proc.poll() is not None:
+                raise RuntimeError(f"redis-server exited: {(self.dir / 'redis.log').read_text()[-2000:]}")
+            if _quiet(lambda: self.admin_client().ping()):
+                return
+            time.sleep(0.05)
+        raise RuntimeError("redis-server in the hub namespace not ready")
+
+
+def test_watch_run_speak_in_namespaces_with_role_credentials(tmp_path: Path, pki: Pki) -> None:
+    from tests.integration.speaker_env import Topology, addr, have_root_netns
+    from tests.integration.test_speaker_l2 import neigh, poke
+    from tests.kube.fakeapi import FakeKube
+
+    assert have_root_netns(), "needs root and iproute2 for network namespaces"
+    sec = Secured(tmp_path, pki)
+    topo = Topology()
+    fake = FakeKube(bookmark_interval=0.3).start()
+    procs: list[subprocess.Popen] = []
+    srv = None
+    try:
+        hub = topo.ns("hub")
+        topo.bridge(hub)
+        hub.run("ip", "addr", "add", f"{REDIS_ADDR}/24", "dev", "br0")
+        n = {}
+        for role, node in (("a", "node-a"), ("b", "node-b"), ("c", None)):
+            x = topo.ns(role)
+            topo.link(x, "eth0", hub, f"p{role}")
+            hub.run("ip", "link", "set", f"p{role}", "master", "br0")
+            if node:
+                x.run("ip", "link", "set", "eth0", "address", MACS[node])
+                addr(x, "eth0", f"{ADDRS[node]}/24")
+            n[role] = x
+        addr(n["c"], "eth0", "10.89.7.100/24")
+        srv = HubRedis(tmp_path / "redis", sec, hub).start()
+        admin = srv.admin_client()
+        unix = f"unix://{srv.sock}"
+
+        import yaml
+
+        for doc in yaml.safe_load_all(CONFIG):
+            fake.put(doc)
+
+        def env(role: str) -> dict:
+            return _env(STREAMLB_REDIS_USERNAME=sec.user(role), STREAMLB_REDIS_PASSWORD=sec.passwords[role])
+
+        def start(name: str, argv: list[str], role: str) -> subprocess.Popen:
+            with open(tmp_path / f"{name}.log", "wb") as f:
+                p = subprocess.Popen(argv, cwd=ROOT, env=env(role), stdout=subprocess.DEVNULL, stderr=f)
+            procs.append(p)
+            return p
+
+        py = [sys.executable, "-m", "reconciler"]
+        watch = start("watch", [*py, "watch", "--kubeconfig", fake.kubeconfig(tmp_path / "kubeconfig.json"),
+                                "--redis-url", unix, "--cluster", CLUSTER, "--state", str(tmp_path / "watch.state")],
+                      "producer")
+        run = start("run", [*py, "run", "--redis-url", unix, "--cluster", CLUSTER, "--replica", "r1",
+                            "--log-format", "json", "--snapshot-interval", "0.5", "--monitor-interval", "0.2",
+                            "--speaker-ttl", "2"], "reconciler")
+        tls_url = f"rediss://{REDIS_ADDR}:{srv.port}/0?{pki.query()}"
+        speakers = {}
+        for role, node in (("a", "node-a"), ("b", "node-b")):
+            speakers[node] = start(node, ["ip", "netns", "exec", n[role].name, *py, "speak", "--node", node,
+                                          "--redis-url", tls_url, "--cluster", CLUSTER, "--no-bgp",
+                                          "--status-file", str(tmp_path / f"{node}.status.json"),
+                                          "--heartbeat-ttl-ms", "1500", "--log-format", "json"], "speaker")
+        k = keys()
+        logs = lambda: "\n".join(f"--- {p.name}\n{p.read_text()[-1500:]}" for p in sorted(tmp_path.glob("*.log")))
+        wait_for(lambda: admin.xlen(k.events) >= 6, what="the watcher appended the cluster", show=logs)
+        wait_for(lambda: admin.get(k.leader) == b"r1" and admin.xlen(k.decisions) >= 1,
+                 what="the reconciler leads and publishes", show=logs)
+        wait_for(lambda: admin.exists(k.speaker("node-a")) and admin.exists(k.speaker("node-b")),
+                 what="both speakers beat over TLS", show=logs)
+        owners = expected_owner(stream.StreamLog(admin, CLUSTER))
+        ((vip, owner),) = owners.items()
+        poke(n["c"], vip)
+        got = wait_for(lambda: (poke(n["c"], vip), neigh(n["c"], vip))[1], 60, what="the client resolves the VIP",
+                       show=logs)
+        assert got == MACS[owner]
+        for p in (watch, run, *speakers.values()):
+            assert p.poll() is None, logs()
+        # the speakers reach Redis only over TLS: the server has no plain TCP port
+        assert admin.config_get("port") == {"port": "0"}
+        assert int(admin.config_get("tls-port")["tls-port"]) == srv.port
+        # and nothing any component did was refused
+        assert acl_log(admin) == [], acl_log(admin)
+        # the only entries not from the watcher are the reconciler's liveness events
+        kinds = {type(logmod.decode_record(r)).__name__ for r in stream.StreamLog(admin, CLUSTER).read()}
+        assert kinds <= {"K8sUpsert", "K8sDelete", "SpeakerUp", "SpeakerDown"}
+    finally:
+        for p in reversed(procs):
+            stop(p)
+        fake.stop()
+        if srv is not None:
+            srv.stop()
+        topo.close()

@@ -148,7 +148,10 @@ def _redact(url: str) -> str:
 def connect(url: str = DEFAULT_URL, *, socket_timeout: float | None = 30.0, username: str | None = None,
             password: str | None = None) -> redis.Redis:
     """A redis-py client for ``url`` (see the module docstring for the accepted forms). ``username`` and
-    ``password`` are used when the URL carries none."""
+    ``password`` are used when the URL carries none; without them, the environment's
+    (:func:`credentials_from_env`), so every connection a component opens logs in as the same user."""
+    if username is None and password is None:
+        username, password = credentials_from_env()
     parts = urlsplit(url)
     query = parse_qs(parts.query)
     # driver_info=None: no CLIENT SETINFO on connect (Redis 7.0 lacks it, and the ACL roles do not grant it)
@@ -166,7 +169,7 @@ def connect(url: str = DEFAULT_URL, *, socket_timeout: float | None = 30.0, user
         if "sentinel_username" in query:
             skw["username"] = query["sentinel_username"][-1]
         sentinel = redis.sentinel.Sentinel(
-            hosts, sentinel_kwargs=skw, username=user or username, password=pw or password, db=db, **tls, **common,
+            hosts, sentinel_kwargs=skw, **_creds(user, pw, username, password), db=db, **tls, **common,
         )
         return sentinel.master_for(service)
     if parts.scheme in ("redis+cluster", "rediss+cluster"):
@@ -175,20 +178,25 @@ def connect(url: str = DEFAULT_URL, *, socket_timeout: float | None = 30.0, user
         tls = {"ssl": True, **_tls_options(url, query)} if parts.scheme.startswith("rediss") else {}
         try:  # the cluster client connects at once to learn the slot map
             return redis.cluster.RedisCluster(  # type: ignore[return-value]
-                startup_nodes=nodes, username=user or username, password=pw or password, **tls, **common
+                startup_nodes=nodes, **_creds(user, pw, username, password), **tls, **common
             )
         except redis.exceptions.NoPermissionError as exc:
-            raise LogForbidden(forbidden_message(str(exc), "CLUSTER SLOTS", None, user or username or "default")) \
-                from None
+            who = _creds(user, pw, username, password)["username"] or "default"
+            raise LogForbidden(forbidden_message(str(exc), "CLUSTER SLOTS", None, who)) from None
     if parts.scheme == "rediss":
         _tls_options(url, query)  # validate; redis-py reads them from the URL
     kw: dict = dict(common)
-    if parts.username is None and username:
-        kw["username"] = username
-    if parts.password is None and password:
-        kw["password"] = password
+    if parts.username is None and parts.password is None:
+        kw.update({k: v for k, v in (("username", username), ("password", password)) if v})
     # no silent reconnect-and-retry: a restart must surface so the daemon re-checks its position
     return redis.Redis.from_url(url, retry=Retry(NoBackoff(), 0), **kw)
+
+
+def _creds(url_user: str | None, url_pw: str | None, user: str | None, pw: str | None) -> dict:
+    """The URL's credentials if it has any, else the given ones (never a mix of both)."""
+    if url_user is not None or url_pw is not None:
+        return {"username": url_user, "password": url_pw}
+    return {"username": user, "password": pw}
 
 
 def credentials_from_env(environ: dict | None = None) -> tuple[str | None, str | None]:
@@ -257,8 +265,7 @@ class StreamLog:
     @classmethod
     def from_url(cls, url: str = DEFAULT_URL, cluster: str = DEFAULT_CLUSTER, **kw) -> StreamLog:
         """Connect to ``url``; credentials the URL lacks come from the environment (:func:`credentials_from_env`)."""
-        user, pw = credentials_from_env()
-        return cls(connect(url, username=user, password=pw), cluster, **kw)
+        return cls(connect(url), cluster, **kw)
 
     def close(self) -> None:
         self.client.close()

@@ -92,3 +92,21 @@ def test_cli_render_with_password_files(tmp_path: Path) -> None:
 def test_cli_render_bad_input_is_one_line_exit_2(args: list[str], needle: str) -> None:
     r = CliRunner().invoke(app, ["redis-acl", "render", *args])
     assert r.exit_code == 2 and needle in r.output and "Traceback" not in r.output
+
+
+def test_readme_lists_each_roles_exact_rules() -> None:
+    text = (ROOT / "README.md").read_text()
+    rows = {}
+    for line in text.splitlines():
+        if line.startswith("| `streamlb-"):
+            cells = [c.strip().replace("\\|", "|") for c in line.replace("\\|", "\x00").split("|")[1:-1]]
+            cells = [c.replace("\x00", "|") for c in cells]
+            rows[cells[0].strip("` ").split("`")[0]] = cells
+    assert set(rows) == {acl.role(r).user for r in acl.ROLES}
+    for r in acl.ROLES:
+        role = acl.role(r)
+        _, _, commands, keys = rows[role.user]
+        assert commands.strip("`") == " ".join(role.commands)
+        assert keys.strip("`") == " ".join(k.format(p=acl.prefix("default")) for k in role.keys)
+    assert "user default off resetpass resetkeys resetchannels -@all" in text
+    assert " ".join(acl.CONNECTION) in text and " ".join(acl.CLUSTER_TOPOLOGY).replace("|", "\\|") in text

@@ -382,6 +382,25 @@ def test_cli_refusals_are_one_line_exit_1_and_append_nothing(tls_redis: TlsRedis
     assert "producer or reconciler role" in lines[0] and "appended 0 of 6 events" in lines[0]
     assert "Traceback" not in r.stderr + r.stdout
 
+    # nor run the Kubernetes producer: `streamlb watch` lists the cluster, then Redis refuses its first append
+    from tests.kube.fakeapi import FakeKube
+
+    import yaml
+
+    fake = FakeKube().start()
+    try:
+        for doc in yaml.safe_load_all(CONFIG):
+            fake.put(doc)
+        r = cli("watch", "--kubeconfig", fake.kubeconfig(tmp_path / "kubeconfig.json"), "--redis-url", srv.url(),
+                "--cluster", CLUSTER, "--duration", "30", env=env("speaker"))
+    finally:
+        fake.stop()
+    # (the seeded snapshot is test bytes, so the watcher also warns that it cannot use it for its ledger)
+    lines = [ln for ln in r.stderr.strip().splitlines() if "snapshot not usable" not in ln]
+    assert r.returncode == 1 and len(lines) == 1 and "Traceback" not in r.stderr, r.stderr
+    assert lines[0].startswith(f"streamlb: error: Redis refused XADD on {k.events} to user 'streamlb-speaker' "
+                               "(NOPERM)"), lines
+
     # `streamlb run` with the producer's or the speaker's credential: one error line, exit 1, nothing written
     for role in ("producer", "speaker"):
         log_file = tmp_path / f"run-{role}.log"

@@ -99,6 +99,25 @@ def rules(name: str, cluster: str = "default") -> list[str]:
     return ["resetchannels", *cmds, *keys]
 
 
+_NODE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+
+
+def node_speaker_user(node: str) -> str:
+    return f"streamlb-speaker-{node}"
+
+
+def node_speaker_rules(node: str, cluster: str = "default") -> list[str]:
+    """A speaker user bound to one node: it may write only that node's heartbeat and status keys, so a compromised
+    node cannot delete or forge another node's heartbeat (which the reconcilers would turn into speaker.down/up)."""
+    check_cluster(cluster)
+    if len(node) > 253 or not _NODE.match(node):
+        raise ValueError(f"{node!r} is not a Kubernetes node name")
+    p = prefix(cluster)
+    r = _ROLES["speaker"]
+    keys = [k.format(p=p) for k in r.keys if k.startswith("%R")] + [f"~{p}speaker:{node}", f"~{p}status:{node}"]
+    return ["resetchannels", "-@all", *CONNECTION, *CLUSTER_TOPOLOGY, *r.commands, *keys]
+
+
 def password_hash(password: str) -> str:
     return hashlib.sha256(password.encode()).hexdigest()
 
@@ -113,9 +132,10 @@ DEFAULT_USER = "user default off resetpass resetkeys resetchannels -@all"
 
 
 def render(cluster: str = "default", passwords: Mapping[str, str] | None = None, *,
-           extra_users: tuple[str, ...] = ()) -> str:
+           speaker_nodes: Mapping[str, str | None] | None = None, extra_users: tuple[str, ...] = ()) -> str:
     """The ``aclfile`` for ``cluster``. ``passwords`` maps role -> password; a role without one gets no password
-    (the user exists but nobody can log in as it). ``extra_users`` are appended verbatim (e.g. a Sentinel user)."""
+    (the user exists but nobody can log in as it). ``speaker_nodes`` maps node -> password (or None) for per-node
+    speaker users (:func:`node_speaker_rules`). ``extra_users`` are appended verbatim (e.g. a Sentinel user)."""
     passwords = dict(passwords or {})
     unknown = set(passwords) - set(ROLES)
     if unknown:
@@ -127,6 +147,13 @@ def render(cluster: str = "default", passwords: Mapping[str, str] | None = None,
     lines = [DEFAULT_USER]
     for name in ROLES:
         lines.append(user_line(name, cluster, passwords.get(name)))
+    for node in sorted(speaker_nodes or {}):
+        pw = (speaker_nodes or {})[node]
+        if pw is not None and not pw:
+            raise ValueError(f"empty password for node {node}")
+        auth = [f"#{password_hash(pw)}"] if pw is not None else []
+        lines.append(" ".join(["user", node_speaker_user(node), "reset", "on", *auth,
+                               *node_speaker_rules(node, cluster)]))
     lines.extend(extra_users)
     return "\n".join(lines) + "\n"
 

@@ -82,9 +82,11 @@ endpoints:
 class Secured:
     """Passwords, the users file and an admin client factory shared by the fixtures."""
 
-    def __init__(self, workdir: Path, pki: Pki, extra_users: tuple[str, ...] = ()) -> None:
+    def __init__(self, workdir: Path, pki: Pki, extra_users: tuple[str, ...] = (),
+                 speaker_nodes: tuple[str, ...] = ()) -> None:
         self.pki = pki
         self.passwords = {r: secrets.token_hex(16) for r in acl.ROLES}
+        self.node_passwords = {n: secrets.token_hex(16) for n in speaker_nodes}
         self.admin_password = secrets.token_hex(16)
         self.aclfile = workdir / "users.acl"
         # the users file exactly as `streamlb redis-acl render` writes it, plus the test's own admin user
@@ -94,8 +96,11 @@ class Secured:
         for r, pw in self.passwords.items():
             (pwdir / r).write_text(pw + "\n")
             args += ["--password-file", f"{r}={pwdir / r}"]
+        for node, pw in self.node_passwords.items():
+            (pwdir / f"node-{node}").write_text(pw)
+            args += ["--speaker-node", f"{node}={pwdir / f'node-{node}'}"]
         subprocess.run(args, check=True, cwd=ROOT, env=_env(), timeout=60, capture_output=True)
-        assert self.aclfile.read_text() == acl.render(CLUSTER, self.passwords)
+        assert self.aclfile.read_text() == acl.render(CLUSTER, self.passwords, speaker_nodes=self.node_passwords)
         with open(self.aclfile, "a") as f:
             f.write(f"user {ADMIN} on >{self.admin_password} ~* &* +@all\n")
             for line in extra_users:
@@ -430,6 +435,35 @@ def test_cli_refusals_are_one_line_exit_1_and_append_nothing(tls_redis: TlsRedis
     assert admin.xlen(k.events) == n and admin.xlen(k.decisions) == ndec and snapshot_of(admin) == snap
     assert admin.get(k.leader) is None and not admin.exists(k.speaker("node-a"))
     assert refused_roles(admin) == {"streamlb-speaker", "streamlb-producer"}
+
+
+def test_a_per_node_speaker_user_writes_only_its_own_nodes_keys(tmp_path: Path, pki: Pki) -> None:
+    """With per-node speaker users (``redis-acl render --speaker-node``) a compromised node cannot delete or
+    forge another node's heartbeat, which the reconcilers would turn into speaker.down / speaker.up."""
+    sec = Secured(tmp_path, pki, speaker_nodes=("node-a", "node-b"))
+    srv = TlsRedis(tmp_path / "redis", sec).start()
+    try:
+        admin = sec.admin(srv.port)
+        k = keys()
+        url = lambda node: (f"rediss://{acl.node_speaker_user(node)}:{sec.node_passwords[node]}@127.0.0.1:"
+                            f"{srv.port}/0?{pki.query()}")
+        a, b = (stream.StreamLog.from_url(url(n), CLUSTER) for n in ("node-a", "node-b"))
+        a.heartbeat("node-a", 60_000)
+        b.heartbeat("node-b", 60_000)
+        assert a.read_page(ZERO) == [] and a.load_snapshot() is None  # reads like the shared speaker user
+        for call in (lambda: a.heartbeat("node-b", 1), lambda: a.clear_heartbeat("node-b")):
+            with pytest.raises(logmod.LogForbidden, match=r"on streamlb:\{sec\}:speaker:node-b to user "
+                                                          "'streamlb-speaker-node-a' \\(NOPERM\\)"):
+                call()
+        with pytest.raises(logmod.LogForbidden, match="XADD"):
+            a.append([schema.SpeakerDown(node="node-b")])
+        assert admin.pttl(k.speaker("node-b")) > 50_000  # untouched
+        user = "streamlb-speaker-node-a"  # (Redis folds repeated refusals of one key into one ACL LOG entry)
+        assert set(acl_log(admin)) == {(user, "key", k.speaker("node-b")), (user, "command", "xadd")}
+        a.close()
+        b.close()
+    finally:
+        srv.stop()
 
 
 # --------------------------------------------------------------------------------------------------------------

@@ -52,13 +52,28 @@ def render(
     password_file: Annotated[Optional[list[str]], typer.Option(
         "--password-file", help="ROLE=FILE: the role's password (repeatable; roles: producer, reconciler, "
                                 "speaker). A role without one gets a user nobody can log in as yet.")] = None,
+    speaker_node: Annotated[Optional[list[str]], typer.Option(
+        "--speaker-node", help="NODE or NODE=FILE: also a speaker user streamlb-speaker-NODE that may write only "
+                               "NODE's heartbeat and status keys (repeatable; FILE holds its password).")] = None,
     out: Annotated[Optional[Path], typer.Option("--out", help="Write here instead of stdout.")] = None,
 ) -> None:
     """Print the Redis aclfile (users streamlb-producer, -reconciler, -speaker; default user off) for CLUSTER."""
     from events import acl
 
+    nodes: dict[str, str | None] = {}
+    for spec in speaker_node or []:
+        node, sep, path = spec.partition("=")
+        pw = None
+        if sep:
+            try:
+                pw = Path(path).read_text().strip()
+            except OSError as exc:
+                raise _fail(f"--speaker-node {spec}: cannot read {path}: {exc.strerror or exc}") from None
+            if not pw:
+                raise _fail(f"--speaker-node {spec}: empty password")
+        nodes[node] = pw
     try:
-        text = acl.render(cluster, _passwords(password_file or []))
+        text = acl.render(cluster, _passwords(password_file or []), speaker_nodes=nodes)
     except ValueError as exc:
         raise _fail(str(exc)) from None
     if out is None:

@@ -110,3 +110,21 @@ def test_readme_lists_each_roles_exact_rules() -> None:
         assert keys.strip("`") == " ".join(k.format(p=acl.prefix("default")) for k in role.keys)
     assert "user default off resetpass resetkeys resetchannels -@all" in text
     assert " ".join(acl.CONNECTION) in text and " ".join(acl.CLUSTER_TOPOLOGY).replace("|", "\\|") in text
+
+
+def test_per_node_speaker_users_write_only_their_nodes_keys(tmp_path: Path) -> None:
+    rules = acl.node_speaker_rules("node-a.rack1", "c")
+    writable = [r for r in rules if r.startswith("~")]
+    assert writable == ["~streamlb:{c}:speaker:node-a.rack1", "~streamlb:{c}:status:node-a.rack1"]
+    shared = acl.rules("speaker", "c")
+    assert [r for r in rules if not r.startswith("~")] == [r for r in shared if not r.startswith("~")]
+    (tmp_path / "pw").write_text("node-pw")
+    r = CliRunner().invoke(app, ["redis-acl", "render", "--cluster", "c", "--speaker-node", f"node-b={tmp_path / 'pw'}",
+                                 "--speaker-node", "node-a.rack1"])
+    assert r.exit_code == 0, r.output
+    lines = r.stdout.splitlines()
+    assert lines[-2].startswith("user streamlb-speaker-node-a.rack1 reset on resetchannels ")
+    assert lines[-1].startswith(f"user streamlb-speaker-node-b reset on #{hashlib.sha256(b'node-pw').hexdigest()} ")
+    for bad in ("Node_A", "a*", "x y"):
+        with pytest.raises(ValueError, match="not a Kubernetes node name"):
+            acl.node_speaker_rules(bad)

@@ -199,8 +199,7 @@ def attach_na_filter(sock: socket.socket) -> None:
     prog = b"".join(struct.pack("HBBI", *i) for i in insns)
     buf = ctypes.create_string_buffer(prog)
     fprog = struct.pack("HL", len(insns), ctypes.addressof(buf))
-    sock.setsockopt(socket.SOL_SOCKET, rawsock.SO_ATTACH_FILTER, fprog)
-    sock._filter_buf = buf  # type: ignore[attr-defined]  # keep the program alive with the socket
+    sock.setsockopt(socket.SOL_SOCKET, rawsock.SO_ATTACH_FILTER, fprog)  # the kernel copies the program
 
 
 class ConflictProber:
@@ -218,6 +217,7 @@ class ConflictProber:
         self._sender = rawsock.BatchSender()
         self._task: asyncio.Task | None = None
         self._stopping = False
+        self.last_error: str | None = None  # why the last round failed (reported in the speaker's status)
 
     def conflicts(self) -> list[dict[str, Any]]:
         self.watch.expire(self.wall())
@@ -235,14 +235,19 @@ class ConflictProber:
                 continue
             try:
                 arp = self._opener(name, rawsock.ETH_P_ARP)
-                na = self._opener(name, rawsock.ETH_P_IPV6)
-                try:
-                    attach_na_filter(na)
-                except OSError as exc:  # an optimisation; _claim checks everything
-                    log.debug("BPF filter not attached on %s: %s", name, exc)
             except OSError as exc:
                 log.warning("conflict probe: cannot open AF_PACKET sockets on %s: %s", name, exc)
                 continue
+            try:
+                na = self._opener(name, rawsock.ETH_P_IPV6)
+            except OSError as exc:
+                arp.close()
+                log.warning("conflict probe: cannot open AF_PACKET sockets on %s: %s", name, exc)
+                continue
+            try:
+                attach_na_filter(na)
+            except OSError as exc:  # an optimisation; _claim checks everything
+                log.debug("BPF filter not attached on %s: %s", name, exc)
             self._socks[name] = (arp, na, iface)
             for s in (arp, na):
                 loop.add_reader(s.fileno(), self._on_readable, name, s)
@@ -300,8 +305,11 @@ class ConflictProber:
             try:
                 self._sync_sockets()
                 self.probe_once()
+                self.last_error = None
             except Exception as exc:  # noqa: BLE001 - probing is a diagnostic; it must not stop the speaker
-                log.warning("conflict probe failed: %s", exc)
+                if str(exc) != self.last_error:
+                    log.warning("conflict probe failed: %s", exc)
+                self.last_error = str(exc)
             deadline = self.watch.next_deadline()
             wait = 1.0 if deadline is None else min(1.0, max(0.05, deadline - self.clock()))
             await asyncio.sleep(wait)

@@ -342,8 +342,11 @@ def check_subnets(ev: Evidence) -> CheckResult:
 def check_conflicts(ev: Evidence) -> CheckResult:
     r = CheckResult(ADDRESS_CONFLICT, "ok")
     probing = False
+    failing = []
     for node, st in _alive_statuses(ev).items():
         probing = probing or bool(st.get("conflict_probe"))
+        if st.get("conflict_probe_error"):
+            failing.append(f"{node}: {st['conflict_probe_error']}")
         for c in st.get("conflicts") or ():
             if not isinstance(c, dict):
                 continue
@@ -359,6 +362,9 @@ def check_conflicts(ev: Evidence) -> CheckResult:
     if not probing and not r.findings:
         r.note = "no speaker runs conflict probes (--no-conflict-probe)" if ev.statuses else "no speaker status"
         r.status = "unknown"
+    elif failing:
+        r.note = "probes failing on " + "; ".join(failing)
+        r.status = r.status if r.findings else "unknown"
     return r
 
 

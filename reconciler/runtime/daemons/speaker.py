@@ -375,6 +375,7 @@ class Speaker:
         out["interfaces_known"] = self._addresses is not None and self._addrs_at > -1e18
         out["conflicts"] = self.prober.conflicts() if self.prober is not None else []
         out["conflict_probe"] = self.prober is not None
+        out["conflict_probe_error"] = getattr(self.prober, "last_error", None)
         out["written_at"] = _iso(now)
 
     def _refresh_addresses(self, loop: asyncio.AbstractEventLoop) -> None:

@@ -109,6 +109,10 @@ def test_address_conflict_and_probing_off(tmp_path: Path) -> None:
     ev = healthy(tmp_path)
     ev.statuses["node-a"]["conflict_probe"] = False
     assert run(ev)[doc.ADDRESS_CONFLICT].status == "unknown"
+    ev = healthy(tmp_path)
+    ev.statuses["node-a"]["conflict_probe_error"] = "Operation not permitted"
+    r = run(ev)[doc.ADDRESS_CONFLICT]
+    assert r.status == "unknown" and "node-a: Operation not permitted" in r.note
 
 
 def test_leader_lag_snapshot_and_deadletters(tmp_path: Path) -> None:

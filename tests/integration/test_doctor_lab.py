@@ -44,6 +44,34 @@ metadata: {name: l2far, namespace: metallb-system}
 spec: {ipAddressPools: [far]}
 """
 
+V6 = """
+apiVersion: metallb.io/v1beta1
+kind: IPAddressPool
+metadata: {name: v6pool, namespace: metallb-system}
+spec: {addresses: ["fd00:89::50-fd00:89::5f"]}
+---
+apiVersion: metallb.io/v1beta1
+kind: L2Advertisement
+metadata: {name: l2v6, namespace: metallb-system}
+spec: {ipAddressPools: [v6pool]}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: web6, namespace: default, annotations: {metallb.io/address-pool: v6pool}}
+spec:
+  type: LoadBalancer
+  clusterIP: "fd00:96::6"
+  clusterIPs: ["fd00:96::6"]
+  ipFamilies: [IPv6]
+  ports: [{port: 80, protocol: TCP}]
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata: {name: web6-x, namespace: default, labels: {kubernetes.io/service-name: web6}}
+addressType: IPv6
+endpoints: [{addresses: ["fd00:244::9"], conditions: {ready: true}, nodeName: node-a}]
+"""
+
 OVERLAP = """
 apiVersion: metallb.io/v1beta1
 kind: IPAddressPool
@@ -98,6 +126,8 @@ def lab(tmp_path: Path):
             n[role] = ns
         addr(n["a"], "eth0", f"{ADDRS['node-a']}/24")
         addr(n["b"], "eth0", f"{ADDRS['node-b']}/24")
+        addr(n["a"], "eth0", "fd00:89::a/64")
+        addr(n["b"], "eth0", "fd00:89::b/64")
         addr(n["c"], "eth0", "10.89.0.100/24")
         addr(n["x"], "eth0", "10.89.0.101/24")
         gob = GoBgp(hub, tmp_path, 64513, ROUTER)
@@ -128,6 +158,7 @@ def test_doctor_healthy_then_finds_each_fault(lab) -> None:
     lg.append(yaml_events(tmp, CONFIG))
     lg.append(yaml_events(tmp, service_yaml("web", "l2pool", "node-a") + "---" + service_yaml("api", "bgppool",
                                                                                              "node-a")))
+    lg.append(yaml_events(tmp, V6))
     lab["run"].start()
     a.start()
     b.start()
@@ -148,12 +179,23 @@ def test_doctor_healthy_then_finds_each_fault(lab) -> None:
     assert status["EXCESS_RIGHTS"] == "unknown"  # this lab has no role users: said, not a finding
 
     # --- a second host answers ARP for the streamlb IP: the owner's probes find it
-    vip = next(iter({**expected(lg, "node-a")[0], **expected(lg, "node-b")[0]}))
+    owned = {**expected(lg, "node-a")[0], **expected(lg, "node-b")[0]}
+    vip = next(ip for ip in owned if ":" not in ip)
+    vip6 = next(ip for ip in owned if ":" in ip)
     addr(n["x"], "eth0", f"{vip}/32")
     (f,) = wait_finding(url, "ADDRESS_CONFLICT", "intruder answers ARP")
     assert f["evidence"]["ip"] == vip and f["evidence"]["other_mac"] == INTRUDER_MAC
     assert f["evidence"]["node"] in ("node-a", "node-b") and f["evidence"]["since"]
     n["x"].run("ip", "addr", "del", f"{vip}/32", "dev", "eth0")
+    # IPv6: the intruder's kernel answers the owner's duplicate-address-detection solicitation
+    addr(n["x"], "eth0", f"{vip6}/128")
+
+    def v6_conflict():
+        return [x for x in findings(doctor(url)[1]).get("ADDRESS_CONFLICT", []) if x["evidence"]["ip"] == vip6]
+
+    (f6,) = wait_for(v6_conflict, 60, interval=0.5, what="doctor reports the IPv6 conflict (intruder answers NDP)")
+    assert f6["evidence"]["other_mac"] == INTRUDER_MAC
+    n["x"].run("ip", "addr", "del", f"{vip6}/128", "dev", "eth0")
 
     # --- an L2 pool outside the nodes' subnet, fully used (1 of 1)
     lg.append(yaml_events(tmp, FAR + "---" + service_yaml("far", "far", "node-b")))

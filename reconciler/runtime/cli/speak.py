@@ -164,6 +164,11 @@ def register(app: typer.Typer) -> None:
             con.print(f"L2: {len(l2['announced'])} IPs on {', '.join(l2['interfaces']) or '-'}; "
                       f"gratuitous {l2['gratuitous_sent']}, requests {l2['requests_received']}, "
                       f"responses {l2['responses_sent']}", markup=False)
+        for i in data.get("interfaces") or ():
+            con.print(f"interface {i['name']} {i['mac']}: {', '.join(i['addresses']) or '-'}", markup=False)
+        for c in data.get("conflicts") or ():
+            con.print(f"CONFLICT {c['ip']}: also answered by {c['mac']} on {c['interface']} "
+                      f"(since {c['first_seen']}, last {c['last_seen']})", markup=False)
         t = Table("peer", "address", "state", "advertised", "updates", "notifications out/in", "last error")
         for name, p in data.get("peers", {}).items():
             c = p["counters"]

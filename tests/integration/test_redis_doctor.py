@@ -99,6 +99,13 @@ def test_findings_exit_1_with_codes_evidence_and_fixes(redis_server, tmp_path: P
     assert statuses["EXCESS_RIGHTS"] == "unknown"
     r = doctor(redis_server.url, "--no-acl")  # the table names the same codes
     assert r.returncode == 1 and "L2_IP_OUTSIDE_SUBNET" in r.stdout and "fix:" in r.stdout
+    # explain on the live cluster: events from the stream, interfaces from the status key
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    r = subprocess.run([sys.executable, "-m", "reconciler", "explain", "web", "--redis-url", redis_server.url,
+                        "--cluster", C, "-o", "json"], capture_output=True, text=True, env=env, cwd=ROOT, timeout=60)
+    assert r.returncode == 0, r.stderr
+    v = json.loads(r.stdout)["l2_subnet"]["192.0.2.50"]
+    assert v["verdict"] == "no" and v["node"] == "node-a" and v["subnets"] == ["eth0:10.89.0.0/24"]
 
 
 ACL = """user default on nopass ~* &* +@all

@@ -86,7 +86,8 @@ def register(app: typer.Typer) -> None:
     def explain(
         service: Annotated[str, typer.Argument(help="namespace/name (a bare name means namespace 'default').")],
         log: Annotated[Optional[list[Path]], typer.Option(
-            "--log", help="Input file (repeatable), as for replay; without it, the live stream of --redis-url.")] = None,
+            "--log", help="Input file (repeatable), as for replay; without it, the live stream of --redis-url.",
+        )] = None,
         output: Annotated[str, typer.Option("--output", "-o", help="json or table.")] = "table",
         redis_url: Annotated[Optional[str], typer.Option(
             "--redis-url",

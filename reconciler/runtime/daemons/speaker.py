@@ -21,6 +21,10 @@ Rules:
    (BGP Cease, L2 stops answering) and announces ``speaker.down``. With ``keep_on_exit`` it closes BGP without a
    NOTIFICATION (a graceful-restart helper keeps the routes), leaves the heartbeat to expire and appends nothing.
 4. A restart re-announces from the current decisions: the first sync of a fresh view announces everything.
+5. Its status (the status file and the Redis key ``streamlb:{c}:status:{node}``, design.md §2) carries what
+   ``streamlb doctor`` and the leader need and the log never holds: the announcing interfaces with their addresses,
+   address conflicts seen by the probes (:mod:`fastpath.emit.probe`) and when each session entered its state. The
+   key is written at once when one of those changes and every ``status_publish_interval`` otherwise.
 """
 
 from __future__ import annotations
@@ -52,7 +56,7 @@ def _iso(t: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))
 
 
-def _strip_counters(status: dict) -> bytes:
+def _status_signature(status: dict) -> bytes:
     """The parts of a status whose change is worth a new status key at once (not counters or positions)."""
     peers = {n: (p.get("state"), p.get("last_error"), p.get("advertised")) for n, p in status.get("peers", {}).items()}
     keep = {k: status.get(k) for k in ("plan", "interfaces", "conflicts", "bfd", "log_up")}
@@ -143,6 +147,7 @@ class Speaker:
         self._addrs_busy = False
         self._published: tuple[bytes, float] | None = None  # (signature, when) of the last status key
         self._publishing = False
+        self._publish_error: str | None = None
         self._peer_since: dict[str, tuple[str, float]] = {}
         self.s = settings
         self.l2 = l2
@@ -403,7 +408,7 @@ class Speaker:
         (SET PX in a worker thread; a Redis outage only delays it)."""
         if not hasattr(self.log, "publish_status") or self._publishing:
             return
-        sig = _strip_counters(status)
+        sig = _status_signature(status)
         now = self.clock()
         if self._published is not None and self._published[0] == sig and \
                 now - self._published[1] < self.s.status_publish_interval:
@@ -419,10 +424,13 @@ class Speaker:
             try:
                 fut.result()
                 self._published = (sig, now)
+                self._publish_error = None
             except logmod.LogUnavailable:
                 pass
-            except Exception as exc:  # noqa: BLE001 - e.g. NOPERM: reported, never fatal
-                logger.warning("cannot publish the status key", extra={"error": str(exc)})
+            except Exception as exc:  # noqa: BLE001 - e.g. NOPERM: reported once per distinct error, never fatal
+                if str(exc) != self._publish_error:
+                    logger.warning("cannot publish the status key", extra={"error": str(exc)})
+                self._publish_error = str(exc)
 
         loop.run_in_executor(None, put).add_done_callback(done)
 

@@ -481,6 +481,18 @@ class StreamLog:
             return True, ""
         return False, reply.decode("utf-8", "replace") if isinstance(reply, bytes) else str(reply)
 
+    def acl_user_enabled(self, user: str) -> bool | None:
+        """Is ``user`` on (``ACL GETUSER`` flags)? None when it does not exist or this connection may not ask."""
+        with _wrap():
+            try:
+                info = self.client.acl_getuser(user)
+            except redis.exceptions.ResponseError:
+                return None
+        if not info:
+            return None
+        flags = [f.decode() if isinstance(f, bytes) else f for f in info.get("flags", ())]
+        return "on" in flags
+
     def trim_below(self, position: Position) -> int:
         """Drop entries with IDs below ``position`` (approximate, whole macro-nodes). Returns how many."""
         with _wrap():

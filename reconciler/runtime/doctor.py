@@ -485,7 +485,9 @@ def forbidden_commands(cluster: str) -> dict[str, list[list[str]]]:
     return {
         "streamlb-producer": [["XADD", f"{k}:decisions", "*", "d", "x"], ["HSET", f"{k}:snapshot", "pos", "0-0"],
                               ["SET", f"{k}:leader", "x"], ["SET", f"{k}:speaker:x", "1"], *common],
-        "streamlb-reconciler": [["DEL", f"{k}:events"], ["SET", f"{k}:speaker:x", "1"], *common],
+        # (DEL is not probed: the reconciler deletes its leader lock, and Redis 7.0 key patterns cannot grant DEL on
+        # one key of the cluster without the others)
+        "streamlb-reconciler": [["SET", f"{k}:speaker:x", "1"], ["SET", f"{k}:status:x", "{}"], *common],
         "streamlb-speaker": [["XADD", f"{k}:events", "*", "e", "x", "v", "1"], ["HSET", f"{k}:snapshot", "pos", "0-0"],
                              ["SET", f"{k}:leader", "x"], ["XADD", f"{k}:decisions", "*", "d", "x"], *common],
     }
@@ -581,5 +583,11 @@ def gather_acl(log: Any, cluster: str) -> tuple[dict | None, str]:
     if not out:
         return None, ("cannot check: the role users (" + ", ".join(missing) + ") do not exist; every component "
                       "probably shares one user with all rights (see deploy/redis/users.acl)")
+    # with role users deployed, a password-less default user that can still write the log defeats them
+    if log.acl_user_enabled("default"):
+        cmd = ["XADD", f"streamlb:{{{cluster}}}:events", "*", "e", "x", "v", "1"]
+        allowed, detail = log.acl_dryrun("default", *cmd)
+        if allowed is not None:
+            out["default"] = [(" ".join(cmd), allowed, detail)]
     note = f"users not defined: {', '.join(missing)}" if missing else ""
     return out, note

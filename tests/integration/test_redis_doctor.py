@@ -125,9 +125,10 @@ def test_rights_beyond_role_found_with_acl_dryrun_and_cannot_check(tmp_path: Pat
         rights = next(c for c in rep["checks"] if c["code"] == "EXCESS_RIGHTS")
         assert rights["status"] == "finding"
         got = {(f["evidence"]["user"], f["evidence"]["command"].split()[0]) for f in rights["findings"]}
-        # the speaker was given everything; the reconciler may DEL on its keys (the events stream too)
+        # the speaker was given everything; the reconciler may write any key of the cluster (heartbeats too);
+        # the default user is on, without password, and can append to the log
         assert ("streamlb-speaker", "XADD") in got and ("streamlb-speaker", "FLUSHALL") in got
-        assert ("streamlb-reconciler", "DEL") in got
+        assert ("streamlb-reconciler", "SET") in got and ("default", "XADD") in got
         assert not any(u == "streamlb-producer" for u, _ in got)
         lg = stream.StreamLog.from_url(srv.url, C)
         assert lg.length() == 0  # DRYRUN executed nothing
@@ -136,6 +137,25 @@ def test_rights_beyond_role_found_with_acl_dryrun_and_cannot_check(tmp_path: Pat
         r = doctor(url, "-o", "json")
         rights = next(c for c in json.loads(r.stdout)["checks"] if c["code"] == "EXCESS_RIGHTS")
         assert rights["status"] == "unknown" and rights["note"].startswith("cannot check")
+    finally:
+        srv.stop()
+
+
+GOOD_ACL = """user default on nopass -@all +ping
+user doctor on >d ~* &* +@all
+user streamlb-producer on >p -@all +ping +xadd ~streamlb:{doc}:events
+user streamlb-reconciler on >r -@all +ping +xadd +xrange +xread +hset +set +get +del +eval +pexpire ~streamlb:{doc}:events ~streamlb:{doc}:snapshot ~streamlb:{doc}:deadletter ~streamlb:{doc}:decisions ~streamlb:{doc}:leader %R~streamlb:{doc}:speaker:* %R~streamlb:{doc}:status:*
+user streamlb-speaker on >s -@all +ping +xrange +xread +hgetall +get +set +del %R~streamlb:{doc}:events %R~streamlb:{doc}:snapshot %R~streamlb:{doc}:decisions ~streamlb:{doc}:speaker:* ~streamlb:{doc}:status:*
+"""
+
+
+def test_least_privilege_users_pass(tmp_path: Path) -> None:
+    (tmp_path / "users.acl").write_text(GOOD_ACL)
+    srv = RedisServer(tmp_path / "r", extra=["--aclfile", str(tmp_path / "users.acl")]).start()
+    try:
+        r = doctor(f"redis://doctor:d@127.0.0.1:{srv.port}/0", "-o", "json")
+        rights = next(c for c in json.loads(r.stdout)["checks"] if c["code"] == "EXCESS_RIGHTS")
+        assert rights["status"] == "ok" and rights["findings"] == [], rights
     finally:
         srv.stop()
 

@@ -272,7 +272,8 @@ def check_bfd(ev: Evidence) -> CheckResult:
                 BFD_SESSION_DOWN, f"node {node}: BFD session with {peer} is {state}",
                 f"Check the router's BFD configuration for {node} (same intervals as the BGPPeer's bfdProfile) "
                 "and that UDP ports 3784/4784 pass.",
-                {"node": node, "peer": peer, "state": state, "since": s.get("since") or "unknown"},
+                {"node": node, "peer": peer, "address": s.get("peer"), "state": state,
+                 "diagnostic": s.get("diagnostic"), "since": s.get("since") or "unknown"},
             ))
     r.status = "finding" if r.findings else "ok"
     return r

@@ -149,6 +149,7 @@ class Speaker:
         self._publishing = False
         self._publish_error: str | None = None
         self._peer_since: dict[str, tuple[str, float]] = {}
+        self._bfd_since: dict[str, tuple[str, float]] = {}
         self.s = settings
         self.l2 = l2
         self.metrics = metrics or SpeakerMetrics()
@@ -371,6 +372,16 @@ class Speaker:
             p["since"] = _iso(seen[1])
         for name in [n for n in self._peer_since if n not in out["peers"]]:
             del self._peer_since[name]
+        bfd = out.get("bfd")
+        if isinstance(bfd, dict):  # BFD sessions by peer name (when BFD runs): when each entered its state
+            for name, b in bfd.items():
+                if isinstance(b, dict) and "state" in b:
+                    seen = self._bfd_since.get(name)
+                    if seen is None or seen[0] != b["state"]:
+                        seen = self._bfd_since[name] = (b["state"], now)
+                    b["since"] = _iso(seen[1])
+            for name in [n for n in self._bfd_since if n not in bfd]:
+                del self._bfd_since[name]
         ifaces = []
         if self.l2 is not None:
             for name, i in sorted(self.l2.responder.ifaces.items()):

@@ -64,13 +64,15 @@ def test_speaker_without_heartbeat_whether_the_fold_knows_it_or_not(tmp_path: Pa
 def test_bgp_and_bfd_sessions_down_with_since(tmp_path: Path) -> None:
     ev = healthy(tmp_path)
     ev.statuses["node-a"]["peers"]["router"].update(state="Active", since=doc.iso(NOW - 40), last_error="refused")
-    ev.statuses["node-a"]["bfd"] = {"router": {"state": "Down", "since": doc.iso(NOW - 41)}}
+    ev.statuses["node-a"]["bfd"] = {"router": {"state": "Down", "peer": "10.89.0.254", "since": doc.iso(NOW - 41),
+                                               "diagnostic": "control_detection_time_expired"}}
     r = run(ev)
     (b,) = r[doc.BGP_SESSION_DOWN].findings
     assert b.evidence == {"node": "node-a", "peer": "router", "address": "10.89.0.254", "state": "Active",
                           "since": doc.iso(NOW - 40), "last_error": "refused"}
     (f,) = r[doc.BFD_SESSION_DOWN].findings
-    assert f.evidence["state"] == "Down"
+    assert f.evidence == {"node": "node-a", "peer": "router", "address": "10.89.0.254", "state": "Down",
+                          "diagnostic": "control_detection_time_expired", "since": doc.iso(NOW - 41)}
     # sessions of a speaker without heartbeat are not judged (its status is stale); the heartbeat finding covers it
     ev.heartbeats = set()
     assert not run(ev)[doc.BGP_SESSION_DOWN].findings

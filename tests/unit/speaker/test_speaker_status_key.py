@@ -99,3 +99,20 @@ def test_without_address_reader_interfaces_are_not_known(tmp_path: Path) -> None
         await asyncio.wait_for(task, 10)
 
     asyncio.run(main())
+
+
+def test_sessions_carry_since_their_state_began() -> None:
+    t = [1000.0]
+    sp = Speaker(StatusLog(), SpeakerSettings(node="node-a", bgp=False), wall=lambda: t[0])
+
+    def status(bgp: str, bfd: str) -> dict:
+        out = {"peers": {"router": {"state": bgp}}, "bfd": {"router": {"state": bfd}}}
+        sp._diagnostics(out)
+        return out
+
+    s = status("Active", "Down")
+    assert s["peers"]["router"]["since"] == s["bfd"]["router"]["since"] == "1970-01-01T00:16:40Z"
+    t[0] = 1030.0
+    s = status("Established", "Down")  # BGP changed state, BFD did not
+    assert s["peers"]["router"]["since"] == "1970-01-01T00:17:10Z"
+    assert s["bfd"]["router"]["since"] == "1970-01-01T00:16:40Z"

@@ -186,11 +186,12 @@ def l2_subnets(state: Any, statuses: dict[str, dict], keys: list[str] | None = N
         for ip in sorted(owners):
             node = owners[ip]["node"]
             allowed: tuple[str, ...] = ()
-            if node is not None:
+            st = statuses.get(node) if node else None
+            if node is not None and st and st.get("interfaces_known"):  # the node plan only when it can be judged
                 if node not in plans:
                     plans[node] = planning.node_plan(state, node)
                 allowed = plans[node].l2.get(ip, ())
-            out.setdefault(key, {})[ip] = subnet_verdict(ip, allowed, node, statuses.get(node) if node else None)
+            out.setdefault(key, {})[ip] = subnet_verdict(ip, allowed, node, st)
     return out
 
 

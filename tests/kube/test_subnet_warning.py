@@ -34,7 +34,7 @@ def test_warning_once_per_service_only_with_speaker_data(fake, kubeconfig) -> No
         fake.put(o)
     _, st = decide(objs)
     statuses: dict[str, dict] = {}
-    hook = kube_status.DaemonStatusWriter(_writer(kubeconfig), l2_interval=0)
+    hook = kube_status.DaemonStatusWriter(_writer(kubeconfig), l2_interval=0, subnet_interval=0)
     hook.speaker_statuses = lambda: statuses
 
     res = hook(_Batch({}, st))
@@ -59,7 +59,7 @@ def test_warning_once_per_service_only_with_speaker_data(fake, kubeconfig) -> No
     # once per Service: not again from this leader, and a new leader's attempt is a 409 (same Event name)
     res = hook(_Batch({}, st))
     assert res.subnet_warnings == [] and len(warnings(fake)) == len(want)
-    hook2 = kube_status.DaemonStatusWriter(_writer(kubeconfig), l2_interval=0)
+    hook2 = kube_status.DaemonStatusWriter(_writer(kubeconfig), l2_interval=0, subnet_interval=0)
     hook2.speaker_statuses = lambda: statuses
     res = hook2(_Batch({}, st))
     assert res.ok and len(warnings(fake)) == len(want)
@@ -70,7 +70,7 @@ def test_unreadable_status_keys_never_stop_the_write_back(fake, kubeconfig) -> N
     for o in objs:
         fake.put(o)
     _, st = decide(objs)
-    hook = kube_status.DaemonStatusWriter(_writer(kubeconfig), l2_interval=0)
+    hook = kube_status.DaemonStatusWriter(_writer(kubeconfig), l2_interval=0, subnet_interval=0)
 
     def broken() -> dict:
         raise ConnectionError("redis down")

@@ -517,7 +517,7 @@ class DaemonStatusWriter:
     """
 
     def __init__(self, writer: StatusWriter, l2_interval: float = 10.0,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic, subnet_interval: float = 30.0) -> None:
         self.writer = writer
         self.l2_interval = l2_interval
         self.clock = clock
@@ -530,12 +530,18 @@ class DaemonStatusWriter:
         # node -> speaker status (the status keys); set by ``streamlb run``. Feeds the IPNotInNodeSubnet warning.
         self.speaker_statuses: Callable[[], dict[str, dict]] | None = None
         self._subnet_warned: set[str] = set()
+        self.subnet_interval = subnet_interval  # the check costs a node plan per owner: not with every batch
+        self._subnet_at: float | None = None
 
     def _warn_subnets(self, state: Any, result: WriteResult) -> None:
         """Warn once per Service whose L2 IP lies outside every subnet of its owner's announcing interfaces (from the
         speakers' status keys; an IP without speaker data is never judged). Speaker data never enters the fold."""
         if self.speaker_statuses is None:
             return
+        now = self.clock()
+        if self._subnet_at is not None and now - self._subnet_at < self.subnet_interval:
+            return
+        self._subnet_at = now
         from reconciler.runtime import doctor
 
         try:

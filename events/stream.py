@@ -462,6 +462,14 @@ class StreamLog:
         with _wrap():
             return int(self.client.xlen(self.keys.deadletter))
 
+    def newest_deadletter(self) -> tuple[Position, str] | None:
+        """The newest dead letter's ID and reason, or None."""
+        with _wrap():
+            rows = self.client.xrevrange(self.keys.deadletter, max="+", min="-", count=1)
+        if not rows:
+            return None
+        return _pos(rows[0][0]), rows[0][1].get(b"reason", b"").decode("utf-8", "replace")
+
     def last_decisions(self) -> tuple[Position, dict] | None:
         """The newest decisions entry (its ID and fields), or None."""
         with _wrap():

@@ -556,10 +556,8 @@ def gather(log: Any, cluster: str, now: float, *, acl: bool = True) -> Evidence:
         ev.speaker_next[node] = _next_after(log, p)
     ev.deadletters = log.deadletter_count()
     if ev.deadletters:
-        newest = None
-        for pos, reason, _ in log.deadletters():
-            newest = (str(pos), reason)
-        ev.deadletter_newest = newest
+        newest = log.newest_deadletter()
+        ev.deadletter_newest = (str(newest[0]), newest[1]) if newest else None
     if acl:
         ev.acl, ev.acl_note = gather_acl(log, cluster)
     return ev

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from events import inputs, schema, stream
+from events.position import Position
 from tests.redis_server import RedisServer, free_port, redis_server  # noqa: F401 (fixture)
 
 pytestmark = pytest.mark.integration
@@ -87,12 +88,16 @@ def test_findings_exit_1_with_codes_evidence_and_fixes(redis_server, tmp_path: P
           "conflicts": [], "peers": {}, "written_at": "2026-01-01T00:00:00Z"}
     lg.publish_status("node-a", json.dumps(st).encode(), 60_000)
     lg.heartbeat("node-a", 60_000)
+    lg.deadletter(Position(1, 0), "entry has no event field 'e'", b"")
+    lg.deadletter(Position(2, 0), "bad msgpack", b"\x00")
     r = doctor(redis_server.url, "-o", "json", "--no-acl")
     assert r.returncode == 1, r.stderr
     rep = json.loads(r.stdout)
     found = {f["code"]: f for c in rep["checks"] for f in c["findings"]}
     # 192.0.2.50 is the whole pool (100 %) and outside node-a's 10.89.0.0/24; no `streamlb run` holds the lock
-    assert set(found) == {"POOL_NEARLY_EXHAUSTED", "L2_IP_OUTSIDE_SUBNET", "LEADER_MISSING"}
+    assert set(found) == {"POOL_NEARLY_EXHAUSTED", "L2_IP_OUTSIDE_SUBNET", "LEADER_MISSING", "DEAD_LETTERS"}
+    assert (found["DEAD_LETTERS"]["evidence"]["count"], found["DEAD_LETTERS"]["evidence"]["newest"],
+            found["DEAD_LETTERS"]["evidence"]["reason"]) == (2, "2-0", "bad msgpack")
     assert found["L2_IP_OUTSIDE_SUBNET"]["evidence"]["ip"] == "192.0.2.50"
     assert all(f["fix"] for f in found.values())
     statuses = {c["code"]: c["status"] for c in rep["checks"]}

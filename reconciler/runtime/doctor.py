@@ -495,19 +495,21 @@ def forbidden_commands(cluster: str) -> dict[str, list[list[str]]]:
     }
 
 
-def fold_live(log: Any) -> tuple[Any, Position | None]:
+def fold_live(log: Any, lb_class: str | None = None) -> tuple[Any, Position | None]:
     """The state a replica would have now: the snapshot plus the tail (bad entries skipped, as replicas do)."""
     from events import log as logmod
     from events.position import ZERO
     from reconciler import fold, snapshot as snapmod, state as statemod
 
-    state, pos = statemod.new(), ZERO
+    state, pos = statemod.new(lb_class), ZERO
     snap = log.load_snapshot()
     if snap is not None and snap.version == snapmod.SNAPSHOT_VERSION:
         try:
-            state, pos = snapmod.load(snap.state), snap.position
+            loaded = snapmod.load(snap.state)
+            if loaded.lb_class == lb_class:
+                state, pos = loaded, snap.position
         except snapmod.SnapshotError:
-            state, pos = statemod.new(), ZERO
+            state, pos = statemod.new(lb_class), ZERO
     applied = pos if pos != ZERO else None
     for rec in log.read(pos):
         try:
@@ -525,7 +527,7 @@ def _next_after(log: Any, pos: Position | None) -> Position | None:
     return page[0].position if page else None
 
 
-def gather(log: Any, cluster: str, now: float, *, acl: bool = True) -> Evidence:
+def gather(log: Any, cluster: str, now: float, *, acl: bool = True, lb_class: str | None = None) -> Evidence:
     """Read everything the checks need from a live cluster (raises ``LogUnavailable`` when Redis is down)."""
     ev = Evidence(now=now)
     last = log.last_id()
@@ -535,7 +537,7 @@ def gather(log: Any, cluster: str, now: float, *, acl: bool = True) -> Evidence:
     ev.statuses = log.speaker_statuses()
     ev.leader = log.leader()
     if ev.head is not None:
-        ev.state, ev.applied_pos = fold_live(log)
+        ev.state, ev.applied_pos = fold_live(log, lb_class)
     snap = log.load_snapshot()
     if snap is not None:
         ev.snapshot_pos = snap.position

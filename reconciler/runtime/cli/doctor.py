@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import sys
 import time
-from typing import Annotated
+from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
@@ -56,6 +56,9 @@ def register(app: typer.Typer) -> None:
         snapshot_age: Annotated[float, typer.Option(
             "--snapshot-age", min=0.0,
             help="Report when appended entries wait this many seconds for a snapshot.")] = 600.0,
+        lb_class: Annotated[Optional[str], typer.Option(
+            "--lb-class", envvar="STREAMLB_LB_CLASS",
+            help="The load-balancer class the installation handles (as for `streamlb run`).")] = None,
         acl: Annotated[bool, typer.Option(
             "--acl/--no-acl", help="Check the role users' rights with ACL DRYRUN (nothing is executed).")] = True,
     ) -> None:
@@ -71,7 +74,7 @@ def register(app: typer.Typer) -> None:
         except ValueError as exc:
             raise _fail(str(exc)) from None
         try:
-            ev = doc.gather(lg, cluster, time.time(), acl=acl)
+            ev = doc.gather(lg, cluster, time.time(), acl=acl, lb_class=lb_class)
         except logmod.LogUnavailable as exc:
             raise _fail(f"cannot reach Redis at {redis_url}: {exc}", code=2) from None
         except stream.redis.exceptions.RedisError as exc:

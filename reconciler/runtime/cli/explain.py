@@ -127,7 +127,7 @@ def register(app: typer.Typer) -> None:
                 raise fail(str(exc)) from None
             try:
                 statuses = {**lg.speaker_statuses(), **statuses}
-                state = None if log else doc.fold_live(lg)[0]
+                state = None if log else doc.fold_live(lg, lb_class)[0]
             except logmod.LogUnavailable as exc:
                 raise fail(f"cannot reach Redis at {redis_url}: {exc}", code=2) from None
             finally:

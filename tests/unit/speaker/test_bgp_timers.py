@@ -66,8 +66,10 @@ def test_negotiated_hold_is_the_smaller_and_expires_as_a_notification() -> None:
     # keepalives every 2 s (6/3) and the hold timer fires 6 s after the last message from the peer
     s.tick(2.0)
     assert [t for t, _ in split(s.data_to_send())] == [4]
+    s.tick(4.0)
     s.tick(5.99)
     assert not s.want_close
+    assert [t for t, _ in split(s.data_to_send())] == [4]
     s.tick(6.0)
     assert s.want_close
     assert [(t, b[:2]) for t, b in split(s.data_to_send())] == [(3, b"\x04\x00")]  # Hold Timer Expired

@@ -6,12 +6,17 @@ way and raises only ``BfdError``.
 """
 
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
+from cpython.exc cimport PyErr_Clear, PyErr_Occurred
+from cpython.long cimport PyLong_AsUnsignedLongLong
 from libc.stdint cimport uint32_t
 from libc.string cimport memcpy
 
 from fastpath._pack cimport put_u32
 
 from fastpath._bfd_common import BfdError, Control
+
+cdef object _new_control = tuple.__new__  # builds the named tuple without its Python-level __new__
+cdef bytes _EMPTY = b""
 
 cdef enum:
     HDR = 24
@@ -24,6 +29,14 @@ cdef enum:
 
 
 cdef unsigned long long _u(object value, int bits, str name) except? 0xFFFFFFFFFFFFFFFF:
+    cdef unsigned long long x
+    if type(value) is int:  # the common case, checked in C (bool is not exactly int)
+        x = PyLong_AsUnsignedLongLong(value)
+        if x == <unsigned long long>-1 and PyErr_Occurred():
+            PyErr_Clear()
+        elif (x >> bits) == 0:
+            return x
+        raise ValueError(f"{name} must be an int in 0..{(1 << bits) - 1}, got {value!r}")
     if not isinstance(value, int) or isinstance(value, bool) or value < 0 or (value >> bits):
         raise ValueError(f"{name} must be an int in 0..{(1 << bits) - 1}, got {value!r}")
     return <unsigned long long>value
@@ -48,9 +61,13 @@ cpdef bytes build_control(object state, object diag=0, object detect_mult=3, obj
     cdef uint32_t tx = <uint32_t>_u(min_tx, 32, "min_tx")
     cdef uint32_t rx = <uint32_t>_u(min_rx, 32, "min_rx")
     cdef uint32_t echo = <uint32_t>_u(min_echo_rx, 32, "min_echo_rx")
-    if not isinstance(auth, (bytes, bytearray)) or len(auth) > 255 - HDR:
-        raise ValueError(f"auth must be at most {255 - HDR} bytes, got {auth!r}")
-    cdef bytes a = bytes(auth)
+    cdef bytes a
+    if type(auth) is bytes and PyBytes_GET_SIZE(auth) == 0:
+        a = _EMPTY
+    else:
+        if not isinstance(auth, (bytes, bytearray)) or len(auth) > 255 - HDR:
+            raise ValueError(f"auth must be at most {255 - HDR} bytes, got {auth!r}")
+        a = bytes(auth)
     cdef Py_ssize_t alen = PyBytes_GET_SIZE(a)
     cdef unsigned int flags = ((F_P if poll else 0) | (F_F if final else 0) | (F_C if cpi else 0)
                                | (F_A if auth_present else 0) | (F_D if demand else 0))
@@ -102,9 +119,10 @@ cpdef object parse_control(object data):
     cdef unsigned int state = b1 >> 6
     if your_disc == 0 and state > 1:
         raise BfdError("your discriminator 0 outside Down/AdminDown")
-    cdef bytes auth = raw[HDR:length] if length > HDR else b""
+    cdef bytes auth = raw[HDR:length] if length > HDR else _EMPTY
     cdef Py_ssize_t alen = length - HDR
     if auth_bit and not (2 <= p[HDR + 1] <= alen):
         raise BfdError(f"authentication length {p[HDR + 1]} does not fit the {alen}-byte section")
-    return Control(state, b0 & 0x1F, mult, my_disc, your_disc, _get32(p + 12), _get32(p + 16), _get32(p + 20),
-                   (b1 & F_P) != 0, (b1 & F_F) != 0, (b1 & F_C) != 0, auth_bit, (b1 & F_D) != 0, auth)
+    return _new_control(Control, (state, b0 & 0x1F, mult, my_disc, your_disc, _get32(p + 12), _get32(p + 16),
+                                  _get32(p + 20), (b1 & F_P) != 0, (b1 & F_F) != 0, (b1 & F_C) != 0, auth_bit,
+                                  (b1 & F_D) != 0, auth))

@@ -14,11 +14,13 @@ from tests.integration.speaker_env import Netns, stop_process, wait_for
 
 
 class BirdBfd:
-    """BIRD 2 with a BFD protocol; BGP sessions are passive with a 90 s hold time, so only BFD can be quick."""
+    """BIRD 2 with a BFD protocol; BGP sessions are passive with a 90 s hold time (unless ``hold``), so only BFD
+    can be quick; ``bfd=False`` leaves BFD off on the BGP sessions (the hold-timer baseline)."""
 
     def __init__(self, ns: Netns, workdir: Path, asn: int, router_id: str, *, interval_ms: int = 300,
-                 multiplier: int = 3, passive: bool = False) -> None:
+                 multiplier: int = 3, passive: bool = False, hold: int = 90, bfd: bool = True) -> None:
         self.ns, self.dir, self.asn, self.router_id = ns, workdir, asn, router_id
+        self.hold, self.bfd = hold, bfd
         self.dir.mkdir(parents=True, exist_ok=True)
         self.sock = str(workdir / "bird.ctl")
         self.interval_ms, self.multiplier, self.passive = interval_ms, multiplier, passive
@@ -37,9 +39,9 @@ class BirdBfd:
             hop = f"  multihop {n['multihop']};" if n["multihop"] else ""
             out.append(
                 f"protocol bgp {n['name']} {{\n  local {n['local']} as {self.asn};\n"
-                f"  neighbor {n['address']} as {n['peer_as']};\n  passive on;\n  hold time 90;\n"
+                f"  neighbor {n['address']} as {n['peer_as']};\n  passive on;\n  hold time {self.hold};\n"
                 f"  error wait time 1, 2;\n  connect retry time 1;\n{hop}\n"
-                f"  bfd on;\n  ipv4 {{ import all; export none; }};\n}}"
+                f"  bfd {'on' if self.bfd else 'off'};\n  ipv4 {{ import all; export none; }};\n}}"
             )
         return "\n".join(out) + "\n"
 

@@ -6,7 +6,6 @@ way and raises only ``BfdError``.
 """
 
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
-from cpython.exc cimport PyErr_Clear, PyErr_Occurred
 from cpython.long cimport PyLong_AsUnsignedLongLong
 from libc.stdint cimport uint32_t
 from libc.string cimport memcpy
@@ -31,10 +30,11 @@ cdef enum:
 cdef unsigned long long _u(object value, int bits, str name) except? 0xFFFFFFFFFFFFFFFF:
     cdef unsigned long long x
     if type(value) is int:  # the common case, checked in C (bool is not exactly int)
-        x = PyLong_AsUnsignedLongLong(value)
-        if x == <unsigned long long>-1 and PyErr_Occurred():
-            PyErr_Clear()
-        elif (x >> bits) == 0:
+        try:
+            x = PyLong_AsUnsignedLongLong(value)  # OverflowError when negative or too wide
+        except OverflowError:
+            x = <unsigned long long>-1
+        if (x >> bits) == 0:
             return x
         raise ValueError(f"{name} must be an int in 0..{(1 << bits) - 1}, got {value!r}")
     if not isinstance(value, int) or isinstance(value, bool) or value < 0 or (value >> bits):

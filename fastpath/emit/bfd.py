@@ -20,6 +20,7 @@ import ipaddress
 import logging
 import random
 import socket
+import sys
 import time
 from dataclasses import dataclass, field
 from typing import Callable
@@ -64,6 +65,7 @@ class _Peer:
     sock: socket.socket | None = None
     source_port: int = 0
     ttl_dropped: int = 0
+    last_ttl: int | None = None  # TTL / hop limit of the last packet from the peer (kept or dropped)
     send_errors: int = 0
     last_error: str = ""
     extra: dict = field(default_factory=dict)
@@ -253,7 +255,7 @@ class BfdManager:
             ttl = None
             for level, kind, value in anc:
                 if (level, kind) in ((socket.IPPROTO_IP, IP_TTL), (socket.IPPROTO_IPV6, IPV6_HOPLIMIT)):
-                    ttl = int.from_bytes(value[:4], "little") if len(value) >= 4 else value[0]
+                    ttl = int.from_bytes(value[:4], sys.byteorder) if len(value) >= 4 else value[0]  # an int
             self.deliver(data, _norm(addr[0]), ttl, multihop)
         self._emit()
         self._wake.set()
@@ -277,6 +279,7 @@ class BfdManager:
             self.unmatched += 1
             return False
         need = p.spec.minimum_ttl if multihop else TTL_MAX
+        p.last_ttl = ttl
         if ttl is None or ttl < need:
             p.ttl_dropped += 1
             return False
@@ -304,6 +307,7 @@ class BfdManager:
                 echo="unsupported" if p.spec.echo_requested else "off",
                 source_port=p.source_port,
                 ttl_dropped=p.ttl_dropped,
+                last_ttl=p.last_ttl,
                 send_errors=p.send_errors,
                 last_error=p.last_error,
             )

@@ -18,9 +18,10 @@ class BirdBfd:
     can be quick; ``bfd=False`` leaves BFD off on the BGP sessions (the hold-timer baseline)."""
 
     def __init__(self, ns: Netns, workdir: Path, asn: int, router_id: str, *, interval_ms: int = 300,
-                 multiplier: int = 3, passive: bool = False, hold: int = 90, bfd: bool = True) -> None:
+                 multiplier: int = 3, passive: bool = False, hold: int = 90, bfd: bool = True,
+                 extra: str = "") -> None:
         self.ns, self.dir, self.asn, self.router_id = ns, workdir, asn, router_id
-        self.hold, self.bfd = hold, bfd
+        self.hold, self.bfd, self.extra = hold, bfd, extra
         self.dir.mkdir(parents=True, exist_ok=True)
         self.sock = str(workdir / "bird.ctl")
         self.interval_ms, self.multiplier, self.passive = interval_ms, multiplier, passive
@@ -34,7 +35,7 @@ class BirdBfd:
         opts = (f"interval {self.interval_ms} ms; idle tx interval 1000 ms; multiplier {self.multiplier};"
                 + (" passive on;" if self.passive else ""))
         out = [f"router id {self.router_id};", "log stderr all;", "protocol device { scan time 1; }",
-               f"protocol bfd {{ interface \"*\" {{ {opts} }}; multihop {{ {opts} }}; }}"]
+               f"protocol bfd {{ interface \"*\" {{ {opts} }}; multihop {{ {opts} }}; }}", self.extra]
         for n in self.neighbors:
             hop = f"  multihop {n['multihop']};" if n["multihop"] else ""
             out.append(

@@ -32,9 +32,9 @@ NODE, BIRD, FRR, X = "10.91.0.1", "10.91.0.2", "10.91.0.3", "10.91.0.9"
 PREFIX = "198.51.100.0/32"
 
 
-def config(profile: str, multihop_peer: bool = False) -> str:
+def config(profile: str, multihop_peer: bool = False, peers_yaml: str | None = None) -> str:
     peers = ""
-    for name, address in (("bird", BIRD), ("frr", FRR)):
+    for name, address in (("bird", BIRD), ("frr", FRR)) if peers_yaml is None else ():
         peers += f"""
 ---
 apiVersion: metallb.io/v1beta2
@@ -50,6 +50,7 @@ kind: BGPPeer
 metadata: {{name: far, namespace: metallb-system}}
 spec: {{myASN: 64512, peerASN: 64514, peerAddress: {X}, bfdProfile: fast, ebgpMultiHop: true}}
 """
+    peers += peers_yaml or ""
     return f"""
 apiVersion: metallb.io/v1beta1
 kind: BFDProfile
@@ -166,9 +167,10 @@ def test_bfd_up_with_bird_and_frr_link_down_withdraws_fast_and_link_back_restore
     assert max(gone.values()) <= bound, gone
     wait_for(lambda: bfd_status(spk, "bird").get("state") == "Down" and bfd_status(spk, "frr").get("state") == "Down",
              10, what="the speaker's BFD sessions Down")
-    st = spk.status()
-    assert all("BFD down" in st["peers"][p]["last_error"] or st["peers"][p]["state"] != "Established"
-               for p in ("bird", "frr"))
+    # the speaker's own BGP sessions were dropped by BFD (their 90 s hold time cannot have expired)
+    wait_for(lambda: all(f"peer {p}: closed BFD down" in spk.logfile.read_text() for p in ("bird", "frr")), 10,
+             what="BFD down dropping both BGP sessions")
+    assert all(spk.status()["peers"][p]["state"] != "Established" for p in ("bird", "frr"))
     # link back: BFD and the routes return
     bfdnet["ns"]["a"].run("ip", "link", "set", "eth0", "up")
     wait_for(lambda: all_up(spk, bird, frr), 60, what="BFD Up and the route back after the link returned")
@@ -222,3 +224,68 @@ def test_passive_mode_and_ttl_rules(bfdnet) -> None:
     wait_for(lambda: bfd_status(spk, "far").get("remote_discriminator") == 0x6161, 10,
              what="the TTL-250 multi-hop packet taken")
     assert bfd_status(spk, "far")["multihop"] is True and bfd_status(spk, "far")["minimum_ttl"] == 250
+
+
+MH_NODE, MH_GW_A, MH_GW_B, MH_BIRD = "10.93.1.1", "10.93.1.254", "10.93.2.254", "10.93.2.2"
+
+
+def test_multihop_bfd_with_bird_across_a_router(tmp_path: Path) -> None:
+    """RFC 5883: an ``ebgpMultiHop`` peer one router away gets a multi-hop session (UDP 4784). BIRD sends multi-hop
+    BFD with the default TTL (64), so its packets arrive with 63: the profile's ``minimumTtl: 63`` takes them (the
+    default 254 would drop them, as FRR's would — see the crafted-packet test); the node's link going down makes
+    BIRD drop the route within detect x interval + 0.5 s."""
+    topo = Topology()
+    started: list = []
+    try:
+        node, gw, rtr = topo.ns("a"), topo.ns("gw"), topo.ns("bird")
+        topo.link(node, "eth0", gw, "eth0")
+        topo.link(rtr, "eth0", gw, "eth1")
+        addr(node, "eth0", f"{MH_NODE}/24")
+        addr(gw, "eth0", f"{MH_GW_A}/24")
+        addr(gw, "eth1", f"{MH_GW_B}/24")
+        addr(rtr, "eth0", f"{MH_BIRD}/24")
+        gw.run("sysctl", "-qw", "net.ipv4.ip_forward=1")
+        node.run("ip", "route", "add", "default", "via", MH_GW_A)
+        rtr.run("ip", "route", "add", "default", "via", MH_GW_B)
+        bird = BirdBfd(rtr, tmp_path / "bird", 64513, MH_BIRD,
+                       extra=f"protocol static {{ ipv4; route 10.93.1.0/24 via {MH_GW_B}; }}")
+        bird.neighbor("node", MH_BIRD, MH_NODE, 64512, multihop=2)
+        bird.start()
+        started.append(bird)
+        peers = f"""
+---
+apiVersion: metallb.io/v1beta2
+kind: BGPPeer
+metadata: {{name: bird, namespace: metallb-system}}
+spec: {{myASN: 64512, peerASN: 64513, peerAddress: {MH_BIRD}, bfdProfile: fast, ebgpMultiHop: true}}
+"""
+        log = tmp_path / "events.evlog"
+        evs = yaml_events(tmp_path, config(
+            "{receiveInterval: 300, transmitInterval: 300, detectMultiplier: 3, minimumTtl: 63}", peers_yaml=peers))
+        evs += yaml_events(tmp_path, service_yaml("web", "bgppool", "node-a"))
+        FileLog(log).append(evs)
+        spk = LogSpeaker(node, log, tmp_path).start()
+        started.append(spk)
+        try:
+            wait_for(lambda: bird.bfd_sessions().get(MH_NODE, {}).get("state") == "Up"
+                     and bfd_status(spk, "bird").get("state") == "Up" and PREFIX in bird.prefixes("node"), 60,
+                     what="multi-hop BFD Up and the route at BIRD")
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}\nspeaker: {spk.status().get('bfd')} {spk.status().get('peers')}\n"
+                                 f"bird: {bird.cli('show', 'bfd', 'sessions', check=False).stdout}"
+                                 f"{bird.cli('show', 'protocols', 'all', 'node', check=False).stdout}"
+                                 f"{bird.cli('show', 'route', 'all', check=False).stdout}") from None
+        s = bfd_status(spk, "bird")
+        assert s["multihop"] is True and s["minimum_ttl"] == 63 and s["ttl_dropped"] == 0 and s["last_ttl"] == 63
+        assert (s["transmit_interval_ms"], s["detection_time_ms"]) == (300, 900)
+        assert "4784" in rtr.run("ss", "-uan").stdout  # BIRD's multi-hop BFD socket, talking to us
+        t0 = time.monotonic()
+        node.run("ip", "link", "set", "eth0", "down")
+        while PREFIX in bird.prefixes("node") and time.monotonic() - t0 < 10:
+            time.sleep(0.02)
+        took = time.monotonic() - t0
+        assert took <= 3 * 0.3 + 0.5, took
+    finally:
+        for r in reversed(started):
+            r.stop()
+        topo.close()

@@ -219,40 +219,11 @@ PREFIX = "198.51.100.0/32"
 NODE, ROUTER = "10.92.0.1", "10.92.0.2"
 
 
-def _config(peer_spec: str, with_profile: bool) -> str:
-    prof = """
-apiVersion: metallb.io/v1beta1
-kind: BFDProfile
-metadata: {name: fast, namespace: metallb-system}
-spec: {receiveInterval: 300, transmitInterval: 300, detectMultiplier: 3}
----""" if with_profile else ""
-    return f"""{prof}
-apiVersion: metallb.io/v1beta1
-kind: IPAddressPool
-metadata: {{name: bgppool, namespace: metallb-system}}
-spec: {{addresses: [198.51.100.0/28]}}
----
-apiVersion: metallb.io/v1beta1
-kind: BGPAdvertisement
-metadata: {{name: bgp, namespace: metallb-system}}
-spec: {{ipAddressPools: [bgppool]}}
----
-apiVersion: v1
-kind: Node
-metadata: {{name: node-a, labels: {{kubernetes.io/hostname: node-a}}}}
----
-apiVersion: metallb.io/v1beta2
-kind: BGPPeer
-metadata: {{name: bird, namespace: metallb-system}}
-spec: {{myASN: 64512, peerASN: 64513, peerAddress: {ROUTER}{peer_spec}}}
-"""
-
-
 def _withdrawal_trials(workdir: Path, *, bfd: bool, hold: int, trials: int) -> list[float]:
     from events.logfile import FileLog
     from tests.integration.bfd_env import BirdBfd
     from tests.integration.speaker_env import Topology, addr, wait_for
-    from tests.integration.test_bfd_interop import LogSpeaker
+    from tests.integration.test_bfd_interop import LogSpeaker, config
     from tests.integration.test_speaker_speak import service_yaml, yaml_events
 
     topo = Topology()
@@ -272,7 +243,11 @@ def _withdrawal_trials(workdir: Path, *, bfd: bool, hold: int, trials: int) -> l
         started.append(bird)
         spec = ", bfdProfile: fast" if bfd else f", holdTime: {hold}s"
         log = workdir / "events.evlog"
-        evs = yaml_events(workdir, _config(spec, bfd)) + yaml_events(workdir, service_yaml("web", "bgppool", "node-a"))
+        peer = ("\n---\napiVersion: metallb.io/v1beta2\nkind: BGPPeer\nmetadata: {name: bird, namespace: metallb-system}\n"
+                f"spec: {{myASN: 64512, peerASN: 64513, peerAddress: {ROUTER}{spec}}}\n")
+        profile = "{receiveInterval: 300, transmitInterval: 300, detectMultiplier: 3}"  # used only with bfd
+        evs = yaml_events(workdir, config(profile, peers_yaml=peer))
+        evs += yaml_events(workdir, service_yaml("web", "bgppool", "node-a"))
         FileLog(log).append(evs)
         spk = LogSpeaker(node, log, workdir).start()
         started.append(spk)

@@ -10,25 +10,23 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from tests.integration.speaker_env import Netns, stop_process, wait_for
+from tests.integration.speaker_env import Bird, Netns, stop_process, wait_for
 
 
-class BirdBfd:
+class BirdBfd(Bird):
     """BIRD 2 with a BFD protocol; BGP sessions are passive with a 90 s hold time (unless ``hold``), so only BFD
     can be quick; ``bfd=False`` leaves BFD off on the BGP sessions (the hold-timer baseline)."""
 
     def __init__(self, ns: Netns, workdir: Path, asn: int, router_id: str, *, interval_ms: int = 300,
                  multiplier: int = 3, passive: bool = False, hold: int = 90, bfd: bool = True,
                  extra: str = "") -> None:
-        self.ns, self.dir, self.asn, self.router_id = ns, workdir, asn, router_id
-        self.hold, self.bfd, self.extra = hold, bfd, extra
-        self.dir.mkdir(parents=True, exist_ok=True)
-        self.sock = str(workdir / "bird.ctl")
+        workdir.mkdir(parents=True, exist_ok=True)
+        super().__init__(ns, workdir, asn, router_id)
         self.interval_ms, self.multiplier, self.passive = interval_ms, multiplier, passive
+        self.hold, self.bfd, self.extra = hold, bfd, extra
         self.neighbors: list[dict] = []
-        self.proc: subprocess.Popen | None = None
 
-    def neighbor(self, name: str, local: str, address: str, peer_as: int, multihop: int = 0) -> None:
+    def neighbor(self, name: str, local: str, address: str, peer_as: int, multihop: int = 0) -> None:  # type: ignore[override]
         self.neighbors.append(dict(name=name, local=local, address=address, peer_as=peer_as, multihop=multihop))
 
     def _config(self) -> str:
@@ -45,22 +43,6 @@ class BirdBfd:
                 f"  bfd {'on' if self.bfd else 'off'};\n  ipv4 {{ import all; export none; }};\n}}"
             )
         return "\n".join(out) + "\n"
-
-    def start(self) -> None:
-        conf = self.dir / "bird.conf"
-        conf.write_text(self._config())
-        with open(self.dir / "bird.log", "ab") as logf:
-            self.proc = self.ns.popen("bird", "-f", "-c", str(conf), "-s", self.sock, "-P",
-                                      str(self.dir / "bird.pid"), stdout=logf, stderr=subprocess.STDOUT)
-        wait_for(lambda: self.cli("show", "status", check=False).returncode == 0, 30, what="BIRD control socket")
-
-    def stop(self) -> None:
-        if self.proc is not None:
-            stop_process(self.proc)
-            self.proc = None
-
-    def cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-        return self.ns.run("birdc", "-s", self.sock, *args, check=check)
 
     def bfd_sessions(self) -> dict[str, dict]:
         """address -> {state, interval, timeout} from ``show bfd sessions`` (seconds as BIRD prints them)."""

@@ -27,7 +27,8 @@ class BirdBfd(Bird):
         self.neighbors: list[dict] = []
 
     def neighbor(self, name: str, local: str, address: str, peer_as: int, multihop: int = 0) -> None:  # type: ignore[override]
-        self.neighbors.append(dict(name=name, local=local, address=address, peer_as=peer_as, multihop=multihop))
+        self.neighbors.append(dict(name=name, local=local, address=address, peer_as=peer_as, multihop=multihop,
+                                   v6=":" in address))
 
     def _config(self) -> str:
         opts = (f"interval {self.interval_ms} ms; idle tx interval 1000 ms; multiplier {self.multiplier};"
@@ -40,7 +41,8 @@ class BirdBfd(Bird):
                 f"protocol bgp {n['name']} {{\n  local {n['local']} as {self.asn};\n"
                 f"  neighbor {n['address']} as {n['peer_as']};\n  passive on;\n  hold time {self.hold};\n"
                 f"  error wait time 1, 2;\n  connect retry time 1;\n{hop}\n"
-                f"  bfd {'on' if self.bfd else 'off'};\n  ipv4 {{ import all; export none; }};\n}}"
+                f"  bfd {'on' if self.bfd else 'off'};\n"
+                f"  {'ipv6' if n['v6'] else 'ipv4'} {{ import all; export none; }};\n}}"
             )
         return "\n".join(out) + "\n"
 
@@ -49,7 +51,7 @@ class BirdBfd(Bird):
         out = {}
         for line in self.cli("show", "bfd", "sessions", check=False).stdout.splitlines():
             parts = line.split()
-            if len(parts) >= 6 and parts[0][0].isdigit() and "." in parts[0]:
+            if len(parts) >= 6 and ("." in parts[0] or ":" in parts[0]) and parts[0][0].isalnum():
                 out[parts[0]] = {"state": parts[2], "interval": float(parts[-2]), "timeout": float(parts[-1])}
         return out
 

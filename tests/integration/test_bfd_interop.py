@@ -289,3 +289,41 @@ spec: {{myASN: 64512, peerASN: 64513, peerAddress: {MH_BIRD}, bfdProfile: fast, 
         for r in reversed(started):
             r.stop()
         topo.close()
+
+
+def test_single_hop_bfd_over_ipv6_with_bird(tmp_path: Path) -> None:
+    """An IPv6 peer: the session runs over UDP/IPv6 to port 3784 with hop limit 255 both ways (RFC 5881 §5)."""
+    topo = Topology()
+    started: list = []
+    try:
+        node, rtr = topo.ns("a"), topo.ns("bird")
+        topo.link(node, "eth0", rtr, "eth0")
+        addr(node, "eth0", "fd91::1/64")
+        addr(rtr, "eth0", "fd91::2/64")
+        bird = BirdBfd(rtr, tmp_path / "bird", 64513, "10.94.0.2")
+        bird.neighbor("node", "fd91::2", "fd91::1", 64512)
+        bird.start()
+        started.append(bird)
+        peers = """
+---
+apiVersion: metallb.io/v1beta2
+kind: BGPPeer
+metadata: {name: bird, namespace: metallb-system}
+spec: {myASN: 64512, peerASN: 64513, peerAddress: "fd91::2", bfdProfile: fast, routerID: 10.94.0.1}
+"""
+        log = tmp_path / "events.evlog"
+        FileLog(log).append(yaml_events(tmp_path, config("{receiveInterval: 200, transmitInterval: 200}",
+                                                         peers_yaml=peers)))
+        spk = LogSpeaker(node, log, tmp_path).start()
+        started.append(spk)
+        wait_for(lambda: bird.bfd_sessions().get("fd91::1", {}).get("state") == "Up"
+                 and bfd_status(spk, "bird").get("state") == "Up", 60, what="BFD over IPv6 Up at both ends")
+        s = bfd_status(spk, "bird")
+        # our profile asks 200 ms, BIRD 300 ms: each side transmits at max(own TX, peer's required RX) = 300 ms
+        assert (s["last_ttl"], s["transmit_interval_ms"], s["receive_interval_ms"], s["detection_time_ms"]) == (
+            255, 300, 300, 900)
+        assert bird.bfd_sessions()["fd91::1"]["interval"] == 0.3
+    finally:
+        for r in reversed(started):
+            r.stop()
+        topo.close()

@@ -733,3 +733,14 @@ def test_watch_run_speak_in_namespaces_with_role_credentials(tmp_path: Path, pki
         if srv is not None:
             srv.stop()
         topo.close()
+
+
+def test_doctor_finds_no_excess_rights_in_the_rendered_users(tls_redis: TlsRedis) -> None:
+    """`streamlb doctor` probes each role user with ACL DRYRUN for writes its role never needs: the users
+    `redis-acl render` writes pass (over TLS, asked by the test's admin user)."""
+    srv, sec = tls_redis, tls_redis.sec
+    url = f"rediss://{ADMIN}:{sec.admin_password}@127.0.0.1:{srv.port}/0?{sec.pki.query()}"
+    r = cli("doctor", "--redis-url", url, "--cluster", CLUSTER, "-o", "json")
+    assert r.stdout, r.stderr
+    rights = next(c for c in json.loads(r.stdout)["checks"] if c["code"] == "EXCESS_RIGHTS")
+    assert rights["status"] == "ok" and rights["findings"] == [], rights

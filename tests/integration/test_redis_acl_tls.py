@@ -429,10 +429,21 @@ def test_cli_refusals_are_one_line_exit_1_and_append_nothing(tls_redis: TlsRedis
     # (whichever the speaker tries first: following the stream with XREAD, or its heartbeat)
     assert "to user 'streamlb-producer' (NOPERM)" in errors[0]["msg"] and "speaker role" in errors[0]["msg"]
 
+    # nor with the reconciler's: it may read everything a speaker reads, but not write a heartbeat
+    p, logf = speak(srv, tmp_path, "node-a", "reconciler")
+    try:
+        rc = p.wait(60)
+    finally:
+        stop(p)
+    text = logf.read_text()
+    errors = [json.loads(ln) for ln in text.splitlines() if '"level": "error"' in ln]
+    assert rc == 1 and len(errors) == 1 and "Traceback" not in text, text
+    assert f"Redis refused SET on {k.speaker('node-a')} to user 'streamlb-reconciler' (NOPERM)" in errors[0]["msg"]
+
     # nothing was appended, published, snapshotted or locked; every refusal is in the server's ACL log
     assert admin.xlen(k.events) == n and admin.xlen(k.decisions) == ndec and snapshot_of(admin) == snap
     assert admin.get(k.leader) is None and not admin.exists(k.speaker("node-a"))
-    assert refused_roles(admin) == {"streamlb-speaker", "streamlb-producer"}
+    assert refused_roles(admin) == {"streamlb-speaker", "streamlb-producer", "streamlb-reconciler"}
 
 
 def test_a_per_node_speaker_user_writes_only_its_own_nodes_keys(tmp_path: Path, pki: Pki) -> None:

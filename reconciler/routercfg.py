@@ -625,7 +625,8 @@ def render_bird(rc: RouterConfig) -> str:
             out.append(f"  password \"{n.password}\";")
         if n.bfd is not None:
             b = rc.bfd(n.bfd)
-            out += ["  bfd {", f"    min rx interval {b.receive_ms} ms;", f"    min tx interval {b.transmit_ms} ms;",
+            out += [f"  # BFD profile {b.name}, mirrored (the router receives at the node's transmit rate)",
+                    "  bfd {", f"    min rx interval {b.receive_ms} ms;", f"    min tx interval {b.transmit_ms} ms;",
                     f"    multiplier {b.multiplier};", "  };"]
         out += ["  graceful restart on;", f"  {chan} {{", f"    import filter {_bird_name(n.policy)};",
                 "    export none;", f"    receive limit {pol.max_prefixes} action restart;"]
@@ -650,6 +651,10 @@ def _eq(r: Rule) -> str:
     return "" if r.exact else f" eq {r.length}"
 
 
+def _nx_ms(ms: int) -> int:
+    return max(50, min(ms, 999))  # NX-OS takes 50..999 ms
+
+
 def render_nxos(rc: RouterConfig) -> str:
     fam = "ip" if rc.family == 4 else "ipv6"
     af = f"{rc.afi} unicast"
@@ -672,16 +677,17 @@ def render_nxos(rc: RouterConfig) -> str:
     out += ["route-map streamlb-out deny 10", ""]
     for name, value in rc.communities:
         kind = "large-community-list" if _large(value) else "community-list"
-        out.append(f"ip {kind} standard {name} seq 5 permit {_plain(value)}")
+        out.append(f"ip {kind} standard {name} permit {_plain(value)}")
     if rc.communities:
         out.append("")
-    if rc.bfd_profiles:
-        b = rc.bfd_profiles[0]
-        if len(rc.bfd_profiles) > 1:
-            out.append("! note: NX-OS sets BFD rates per interface or globally; several profiles share the first")
-        hop = "bfd multihop interval" if b.minimum_ttl is not None else "bfd interval"
-        out += [f"! BFD rates of profile {b.name} (mirrored: the router receives at the node's transmit rate)",
-                f"{hop} {b.transmit_ms} min_rx {b.receive_ms} multiplier {b.multiplier}", ""]
+    single = [rc.bfd(n.bfd) for n in rc.neighbors if n.bfd is not None and not n.multihop]
+    if single:
+        b = single[0]
+        out.append(f"! BFD rates of profile {b.name}, mirrored (the router receives at the node's transmit rate);")
+        out.append("! single-hop rates are global or per interface on NX-OS")
+        if len({x.name for x in single}) > 1:
+            out.append("! note: several single-hop profiles: the first one's rates apply to all")
+        out += [f"bfd interval {_nx_ms(b.transmit_ms)} min_rx {_nx_ms(b.receive_ms)} multiplier {b.multiplier}", ""]
     out.append(f"router bgp {rc.asn}")
     if rc.router_id:
         out.append(f"  router-id {rc.router_id}")
@@ -702,8 +708,12 @@ def render_nxos(rc: RouterConfig) -> str:
             out.append(f"    timers {n.keepalive_s} {n.hold_s}")
         if n.password is not None:
             out.append(f"    password 0 {n.password}")
-        if n.bfd is not None:
-            out.append("    bfd multihop" if n.multihop else "    bfd")
+        if n.bfd is not None and n.multihop:
+            b = rc.bfd(n.bfd)
+            out += ["    bfd multihop", f"    bfd multihop interval {_nx_ms(b.transmit_ms)} min_rx "
+                                       f"{_nx_ms(b.receive_ms)} multiplier {b.multiplier}"]
+        elif n.bfd is not None:
+            out.append("    bfd")
         out += [f"    address-family {af}", f"      route-map {n.policy} in", "      route-map streamlb-out out",
                 f"      maximum-prefix {pol.max_prefixes}"]
     return "\n".join(out) + "\n"
@@ -747,7 +757,7 @@ def render_eos(rc: RouterConfig) -> str:
         a = n.address
         pol = rc.policy(n.policy)
         out += [f"   neighbor {a} remote-as {n.remote_as}", f"   neighbor {a} description streamlb {n.node} ({n.peer})",
-                f"   neighbor {a} passive"]
+                f"   neighbor {a} transport connection-mode passive"]
         if n.multihop:
             out.append(f"   neighbor {a} ebgp-multihop 255")
         if n.hold_s is not None:
@@ -756,8 +766,9 @@ def render_eos(rc: RouterConfig) -> str:
             out.append(f"   neighbor {a} password 0 {n.password}")
         if n.bfd is not None:
             b = rc.bfd(n.bfd)
-            out += [f"   neighbor {a} bfd",
-                    f"   neighbor {a} bfd interval {b.transmit_ms} min-rx {b.receive_ms} multiplier {b.multiplier}"]
+            out += [f"   ! BFD profile {b.name}, mirrored: on the interface toward the nodes set",
+                    f"   ! bfd interval {b.transmit_ms} min-rx {b.receive_ms} multiplier {b.multiplier}",
+                    f"   neighbor {a} bfd"]
         out += [f"   neighbor {a} route-map {n.policy} in", f"   neighbor {a} route-map streamlb-out out",
                 f"   neighbor {a} maximum-routes {pol.max_prefixes}"]
     out.append("   !")

@@ -407,10 +407,35 @@ def test_generated_router_config_peers_ecmps_and_filters(lab, vendor: str) -> No
 def test_generated_router_config_brings_bfd_up(lab, vendor: str) -> None:
     """Needs the speaker's BFD (helper ``bfd``): the router's BFD sessions come Up with both nodes."""
     text = _generate(lab, vendor, bfd=True)
-    assert "fast" in text
+    assert "profile fast" in text
     router = _start_router(lab, vendor, text)
     for n in NODES:
         lab["speaker"](n)
     for ip in NODES.values():
         wait_for(lambda ip=ip: router.established(ip), 90, what=f"{vendor} session with {ip} Established")
         wait_for(lambda ip=ip: router.bfd_up(ip), 90, what=f"{vendor} BFD session with {ip} Up")
+
+
+GOLDEN = ROOT / "tests" / "golden" / "routercfg"
+
+
+@pytest.mark.parametrize("name", ["frr.conf", "frr-v6.conf", "bird.conf", "bird-v6.conf"])
+def test_golden_configurations_parse_in_the_real_daemons(name: str, tmp_path: Path) -> None:
+    """Every feature of the goldens (two ASes, aggregation, avoidBuggyIPs, communities, BFD single- and multi-hop,
+    timers, passwords, IPv6) passes the daemons' own parsers: ``vtysh --dryrun`` and ``bird -p``."""
+    path = GOLDEN / name
+    if name.startswith("frr"):
+        r = subprocess.run(["vtysh", "--dryrun", "-f", str(path)], capture_output=True, text=True, timeout=60)
+    else:
+        r = subprocess.run(["bird", "-p", "-c", str(path)], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0 and not r.stdout.strip() and not r.stderr.strip(), r.stdout + r.stderr
+    # the checker itself refuses a broken line (so the pass above means something)
+    broken = tmp_path / name
+    text = path.read_text()
+    broken.write_text(text.replace(" remote-as ", " remote-az ", 1) if name.startswith("frr") else
+                      text.replace("passive on;", "passive onn;", 1))
+    if name.startswith("frr"):
+        r = subprocess.run(["vtysh", "--dryrun", "-f", str(broken)], capture_output=True, text=True, timeout=60)
+    else:
+        r = subprocess.run(["bird", "-p", "-c", str(broken)], capture_output=True, text=True, timeout=60)
+    assert r.returncode != 0

@@ -688,6 +688,8 @@ def render_nxos(rc: RouterConfig) -> str:
         if len({x.name for x in single}) > 1:
             out.append("! note: several single-hop profiles: the first one's rates apply to all")
         out += [f"bfd interval {_nx_ms(b.transmit_ms)} min_rx {_nx_ms(b.receive_ms)} multiplier {b.multiplier}", ""]
+    if any(n.bfd is not None and n.remote_as == rc.asn for n in rc.neighbors):
+        out += ["! note: single-hop iBGP with BFD on NX-OS needs 'update-source <interface toward the nodes>'", ""]
     out.append(f"router bgp {rc.asn}")
     if rc.router_id:
         out.append(f"  router-id {rc.router_id}")

@@ -33,6 +33,8 @@ pytestmark = [
 ROOT = Path(__file__).resolve().parents[2]
 ROUTER = "10.91.0.254"
 NODES = {"node-a": "10.91.0.1", "node-b": "10.91.0.2"}
+ROUTER6 = "fd00:91::fe"
+NODES6 = {"node-a": "fd00:91::1", "node-b": "fd00:91::2"}
 SERVICES = ("web", "api", "dns")
 
 CONFIG = f"""
@@ -167,7 +169,7 @@ def router_config(*args: str) -> str:
 
 def kernel_nexthops(ns: Netns, prefix: str) -> list[str]:
     """Gateways of the kernel route for ``prefix`` in ``ns`` (one per ECMP leg)."""
-    r = ns.run("ip", "-j", "-4", "route", "show", "exact", prefix, check=False)
+    r = ns.run("ip", "-j", "-6" if ":" in prefix else "-4", "route", "show", "exact", prefix, check=False)
     try:
         routes = json.loads(r.stdout or "[]")
     except ValueError:
@@ -218,7 +220,8 @@ class FrrRouter:
             return {}
 
     def established(self, address: str) -> bool:
-        peers = self.show("show bgp ipv4 unicast summary json").get("peers", {})
+        afi = "ipv6" if ":" in address else "ipv4"
+        peers = self.show(f"show bgp {afi} unicast summary json").get("peers", {})
         return peers.get(address, {}).get("state") == "Established"
 
     def bfd_up(self, address: str) -> bool:
@@ -291,12 +294,14 @@ def lab(tmp_path: Path):
         hub = topo.ns("hub")
         topo.bridge(hub)
         hub.run("ip", "addr", "add", f"{ROUTER}/24", "dev", "br0")
+        addr(hub, "br0", f"{ROUTER6}/64")
         ns = {}
         for role, node in (("a", "node-a"), ("b", "node-b")):
             x = topo.ns(role)
             topo.link(x, "eth0", hub, f"p{role}")
             hub.run("ip", "link", "set", f"p{role}", "master", "br0")
             addr(x, "eth0", f"{NODES[node]}/24")
+            addr(x, "eth0", f"{NODES6[node]}/64")
             ns[node] = x
         url = f"unix://{tmp_path / 'redis.sock'}"
         cluster = f"rc{topo.tag}"
@@ -359,7 +364,7 @@ def _prefixes(lab) -> list[str]:
         fold.apply(st, logmod.decode_record(rec))
     ips = sorted(ip for d in st.services.values() for ip in d.ingress)
     assert len(ips) == len(SERVICES)
-    return [f"{ip}/32" for ip in ips]
+    return [f"{ip}/{128 if ':' in ip else 32}" for ip in ips]
 
 
 @pytest.mark.parametrize("vendor", ["frr", "bird"])
@@ -439,3 +444,102 @@ def test_golden_configurations_parse_in_the_real_daemons(name: str, tmp_path: Pa
     else:
         r = subprocess.run(["bird", "-p", "-c", str(broken)], capture_output=True, text=True, timeout=60)
     assert r.returncode != 0
+
+
+# --- variants: per-node ASes (two BGPPeers at one router, split by node selector), and IPv6 --------------------------
+
+
+def per_node_as_yaml() -> str:
+    peers = "".join(f"""---
+apiVersion: metallb.io/v1beta2
+kind: BGPPeer
+metadata: {{name: rack-{n[-1]}, namespace: metallb-system}}
+spec:
+  myASN: {asn}
+  peerASN: 64513
+  peerAddress: {ROUTER}
+  holdTime: 9s
+  nodeSelectors: [{{matchLabels: {{kubernetes.io/hostname: {n}}}}}]
+""" for n, asn in (("node-a", 64521), ("node-b", 64522)))
+    base = config_yaml(False)
+    start = base.index("---\napiVersion: metallb.io/v1beta2\nkind: BGPPeer")
+    end = base.index("---\napiVersion: metallb.io/v1beta1\nkind: BFDProfile")
+    return base[:start] + peers + base[end:] + services_yaml()
+
+
+def ipv6_yaml() -> str:
+    out = [f"""
+apiVersion: metallb.io/v1beta1
+kind: IPAddressPool
+metadata: {{name: bgppool6, namespace: metallb-system}}
+spec: {{addresses: ["2001:db8:91::/124"]}}
+---
+apiVersion: metallb.io/v1beta1
+kind: BGPAdvertisement
+metadata: {{name: bgp6, namespace: metallb-system}}
+spec: {{ipAddressPools: [bgppool6]}}
+---
+apiVersion: metallb.io/v1beta2
+kind: BGPPeer
+metadata: {{name: router6, namespace: metallb-system}}
+spec: {{myASN: 64512, peerASN: 64513, peerAddress: "{ROUTER6}", holdTime: 9s}}
+"""]
+    for n in NODES:
+        out.append(f"""---
+apiVersion: v1
+kind: Node
+metadata: {{name: {n}, labels: {{kubernetes.io/hostname: {n}}}}}
+status:
+  addresses: [{{type: InternalIP, address: {NODES[n]}}}, {{type: InternalIP, address: "{NODES6[n]}"}}]
+""")
+    for i, name in enumerate(SERVICES):
+        out.append(f"""---
+apiVersion: v1
+kind: Service
+metadata: {{name: {name}, namespace: default}}
+spec:
+  type: LoadBalancer
+  clusterIP: "fd00:96::{i + 1}"
+  clusterIPs: ["fd00:96::{i + 1}"]
+  ipFamilies: [IPv6]
+  ports: [{{port: 80, protocol: TCP}}]
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata:
+  name: {name}-x
+  namespace: default
+  labels: {{kubernetes.io/service-name: {name}}}
+addressType: IPv6
+endpoints:
+  - addresses: ["fd00:244::{i + 1}"]
+    conditions: {{ready: true}}
+    nodeName: node-a
+""")
+    return "".join(out)
+
+
+@pytest.mark.parametrize("vendor", ["frr", "bird"])
+@pytest.mark.parametrize("variant", ["per-node-as", "ipv6"])
+def test_generated_router_config_variants(lab, vendor: str, variant: str) -> None:
+    """Per-node ASes still give ECMP (multipath relax); IPv6 sessions and /128s work the same way."""
+    cfg = lab["tmp"] / "cluster.yaml"
+    if variant == "ipv6":
+        cfg.write_text(ipv6_yaml())
+        router, nodes, extra = ROUTER6, NODES6, ["--router-id", ROUTER]  # an IPv6 router still needs an IPv4 ID
+    else:
+        cfg.write_text(per_node_as_yaml())
+        router, nodes, extra = ROUTER, NODES, []
+    lab["log"].append(events_of(cfg))
+    text = router_config("--log", str(cfg), "--router", router, "--vendor", vendor, *extra)
+    if variant == "per-node-as" and vendor == "frr":
+        assert " bgp bestpath as-path multipath-relax\n" in text
+        assert " remote-as 64521\n" in text and " remote-as 64522\n" in text
+    r = _start_router(lab, vendor, text)
+    for n in NODES:
+        lab["speaker"](n)
+    for ip in nodes.values():
+        wait_for(lambda ip=ip: r.established(ip), 90, what=f"{vendor} session with {ip} Established")
+    want = sorted(nodes.values())
+    for p in _prefixes(lab):
+        wait_for(lambda p=p: kernel_nexthops(lab["hub"], p) == want, 90, what=f"{p} via both nodes (ECMP)")

@@ -350,6 +350,10 @@ def derive(state: State, router: str, router_asn: int | None = None, router_id: 
             f"the BGPPeers with peerAddress {addr} ({', '.join(_peer_ref(p) for p in peers)}) select no node that "
             "opens a session"
         )
+    for p in peers:
+        if p.dual_stack_address_family:
+            notes.append(f"BGPPeer {_peer_ref(p)} sets dualStackAddressFamily; streamlb's speaker sends only the "
+                         "session's own address family, so only that family is accepted")
     for p in sorted({n.port for n in neighbors}):
         if p != 179:
             notes.append(f"the nodes connect to port {p}: the router must accept BGP on that port")
@@ -614,7 +618,8 @@ def render_bird(rc: RouterConfig) -> str:
                 f"  local {rc.router} as {rc.asn};", f"  neighbor {n.address} as {n.remote_as};",
                 "  passive on;"]
         if n.multihop:
-            out.append("  multihop;")
+            out += ["  # multi-hop: BIRD resolves the next hop through its IGP table (master), which needs a route",
+                    "  # toward the node (from protocol direct, static or kernel)", "  multihop;"]
         elif n.remote_as == rc.asn:
             out.append("  direct;")
         if n.hold_s is not None:

@@ -103,7 +103,8 @@ def router_config_cmd(
     log: Annotated[Optional[list[Path]], typer.Option(
         "--log", help="Input file (repeatable): .evlog, JSON lines or YAML. Without it: the live stream.")] = None,
     redis_url: Annotated[Optional[str], typer.Option(
-        "--redis-url", envvar="STREAMLB_REDIS_URL", help="Read a live cluster's stream instead of --log.")] = None,
+        "--redis-url", envvar="STREAMLB_REDIS_URL",
+        help="Read a live cluster's stream (when no --log is given).")] = None,
     cluster: Annotated[str, typer.Option("--cluster", envvar="STREAMLB_CLUSTER",
                                          help="streamlb cluster name (keys streamlb:{NAME}:...).")] = "default",
     output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Write here instead of stdout.")] = None,
@@ -125,9 +126,7 @@ def router_config_cmd(
         render = VENDORS.get(vendor)
         if render is None:
             raise BadInput(f"--vendor must be one of {', '.join(VENDORS)}, not {vendor!r}")
-        if log and redis_url:
-            raise BadInput("give --log FILE or --redis-url URL, not both")
-        if log:
+        if log:  # --log wins over a Redis URL (which may come from STREAMLB_REDIS_URL in the environment)
             state = _fold_files(log, metallb_namespace, lb_class)
         elif redis_url:
             state = fold_stream(redis_url, cluster, lb_class)

@@ -23,7 +23,7 @@ import pytest
 from events import inputs, logfile, schema, stream
 from tests.integration.speaker_env import Bird, Netns, Topology, addr, have_root_netns, stop_process, wait_for
 from tests.integration.test_speaker_speak import SpeakProc
-from tests.redis_server import RedisServer
+from tests.redis_server import RedisServer, redis_server  # noqa: F401 (fixture)
 
 pytestmark = [
     pytest.mark.integration,
@@ -543,3 +543,28 @@ def test_generated_router_config_variants(lab, vendor: str, variant: str) -> Non
     want = sorted(nodes.values())
     for p in _prefixes(lab):
         wait_for(lambda p=p: kernel_nexthops(lab["hub"], p) == want, 90, what=f"{p} via both nodes (ECMP)")
+
+
+def test_live_stream_uses_the_snapshot_and_the_tail(redis_server) -> None:
+    """``--redis-url`` folds the snapshot plus the entries after it: with the stream trimmed below the snapshot
+    (its first records exist only in the snapshot) the output still equals the offline golden."""
+    from events import log as logmod
+    from events.position import ZERO
+    from reconciler import decisions, fold, snapshot as snapmod, state as statemod
+
+    events = events_of(GOLDEN / "cluster.yaml")
+    head, tail = events[:10], events[10:]
+    cluster = "routercfg-live"
+    lg = stream.StreamLog.from_url(redis_server.url, cluster)
+    try:
+        pos = lg.append(head)[-1]
+        st = fold.fold(head, statemod.new())
+        lg.save_snapshot(logmod.Snapshot(pos, snapmod.SNAPSHOT_VERSION, snapmod.dump(st), decisions.state_hash(st)))
+        first_of_tail = lg.append(tail)[0]
+        lg.client.xtrim(lg.keys.events, minid=str(first_of_tail), approximate=False)
+        assert len(lg.read_page(ZERO, 100)) == len(tail)  # the head is gone from the stream
+        live = router_config("--redis-url", redis_server.url, "--cluster", cluster, "--router", "10.0.0.1",
+                             "--vendor", "frr")
+    finally:
+        lg.close()
+    assert live == (GOLDEN / "frr.conf").read_text()

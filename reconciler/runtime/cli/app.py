@@ -34,6 +34,7 @@ _COMMAND_MODULES = {
     "speak": None,
     "kube": None,
     "routercfg": None,
+    "doctor": None,
 }
 
 

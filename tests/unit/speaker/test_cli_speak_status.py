@@ -33,6 +33,18 @@ def test_status_table_and_json(tmp_path: Path) -> None:
     assert r.exit_code == 0 and json.loads(r.output) == STATUS
 
 
+def test_status_table_shows_interfaces_and_conflicts(tmp_path: Path) -> None:
+    f = tmp_path / "s.json"
+    f.write_text(json.dumps({**STATUS, "interfaces": [
+        {"name": "eth0", "mac": "02:00:00:00:00:01", "addresses": ["10.0.0.1/24", "2001:db8::1/64"]}],
+        "conflicts": [{"ip": "10.0.0.10", "mac": "02:00:00:00:00:99", "interface": "eth0",
+                       "first_seen": "2026-01-01T00:00:00Z", "last_seen": "2026-01-01T00:01:00Z"}]}))
+    r = CliRunner().invoke(app, ["status", "--status-file", str(f)], env={"COLUMNS": "200"})
+    assert r.exit_code == 0, r.output
+    assert "interface eth0 02:00:00:00:00:01: 10.0.0.1/24, 2001:db8::1/64" in r.output
+    assert "CONFLICT 10.0.0.10: also answered by 02:00:00:00:00:99 on eth0" in r.output
+
+
 def test_status_errors(tmp_path: Path) -> None:
     r = CliRunner().invoke(app, ["status", "--status-file", str(tmp_path / "none.json")])
     assert r.exit_code == 1 and "no status file" in r.output and "Traceback" not in r.output

@@ -175,3 +175,13 @@ def register(app: typer.Typer) -> None:
             t.add_row(name, p["address"], p["state"], f"{p['advertised']}/{p['desired']}", str(c["updates_out"]),
                       f"{c['notifications_out']}/{c['notifications_in']}", p["last_error"] or "-")
         con.print(t)
+        bfd = data.get("bfd") or {}
+        if bfd:
+            t = Table("BFD peer", "address", "state", "remote disc", "tx/rx ms", "detect", "flaps", "in/out",
+                      "dropped (TTL)", "echo")
+            for name, b in bfd.items():
+                t.add_row(name, f"{b['peer']}{' (multihop)' if b['multihop'] else ''}", b["state"],
+                          str(b["remote_discriminator"]), f"{b['transmit_interval_ms']:g}/{b['receive_interval_ms']:g}",
+                          f"{b['detection_time_ms']:g} ms", str(b["flaps"]), f"{b['packets_in']}/{b['packets_out']}",
+                          str(b["ttl_dropped"]), b["echo"])
+            con.print(t)

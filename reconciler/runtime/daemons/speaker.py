@@ -48,6 +48,7 @@ from fastpath.emit.bgp import PeerSpec, PeerTransport
 from fastpath.session import Route, SessionConfig
 from reconciler import effects as effmod
 from reconciler import fold, planning, snapshot as snapmod, state as statemod
+from reconciler.runtime.daemons.speaker_bfd import SpeakerBfd, peer_timers
 
 logger = logging.getLogger("streamlb.speak")
 
@@ -169,6 +170,7 @@ class Speaker:
         self._status_at = -1e18
         self._booted = False
         self._announced_up = False
+        self.bfd = SpeakerBfd(self.metrics.registry, self._drop_bgp)
 
     # --- log side ---------------------------------------------------------------------------------------------
 
@@ -271,8 +273,7 @@ class Speaker:
         return None
 
     def _transport(self, peer: schema.BGPPeer) -> PeerTransport:
-        hold = 90 if peer.hold_time_ms is None else peer.hold_time_ms // 1000
-        ka = None if peer.keepalive_time_ms is None else max(1, peer.keepalive_time_ms // 1000)
+        hold, ka, connect_retry, connect_timeout = peer_timers(peer)
         local_as = peer.local_asn or peer.my_asn
         cfg = SessionConfig(
             local_as=local_as,
@@ -283,6 +284,7 @@ class Speaker:
             graceful_restart=True,
             restarting=True,
             backoff_max=self.s.bgp_backoff_max,
+            connect_retry=connect_retry,
         )
         spec = PeerSpec(
             name=peer.name,
@@ -291,7 +293,7 @@ class Speaker:
             source_address=peer.source_address or None,
             password=self._password(peer),
             ebgp_multihop=peer.ebgp_multi_hop,
-            connect_timeout=10.0 if peer.connect_time_ms is None else peer.connect_time_ms / 1000,
+            connect_timeout=connect_timeout,
         )
         kw = {"socket_factory": self._socket_factory} if self._socket_factory else {}
         t = PeerTransport(spec, cfg, clock=self.clock, **kw)
@@ -322,6 +324,13 @@ class Speaker:
             if routes[name] != p.routes:
                 p.routes = routes[name]
                 p.transport.set_routes(p.routes.values())
+        cfg = self.state.config
+        self.bfd.sync(selected, {b.name: b for b in (cfg.bfd_profiles if cfg is not None else ())})
+
+    def _drop_bgp(self, name: str, reason: str) -> None:
+        p = self.peers.get(name)
+        if p is not None:
+            p.transport.drop(reason)
 
     # --- status -----------------------------------------------------------------------------------------------
 
@@ -357,6 +366,7 @@ class Speaker:
             "plan": self.view.current.to_json(),
             "l2": l2,
             "peers": peers,
+            "bfd": self.bfd.status(),
         }
         self._diagnostics(out)
         return out
@@ -460,6 +470,7 @@ class Speaker:
             m.bgp_prefixes.labels(name).set(len(s.advertised))
             m.bgp_updates.labels(name).set(s.counters.updates_out)
             m.bgp_notifications.labels(name).set(s.counters.notifications_out)
+        self.bfd.refresh_metrics()
 
     def _write_status(self, status: dict | None = None) -> None:
         if not self.s.status_file:
@@ -542,6 +553,7 @@ class Speaker:
                              return_exceptions=True)
         if self.prober is not None:
             await self.prober.stop()
+        await self.bfd.stop()  # AdminDown: the routers must not read our exit as a path failure
         if self.l2 is not None:
             await self.l2.stop()
         if self._announced_up and not keep:

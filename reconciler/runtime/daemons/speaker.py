@@ -154,6 +154,10 @@ class Speaker:
             self.heartbeat = liveness.Heartbeat(
                 hb_log, settings.node, interval_ms=settings.heartbeat_interval_ms, ttl_ms=settings.heartbeat_ttl_ms,
                 link_ok=link_ok, on_beat=self.metrics.heartbeat_gap.observe)
+        self._yielded: set[str] = set()  # L2 IPs given up while cut off from the log (another node claimed them)
+        responder = getattr(l2, "responder", None)
+        if self.heartbeat is not None and responder is not None and hasattr(responder, "on_claim"):
+            responder.on_claim = self._claimed
 
     # --- log side ---------------------------------------------------------------------------------------------
 
@@ -214,12 +218,41 @@ class Speaker:
                            extra={"node": self.s.node})
             self.heartbeat.beat_soon()
 
+    def _claimed(self, ip: str, iface: str, mac: bytes) -> None:
+        """Another host announced an IP this node answers for. While this speaker's heartbeat has expired (it is
+        cut off from Redis, so the replicas have declared it down and moved its IPs), that is the new owner: stop
+        answering for the IP, or two nodes would answer. Otherwise (Redis reachable, or unreachable for everyone
+        and no one took over) keep answering; ``streamlb doctor`` reports address conflicts."""
+        if ip in self._yielded or self.heartbeat is None or not self.heartbeat.running:
+            return
+        if not self.heartbeat.expired():
+            return
+        logger.warning("cut off from the log and another node claims this IP: no longer answering for it",
+                       extra={"ip": ip, "interface": iface, "claimed_by": mac.hex(":")})
+        self._yielded.add(ip)
+        self.l2.withdraw(ip)
+
+    def _restore_yielded(self) -> None:
+        """Back on the log and caught up: IPs given up while cut off that the plan still gives this node (nobody
+        had taken over after all) are announced again; the others were withdrawn by the plan meanwhile."""
+        if not self._yielded or self.heartbeat is None or self.heartbeat.expired():
+            return
+        for ip in sorted(self._yielded, key=effmod.ip_key):
+            ifaces = self.view.current.l2.get(ip)
+            if ifaces is not None and self.l2 is not None:
+                logger.info("announcing a yielded IP again", extra={"ip": ip})
+                self.l2.announce(ip, tuple(ifaces))
+        self._yielded.clear()
+
     # --- wire side --------------------------------------------------------------------------------------------
 
     def sync(self) -> list:
         """Bring the wire in line with the node's plan; returns the effects executed."""
         effs = self.view.sync(self.state)
         if self.l2 is not None:
+            for e in effs:
+                if isinstance(e, (effmod.L2Withdraw, effmod.L2Announce)):
+                    self._yielded.discard(e.ip)
             for e in effs:
                 if isinstance(e, effmod.L2Withdraw):
                     self.l2.withdraw(e.ip)
@@ -433,6 +466,8 @@ class Speaker:
                 if self.heartbeat is not None and not self.heartbeat.running:
                     # only now: a node is "up" once its speaker serves the current decisions
                     self.heartbeat.start()
+            if caught_up and self._yielded:
+                self._restore_yielded()
         if read is not None:
             read.cancel()
         await self.shutdown()

@@ -137,14 +137,14 @@ class ArpWatch:
 class Proc:
     """One daemon inside a node namespace (``ip netns exec`` execs it: the PID is the daemon's)."""
 
-    def __init__(self, ns: Netns, argv: list[str], logfile: Path, env: dict) -> None:
-        self.ns, self.argv, self.logfile, self.env = ns, argv, logfile, env
+    def __init__(self, ns: Netns, argv: list[str], logfile: Path, env: dict, cwd: Path = ROOT) -> None:
+        self.ns, self.argv, self.logfile, self.env, self.cwd = ns, argv, logfile, env, cwd
         self.proc: subprocess.Popen | None = None
 
     def start(self) -> Proc:
         with open(self.logfile, "ab") as f:
             self.proc = subprocess.Popen(["ip", "netns", "exec", self.ns.name, *self.argv], stdout=subprocess.DEVNULL,
-                                         stderr=f, env=self.env, cwd=ROOT)
+                                         stderr=f, env=self.env, cwd=self.cwd)
         return self
 
     def alive(self) -> bool:
@@ -246,11 +246,12 @@ class LivenessCluster:
         py = [sys.executable, "-m", "reconciler"]
         self.replicas[node] = Proc(self.ns[node], [
             *py, "run", "--redis-url", self.url(node), "--cluster", self.cluster, "--replica", f"run-{r}",
-            "--log-format", "json", *self.run_args], self.tmp / f"run-{r}.log", self.env).start()
+            "--log-format", "json", *self.run_args], self.tmp / f"run-{r}.log", self.env, self.code_root).start()
         self.speakers[node] = Proc(self.ns[node], [
             *py, "speak", "--node", node, "--redis-url", self.url(node), "--cluster", self.cluster, "--no-bgp",
             "--exclude-interface", "mgmt", "--status-file", str(self.tmp / f"{node}.status.json"),
-            "--log-format", "json", *self.speak_args], self.tmp / f"speak-{r}.log", self.env).start()
+            "--log-format", "json", *self.speak_args], self.tmp / f"speak-{r}.log", self.env,
+            self.code_root).start()
 
     def close(self) -> None:
         for p in [*self.speakers.values(), *self.replicas.values()]:
@@ -355,6 +356,10 @@ class LivenessCluster:
         for ip, node in owners.items():
             if self.neigh(ip) != MACS[node]:
                 self.poke(ip)
+                return None
+        for node in NODES:  # each speaker has applied it (its status file, rewritten every second)
+            mine = sorted(ip for ip, n in owners.items() if n == node)
+            if sorted((self.status(node).get("l2") or {}).get("announced", [])) != mine:
                 return None
         return owners
 

@@ -90,22 +90,23 @@ def test_leader_failover_after_kill_9(redis_server, daemons) -> None:
 def test_speaker_heartbeat_expiry_and_return_become_events(redis_server, daemons) -> None:
     lg = stream.StreamLog.from_url(redis_server.url, "live")
     d = daemons(redis_server.url, "live", "r", "--monitor-interval", "0.1").start()
-    hb = liveness.Heartbeat(lg, "node-a", ttl_ms=600)
-    hb.start()  # speaker.up + heartbeat thread
+    hb = liveness.Heartbeat(lg, "node-a", interval_ms=100, ttl_ms=600)
+    hb.start()  # the heartbeat thread; a speaker appends nothing itself
 
     def liveness_events():
         return [e for e in (logmod.decode_record(r) for r in lg.read()) if not isinstance(e, schema.K8sUpsert)]
 
     time.sleep(1.5)
-    assert liveness_events() == [schema.SpeakerUp(node="node-a")]  # heartbeats never enter the log
-    hb._stop.set()  # the speaker hangs: no more heartbeats, no clean exit
-    hb._thread.join()
+    assert liveness_events() == []  # heartbeats never enter the log
+    hb._ticker.stop()  # the speaker hangs: no more heartbeats, no clean exit
     wait_for(lambda: schema.SpeakerDown(node="node-a") in liveness_events(), what="speaker.down")
     wait_for(lambda: (hb.beat(), liveness_events()[-1] == schema.SpeakerUp(node="node-a"))[1], what="speaker.up")
-    lg.clear_heartbeat("node-a")
+    lg.clear_heartbeat("node-a")  # a clean exit deletes the key
+    wait_for(lambda: liveness_events()[-1] == schema.SpeakerDown(node="node-a"), what="speaker.down after exit")
     time.sleep(0.5)
-    assert liveness_events() == [schema.SpeakerUp(node="node-a"), schema.SpeakerDown(node="node-a"),
-                                 schema.SpeakerUp(node="node-a"), schema.SpeakerDown(node="node-a")]
+    assert liveness_events() == [schema.SpeakerDown(node="node-a"), schema.SpeakerUp(node="node-a"),
+                                 schema.SpeakerDown(node="node-a")]
+    assert d.alive()
 
 
 def test_redis_unreachable_at_start_is_retried_until_it_appears(tmp_path, daemons) -> None:

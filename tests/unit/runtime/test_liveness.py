@@ -312,3 +312,58 @@ def test_the_speaker_starts_beating_only_once_it_serves_the_current_decisions() 
         await task
 
     asyncio.run(main())
+
+
+class _L2:
+    """The L2 side as the speaker drives it, with the real responder (so ``on_claim`` is the real hook)."""
+
+    def __init__(self) -> None:
+        from fastpath.emit.l2 import Responder
+
+        self.responder = Responder()
+        self.calls: list[tuple[str, str]] = []
+
+    def announce(self, ip, interfaces=()):
+        self.calls.append(("announce", ip))
+        self.responder.announce(ip, interfaces)
+
+    def withdraw(self, ip):
+        self.calls.append(("withdraw", ip))
+        self.responder.withdraw(ip)
+
+
+def _garp_from_other(ip: str) -> tuple:
+    from fastpath import l2 as frames
+    from fastpath.emit.l2 import Interface
+    import ipaddress
+
+    other = bytes.fromhex("02000000000b")
+    iface = Interface("eth0", 2, bytes.fromhex("02000000000a"), None)
+    return iface, frames.build_arp_announce(1, other, int(ipaddress.IPv4Address(ip)))
+
+
+def test_cut_off_speaker_yields_an_ip_another_node_claims_and_announces_it_again_if_still_its_own() -> None:
+    clock = Clock()
+    c = LocalCluster(clock)
+    l2 = _L2()
+    sp = Speaker(c, SpeakerSettings(node="node-a", bgp=False, heartbeat_interval_ms=100, heartbeat_ttl_ms=600),
+                 l2=l2)
+    sp.heartbeat.clock = clock
+    sp.heartbeat._ticker = liveness.Ticker(lambda: None, 1, "idle")  # "running", beats driven by hand below
+    sp.view.current.l2["10.0.0.10"] = ()
+    l2.announce("10.0.0.10")
+    iface, garp = _garp_from_other("10.0.0.10")
+    assert sp.heartbeat.beat()
+    l2.responder.answer(iface, garp)  # heartbeat fresh: a conflict to report, not a takeover
+    assert "10.0.0.10" in l2.responder.owned
+    clock.t += 0.7  # cut off: no refresh for a TTL
+    assert sp.heartbeat.expired()
+    l2.responder.answer(iface, garp)
+    assert "10.0.0.10" not in l2.responder.owned and l2.calls[-1] == ("withdraw", "10.0.0.10")
+    l2.responder.answer(iface, garp)  # once
+    assert l2.calls.count(("withdraw", "10.0.0.10")) == 1
+    sp._restore_yielded()  # still cut off: nothing
+    assert "10.0.0.10" not in l2.responder.owned
+    assert sp.heartbeat.beat()  # back on Redis; the plan still gives this node the IP (nobody took over)
+    sp._restore_yielded()
+    assert "10.0.0.10" in l2.responder.owned and l2.calls[-1] == ("announce", "10.0.0.10")

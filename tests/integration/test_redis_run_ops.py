@@ -96,7 +96,8 @@ def test_speaker_heartbeat_expiry_and_return_become_events(redis_server, daemons
     def liveness_events():
         return [e for e in (logmod.decode_record(r) for r in lg.read()) if not isinstance(e, schema.K8sUpsert)]
 
-    time.sleep(1.5)
+    d.wait_log("caught up", 1)
+    time.sleep(1.5)  # the replica has looked at the keys many times (it saw node-a beat)
     assert liveness_events() == []  # heartbeats never enter the log
     hb._ticker.stop()  # the speaker hangs: no more heartbeats, no clean exit
     wait_for(lambda: schema.SpeakerDown(node="node-a") in liveness_events(), what="speaker.down")

@@ -227,6 +227,9 @@ class Speaker:
             return
         if not self.heartbeat.expired():
             return
+        ifaces = getattr(getattr(self.l2, "responder", None), "ifaces", {}) or {}
+        if any(i.mac == mac for i in ifaces.values()):
+            return  # our own burst, heard on another interface of this node
         logger.warning("cut off from the log and another node claims this IP: no longer answering for it",
                        extra={"ip": ip, "interface": iface, "claimed_by": mac.hex(":")})
         self._yielded.add(ip)

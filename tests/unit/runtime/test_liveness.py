@@ -358,6 +358,12 @@ def test_cut_off_speaker_yields_an_ip_another_node_claims_and_announces_it_again
     assert "10.0.0.10" in l2.responder.owned
     clock.t += 0.7  # cut off: no refresh for a TTL
     assert sp.heartbeat.expired()
+    from fastpath.emit.l2 import Interface
+
+    l2.responder.set_interfaces({"eth1": Interface("eth1", 3, bytes.fromhex("02000000000b"), None)})
+    l2.responder.answer(iface, garp)  # our own burst from eth1, heard on eth0: not a takeover
+    assert "10.0.0.10" in l2.responder.owned
+    l2.responder.set_interfaces({})
     l2.responder.answer(iface, garp)
     assert "10.0.0.10" not in l2.responder.owned and l2.calls[-1] == ("withdraw", "10.0.0.10")
     l2.responder.answer(iface, garp)  # once

@@ -167,6 +167,13 @@ def register(app: typer.Typer) -> None:
         con = Console(highlight=False)
         con.print(f"node {data['node']}  position {data['position']}  applied {data['applied']}  "
                   f"log {'up' if data['log_up'] else 'DOWN'}", markup=False)
+        hb = data.get("heartbeat") or {}
+        if hb:
+            age = hb.get("last_ok_age_s")
+            con.print(f"heartbeat: every {hb['interval_ms']} ms, TTL {hb['ttl_ms']} ms; last refresh "
+                      f"{'never' if age is None else f'{age:.1f} s ago'}, largest gap {hb['max_gap_s']:.3f} s, "
+                      f"failures {hb['failures']}" + ("; LINKS DOWN (heartbeat withdrawn)" if hb.get("link_down")
+                                                      else ""), markup=False)
         l2 = data.get("l2") or {}
         if l2:
             con.print(f"L2: {len(l2['announced'])} IPs on {', '.join(l2['interfaces']) or '-'}; "

@@ -62,3 +62,20 @@ def test_metrics_names() -> None:
     assert 'metallb_bgp_session_up{peer="router"} 1.0' in text
     assert "metallb_layer2_gratuitous_sent 10.0" in text
     assert "streamlb_speaker_redis_up 0.0" in text
+
+
+def test_status_table_shows_the_heartbeat(tmp_path: Path) -> None:
+    f = tmp_path / "s.json"
+    f.write_text(json.dumps({**STATUS, "heartbeat": {"interval_ms": 100, "ttl_ms": 600, "last_ok_age_s": 0.04,
+                                                     "max_gap_s": 0.183, "failures": 2, "link_down": True}}))
+    r = CliRunner().invoke(app, ["status", "--status-file", str(f)], env={"COLUMNS": "200"})
+    assert r.exit_code == 0, r.output
+    assert "every 100 ms, TTL 600 ms" in r.output and "largest gap 0.183 s" in r.output
+    assert "failures 2" in r.output and "LINKS DOWN" in r.output
+
+
+def test_speak_rejects_an_interval_not_below_the_ttl(tmp_path: Path) -> None:
+    r = CliRunner().invoke(app, ["speak", "--node", "n", "--no-l2", "--no-bgp", "--status-file",
+                                 str(tmp_path / "s.json"), "--heartbeat-interval-ms", "600",
+                                 "--heartbeat-ttl-ms", "600"])
+    assert r.exit_code != 0 and "must be below --heartbeat-ttl-ms" in r.output and "Traceback" not in r.output

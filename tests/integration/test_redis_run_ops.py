@@ -128,3 +128,32 @@ def test_redis_unreachable_at_start_is_retried_until_it_appears(tmp_path, daemon
     finally:
         d.stop()
         srv.stop()
+
+
+def test_a_replica_booting_from_a_snapshot_declares_down_a_node_that_died_while_no_replica_watched(
+        redis_server, daemons) -> None:
+    """The stranded-node defect of issue 18, as reproduced there: final snapshot by SIGTERM, the speaker dies,
+    later a new replica boots from the snapshot; it must append speaker.down for the node (it never saw it beat)."""
+    lg = stream.StreamLog.from_url(redis_server.url, "strand")
+    lg.append([schema.K8sUpsert(obj=schema.Node(name="node-a")), schema.K8sUpsert(obj=schema.Node(name="node-b"))])
+    hb = {n: liveness.Heartbeat(lg, n, interval_ms=100, ttl_ms=600) for n in ("node-a", "node-b")}
+    for h in hb.values():
+        h.start()
+    first = daemons(redis_server.url, "strand", "first").start()
+    first.wait_idle_at(str(lg.head()))
+    time.sleep(0.5)
+    assert first.stop() == 0  # SIGTERM: final snapshot
+    snap = lg.load_snapshot()
+    assert snap is not None and snap.position == lg.head()
+    hb["node-a"]._ticker.stop()  # node-a dies while no replica runs
+    wait_for(lambda: lg.alive_speakers() == {"node-b"}, what="node-a's key expired")
+    second = daemons(redis_server.url, "strand", "second").start()
+    second.wait_log("loaded snapshot", 1)
+    wait_for(lambda: [e for e in (logmod.decode_record(r) for r in lg.read())
+                      if isinstance(e, (schema.SpeakerUp, schema.SpeakerDown))] == [schema.SpeakerDown(node="node-a")],
+             what="speaker.down for the node that died unwatched")
+    time.sleep(0.5)  # and nothing about the live one
+    assert [e for e in (logmod.decode_record(r) for r in lg.read())
+            if isinstance(e, (schema.SpeakerUp, schema.SpeakerDown))] == [schema.SpeakerDown(node="node-a")]
+    hb["node-b"].stop()
+    second.stop()

@@ -247,6 +247,11 @@ class LivenessCluster:
         self.replicas[node] = Proc(self.ns[node], [
             *py, "run", "--redis-url", self.url(node), "--cluster", self.cluster, "--replica", f"run-{r}",
             "--log-format", "json", *self.run_args], self.tmp / f"run-{r}.log", self.env, self.code_root).start()
+        self.start_node_speaker(node)
+
+    def start_node_speaker(self, node: str) -> None:
+        r = ROLE[node]
+        py = [sys.executable, "-m", "reconciler"]
         self.speakers[node] = Proc(self.ns[node], [
             *py, "speak", "--node", node, "--redis-url", self.url(node), "--cluster", self.cluster, "--no-bgp",
             "--exclude-interface", "mgmt", "--status-file", str(self.tmp / f"{node}.status.json"),

@@ -160,3 +160,21 @@ def test_a_live_speaker_declared_down_is_declared_up_again(cluster) -> None:
     wait_for(lambda: any(Position.parse(p) > pos and isinstance(e, schema.SpeakerUp) and e.node == victim
                          for p, e in c.liveness_events()), 30, what="speaker.up re-asserted")
     assert c.wait_settled() == owners
+
+
+def test_a_clean_speaker_exit_hands_its_ips_over_at_once(cluster) -> None:
+    """SIGTERM: the speaker stops answering and deletes its key; a replica appends speaker.down at its next look
+    (no TTL to wait for) and the other node takes the IPs."""
+    c = cluster
+    owners = c.wait_settled()
+    victim = owners[min(owners)]
+    survivor = other(victim)
+    t0 = time.time()
+    assert c.speakers[victim].stop() == 0
+    assert victim not in c.alive_keys()
+    for ip in sorted(ip for ip, n in owners.items() if n == victim):
+        wait_for(lambda: c.watch.first_garp(ip, MACS[survivor], t0), 30, what=f"GARP for {ip} from {survivor}")
+    downs = [e for _, e in c.liveness_events() if isinstance(e, schema.SpeakerDown) and e.node == victim]
+    assert downs and c.replicas[victim].alive()  # appended by the replicas; the speaker appends nothing itself
+    c.start_node_speaker(victim)
+    assert c.wait_settled() == owners

@@ -157,3 +157,4 @@ def test_a_replica_booting_from_a_snapshot_declares_down_a_node_that_died_while_
             if isinstance(e, (schema.SpeakerUp, schema.SpeakerDown))] == [schema.SpeakerDown(node="node-a")]
     hb["node-b"].stop()
     second.stop()
+    lg.close()

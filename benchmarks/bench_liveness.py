@@ -13,6 +13,10 @@ What is measured (``--quick`` in brackets)
   15 s, only the leader watching, new leaders waiting 15 s for unseen speakers), same layout, 10 trials [none: a
   trial takes half a minute]; and **``speaker.down`` appended -> first GARP** (the floor once the death is known),
   20 samples [2].
+* **Heartbeat during garbage collection** (in-process, no network): the heartbeat thread beside a folded state of
+  20,000 Services from 200,000 events [2,000 / 20,000]; the largest gap between refreshes while the cyclic garbage
+  collector makes a full pass, with the state frozen first (``liveness.freeze_heap``, what the speaker and the
+  replica do) against the same without freezing (a full pass walks every object holding the GIL).
 * **Heartbeat under CPU saturation**: ``stress-ng --cpu <cores>`` in both node namespaces for 30 s [5 s]; the
   largest gap between two acknowledged heartbeat refreshes (from the speakers' status) against the budget
   ``ttl - interval`` a gap must stay under, and how many liveness events were appended (must be 0).
@@ -104,6 +108,42 @@ def _stress(c, seconds: int) -> dict:
             "interval_ms": (c.status(NODES[0]).get("heartbeat") or {}).get("interval_ms")}
 
 
+def _gc_rows(quick: bool) -> list[dict]:
+    import gc
+
+    from benchmarks import data
+    from reconciler import fold, state as statemod
+    from reconciler.runtime.daemons import liveness
+    from reconciler.runtime.local import LocalCluster
+
+    n_services, n_events = (2_000, 20_000) if quick else (20_000, 200_000)
+    events = data.make_event_log(n_events, n_services=n_services, n_nodes=200, n_pools=8, seed=3)
+    gaps = {}
+    for frozen in (False, True):
+        gc.collect()
+        st = statemod.new()
+        for e in events:
+            fold.apply(st, e)
+        if frozen:
+            liveness.freeze_heap(full=True)
+        hb = liveness.Heartbeat(LocalCluster(), "n", interval_ms=liveness.HEARTBEAT_INTERVAL_MS,
+                                ttl_ms=liveness.HEARTBEAT_TTL_MS)
+        hb.start()
+        time.sleep(0.35)
+        gc.collect()  # what a natural full collection does, at a moment of its choosing
+        time.sleep(0.35)
+        hb.stop()
+        gaps[frozen] = hb.max_gap * 1000
+        del st
+        gc.unfreeze()
+        gc.collect()
+    return [{"name": f"heartbeat: largest gap during a full GC pass, {n_services:,} Services folded in-process",
+             "unit": "ms", "streamlb": gaps[True], "baselines": {"heap not frozen": gaps[False]},
+             "higher_is_better": False,
+             "notes": f"{n_events:,} events; interval {liveness.HEARTBEAT_INTERVAL_MS} ms, budget "
+                      f"{liveness.HEARTBEAT_TTL_MS - liveness.HEARTBEAT_INTERVAL_MS} ms"}]
+
+
 def _previous_code(tmp: Path) -> tuple[Path, str] | None:
     """The merge base with main, unpacked (compiled fast path copied in: the .pyx files are the same)."""
     try:
@@ -192,7 +232,7 @@ def run(quick: bool) -> list[dict]:
              "notes": f"liveness events appended under load: {stress['events']} (must be 0); largest gap over the "
                       f"speakers' whole life, start-up included"},
         ]
-        return rows
+        return rows + _gc_rows(quick)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

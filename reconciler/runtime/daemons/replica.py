@@ -155,6 +155,7 @@ class Daemon:
         self.monitor = liveness.Monitor(self.s.speaker_ttl)
         self._alloc_metrics_at = -1e18
         self._liveness_down = False
+        self._frozen_at: int | None = None
         self.stop_event = threading.Event()
 
     # -- start --------------------------------------------------------------------------------------------
@@ -374,6 +375,9 @@ class Daemon:
         Judged only once caught up, so a stale fold does not make a replica append stale changes."""
         if not self.caught_up or self.regressed is not None:
             return []
+        if self._frozen_at is None or self.applied - self._frozen_at >= liveness.FREEZE_EVERY:
+            liveness.freeze_heap(full=self._frozen_at is None)  # no GC pause may hold this thread (see there)
+            self._frozen_at = self.applied
         try:
             alive = self.liveness_log.alive_speakers()
             st = self.state

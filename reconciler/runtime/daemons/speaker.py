@@ -154,6 +154,7 @@ class Speaker:
             self.heartbeat = liveness.Heartbeat(
                 hb_log, settings.node, interval_ms=settings.heartbeat_interval_ms, ttl_ms=settings.heartbeat_ttl_ms,
                 link_ok=link_ok, on_beat=self.metrics.heartbeat_gap.observe)
+        self._frozen_at = 0
         self._yielded: set[str] = set()  # L2 IPs given up while cut off from the log (another node claimed them)
         responder = getattr(l2, "responder", None)
         if self.heartbeat is not None and responder is not None and hasattr(responder, "on_claim"):
@@ -467,8 +468,14 @@ class Speaker:
                 self.sync()
                 synced = True
                 if self.heartbeat is not None and not self.heartbeat.running:
-                    # only now: a node is "up" once its speaker serves the current decisions
+                    # only now: a node is "up" once its speaker serves the current decisions; the heap's one full
+                    # collection happens before the first beat (liveness.freeze_heap)
+                    liveness.freeze_heap(full=True)
+                    self._frozen_at = self.applied
                     self.heartbeat.start()
+                elif self.applied - self._frozen_at >= liveness.FREEZE_EVERY:
+                    liveness.freeze_heap()
+                    self._frozen_at = self.applied
             if caught_up and self._yielded:
                 self._restore_yielded()
         if read is not None:

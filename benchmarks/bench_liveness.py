@@ -17,6 +17,9 @@ What is measured (``--quick`` in brackets)
   20,000 Services from 200,000 events [2,000 / 20,000]; the largest gap between refreshes while the cyclic garbage
   collector makes a full pass, with the state frozen first (``liveness.freeze_heap``, what the speaker and the
   replica do) against the same without freezing (a full pass walks every object holding the GIL).
+* **Cost at scale** (throwaway redis-server on loopback): one monitor look (``alive_speakers``, a ``SCAN``) with
+  2,000 nodes' heartbeat and status keys [200] against the monitor interval; the heartbeat load of 2,000 nodes at
+  the default interval (SET/s) against redis-benchmark's SET rate from 50 clients on the same server.
 * **Heartbeat under CPU saturation**: ``stress-ng --cpu <cores>`` in both node namespaces for 30 s [5 s]; the
   largest gap between two acknowledged heartbeat refreshes (from the speakers' status) against the budget
   ``ttl - interval`` a gap must stay under, and how many liveness events were appended (must be 0).
@@ -144,6 +147,51 @@ def _gc_rows(quick: bool) -> list[dict]:
                       f"{liveness.HEARTBEAT_TTL_MS - liveness.HEARTBEAT_INTERVAL_MS} ms"}]
 
 
+def _scale_rows(quick: bool) -> list[dict]:
+    from benchmarks.peers import Redis
+    from events import stream
+    from reconciler.runtime.daemons import liveness
+
+    nodes = 200 if quick else 2_000
+    r = Redis()
+    try:
+        lg = stream.StreamLog.from_url(r.url, "scale")
+        pipe = lg.client.pipeline(transaction=False)
+        for i in range(nodes):
+            pipe.set(lg.keys.speaker(f"node-{i:05d}"), b"1", px=600_000)
+            pipe.set(f"streamlb:{{scale}}:status:node-{i:05d}", b"{}" * 500, px=600_000)
+        pipe.execute()
+        assert len(lg.alive_speakers()) == nodes
+        looks = []
+        for _ in range(30 if quick else 100):
+            t0 = time.perf_counter()
+            lg.alive_speakers()
+            looks.append((time.perf_counter() - t0) * 1000)
+        lg.close()
+        rate = None
+        exe = shutil.which("redis-benchmark")
+        if exe:
+            out = subprocess.run([exe, "-p", str(r.port), "-t", "set", "-n", "20000" if quick else "200000", "-c", "50",
+                                  "-q", "--csv"], capture_output=True, text=True, timeout=300).stdout
+            for line in out.splitlines():
+                parts = [p.strip('"') for p in line.split(",")]
+                if parts and parts[0] == "SET":
+                    rate = float(parts[1])
+    finally:
+        r.close()
+    demand = nodes * 1000 / liveness.HEARTBEAT_INTERVAL_MS
+    rows = [{"name": f"liveness monitor: one look at {nodes:,} nodes' keys (SCAN)", "unit": "ms",
+             "streamlb": pct(looks, 0.5), "baselines": {"monitor interval": liveness.MONITOR_INTERVAL * 1000},
+             "higher_is_better": False,
+             "notes": f"{2 * nodes:,} keys (heartbeat + status); p99 {pct(looks, 0.99):.2f} ms; per replica"}]
+    if rate:
+        rows.append({"name": f"heartbeat load of {nodes:,} nodes at {liveness.HEARTBEAT_INTERVAL_MS} ms", "unit": "SET/s",
+                     "streamlb": demand, "baselines": {"redis-benchmark SET, 50 clients": rate},
+                     "higher_is_better": False,
+                     "notes": "the ratio is the headroom of one redis-server core (no pipelining on either side)"})
+    return rows
+
+
 def _previous_code(tmp: Path) -> tuple[Path, str] | None:
     """The merge base with main, unpacked (compiled fast path copied in: the .pyx files are the same)."""
     try:
@@ -232,7 +280,7 @@ def run(quick: bool) -> list[dict]:
              "notes": f"liveness events appended under load: {stress['events']} (must be 0); largest gap over the "
                       f"speakers' whole life, start-up included"},
         ]
-        return rows + _gc_rows(quick)
+        return rows + _gc_rows(quick) + _scale_rows(quick)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

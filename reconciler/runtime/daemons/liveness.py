@@ -42,7 +42,7 @@ logger = logging.getLogger("streamlb.liveness")
 
 # defaults (README "Failure detection" gives the measurements behind them)
 HEARTBEAT_INTERVAL_MS = 100  # a speaker refreshes its key this often
-HEARTBEAT_TTL_MS = 600  # ... with this TTL: 5 refreshes may be lost before the node is declared dead
+HEARTBEAT_TTL_MS = 700  # ... with this TTL: a 600 ms silence (twice the worst gap measured under load) is tolerated
 MONITOR_INTERVAL = 0.1  # seconds between two looks at the keys, per replica
 UNSEEN_GRACE = 2.0  # seconds a replica waits before judging nodes it never saw beating
 RESTART_GRACE_MS = 15_000  # --keep-on-exit: the key outlives the process this long

@@ -154,9 +154,14 @@ def validate(event: schema.Event) -> None:
                     for i, ep in enumerate(obj.endpoints):
                         for j, ip in enumerate(ep.addresses):
                             _check_ip(ip, f"{where}: endpoints[{i}].addresses[{j}]")
-                case schema.Node() | schema.Namespace():
+                case schema.Node():
                     if obj.namespace:
-                        raise DecodeError(f"{where}: a {type(obj).__name__} is cluster-scoped and has no namespace")
+                        raise DecodeError(f"{where}: a Node is cluster-scoped and has no namespace")
+                    for i, ip in enumerate(obj.internal_ips):
+                        _check_ip(ip, f"{where}: internalIPs[{i}]")
+                case schema.Namespace():
+                    if obj.namespace:
+                        raise DecodeError(f"{where}: a Namespace is cluster-scoped and has no namespace")
                 case _:
                     pass
         case schema.K8sDelete(ref=ref):

@@ -139,7 +139,7 @@ class Ticker:
             try:
                 self.tick()
             except Exception:  # noqa: BLE001 - a bug in one tick must not end liveness for good
-                logger.exception("liveness tick failed", extra={"thread": self.name})
+                logger.exception("liveness tick failed", extra={"ticker": self.name})
             now = self.clock()
             next_at = max(next_at + self.interval, now)
             self._wake.wait(max(0.0, next_at - now))

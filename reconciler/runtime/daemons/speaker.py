@@ -673,6 +673,9 @@ class Speaker:
             backoff = 0.0
             # during catch-up only fold (no intermediate states on the wire); afterwards apply every batch's plan
             if delta is not None:
+                if not synced:
+                    logger.info("plan ready", extra={"pos": str(self.pos), "applied": self.applied,
+                                                     "prefixes": sum(len(r) for r in delta.routes.values())})
                 self._apply(delta)
                 synced = True
         if read is not None:

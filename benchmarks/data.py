@@ -139,8 +139,9 @@ def watch_log_lines(n_services: int, *, node: str = "lbnode", peer_address: str 
         return json.dumps({"type": kind, "object": obj}, separators=(",", ":")).encode()
 
     def meta(name: str, ns: str | None = None, **extra) -> dict:
-        m = {"name": name, "uid": f"{rng.getrandbits(64):016x}", "resourceVersion": str(rng.randrange(10**6, 10**7)),
-             "creationTimestamp": "2026-01-01T00:00:00Z", **extra}
+        m = {"name": name, "uid": f"{rng.getrandbits(64):016x}",
+             "resourceVersion": str(rng.randrange(10**6, 10**7)), "creationTimestamp": "2026-01-01T00:00:00Z",
+             **extra}
         if ns is not None:
             m["namespace"] = ns
         return m

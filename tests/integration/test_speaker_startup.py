@@ -48,8 +48,8 @@ def test_speaker_connects_with_its_table_ready_and_answers_the_open_at_once(redi
         lg.append([o.event for rec in inputs.read_file(log_path) for o in rec.outcomes
                    if isinstance(o, inputs.Accepted)])
         pcap = tmp_path / "bgp.pcap"
-        cap = subprocess.Popen(["tcpdump", "-p", "-n", "-U", "--immediate-mode", "-i", "lo", "-w", str(pcap), f"tcp port {bird.port}"],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        cap = subprocess.Popen(["tcpdump", "-p", "-n", "-U", "--immediate-mode", "-i", "lo", "-w", str(pcap),
+                                f"tcp port {bird.port}"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         procs.append(cap)
         deadline = time.monotonic() + 10
         while not pcap.exists() or pcap.stat().st_size == 0:  # the pcap header is written once it listens

@@ -52,3 +52,36 @@ def test_a_dropped_server_is_log_unavailable(redis_server, tmp_path) -> None:
         lg.append_raw(_blobs(3, "x"))
     with pytest.raises(LogUnavailable):
         list(lg.append_chunks(iter([_blobs(3, "x")])))
+
+
+def test_parallel_decoding_of_a_big_watch_log_equals_the_serial_path(redis_server, tmp_path) -> None:
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from benchmarks import data
+    from reconciler.runtime.cli import events as cli_events
+
+    lines = data.watch_log_lines(8_000)
+    lines[100] = b'{"type": "ADDED", "object": {"apiVersion": "v1", "kind": "Service"'  # broken JSON
+    lines[9_001] = lines[9_001].replace(b'"10.', b'"10.0.')  # an endpoint address that is no address
+    lines.insert(5_000, b"")  # blank lines are not records
+    lines.insert(12_345, b'{"type": "BOOKMARK", "object": {"kind": "Service", "apiVersion": "v1"}}')
+    path = tmp_path / "big.jsonl"
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    assert path.stat().st_size >= cli_events.PARALLEL_MIN_BYTES  # the parallel path is taken
+    root = Path(__file__).resolve().parents[2]
+    env = dict(os.environ, PYTHONPATH=str(root))
+    out = {}
+    for jobs in ("1", "3"):
+        res = subprocess.run([sys.executable, "-m", "reconciler", "events", "append", str(path), "--jobs", jobs,
+                              "--redis-url", redis_server.url, "--cluster", f"jobs{jobs}", "--no-progress"],
+                             capture_output=True, text=True, env=env, cwd=root, timeout=600)
+        assert res.returncode == 2, res.stderr[-2000:]
+        out[jobs] = (res.stderr, [r.data for r in stream.StreamLog.from_url(redis_server.url, f"jobs{jobs}").read()])
+    assert out["1"] == out["3"]
+    stderr, entries = out["3"]
+    assert f"{path}:101: refused: invalid JSON" in stderr
+    assert f"{path}:9002: refused:" in stderr and "is not an IP address" in stderr
+    assert "2 refused" in stderr and len(entries) == len(lines) - 2 - 2  # blank and BOOKMARK carry no event

@@ -7,6 +7,8 @@ the valid records of the input are still appended, refused ones never are, in pa
 from __future__ import annotations
 
 import base64
+import multiprocessing
+import os
 import sys
 from pathlib import Path
 from typing import Annotated, Optional
@@ -28,6 +30,8 @@ ClusterName = Annotated[str, typer.Option("--cluster", envvar="STREAMLB_CLUSTER"
 Output = Annotated[str, typer.Option("--output", "-o", help="json or table.")]
 DEFAULT_URL = "redis://127.0.0.1:6379/0"
 PROGRESS_MIN_BYTES = 2_000_000  # smaller inputs need no progress bar
+PARALLEL_MIN_BYTES = 8_000_000  # JSON-lines files at least this big are decoded by worker processes
+PARALLEL_SLICE = 4_000  # lines per worker job
 
 
 def _fail(message: str, code: int = 2) -> typer.Exit:
@@ -69,6 +73,8 @@ def append(
         help="Namespace whose MetalLB objects count (repeatable).")] = None,
     progress: Annotated[Optional[bool], typer.Option("--progress/--no-progress",
                                                      help="Progress bar (default: on a terminal, big inputs).")] = None,
+    jobs: Annotated[int, typer.Option("--jobs", "-j", min=1, help="Processes decoding a big JSON-lines input "
+                                      "(default: the CPUs, at most 4); order is kept.")] = 0,
 ) -> None:
     """Validate the inputs and append their events to the stream (batched XADD).
 
@@ -91,11 +97,34 @@ def append(
     encode = codec.encode
     appended = 0
     counts = {"records": 0, "refused": 0, "ignored": 0}
+    jobs = jobs or min(4, os.cpu_count() or 1)
+    pool = None
 
     def chunks():
+        nonlocal pool
         chunk: list[bytes] = []
         records = 0
-        for reader in readers:
+        for path, reader in zip(files, readers):
+            lines = inputs.json_lines(path) if jobs > 1 and path.stat().st_size >= PARALLEL_MIN_BYTES else None
+            if lines is not None:
+                # a big JSON-lines file: its lines are decoded, translated, validated and encoded by worker
+                # processes in slices, results taken back in order
+                if pool is None:
+                    pool = multiprocessing.get_context("fork").Pool(jobs)
+                slices = [lines[i:i + PARALLEL_SLICE] for i in range(0, len(lines), PARALLEL_SLICE)]
+                del lines
+                for blobs, refusals, ignored, n in pool.imap(_encode_slice, ((s, opts) for s in slices)):
+                    for rel, reason in refusals:
+                        err.print(f"{path}:{records + rel}: refused: {reason}", markup=False)
+                    counts["refused"] += len({rel for rel, _ in refusals})
+                    counts["ignored"] += ignored
+                    records += n
+                    chunk.extend(blobs)
+                    while len(chunk) >= batch:
+                        counts["records"] = records
+                        yield chunk[:batch]
+                        chunk = chunk[batch:]
+                continue
             for rec in reader:
                 records += 1
                 outcomes = rec.outcomes
@@ -133,12 +162,45 @@ def append(
                   "failure", markup=False)
         raise _unavailable(exc) from None
     finally:
+        if pool is not None:
+            pool.terminate()
+            pool.join()
         lg.close()
     records, refused, ignored = counts["records"], counts["refused"], counts["ignored"]
     err.print(f"appended {appended} events from {records} records"
               f"{f', {ignored} ignored' if ignored else ''}{f', {refused} refused' if refused else ''}", markup=False)
     if refused:
         raise typer.Exit(2)
+
+
+def _encode_slice(job) -> tuple[list[bytes], list[tuple[int, str]], int, int]:
+    """In a worker process: the encoded events of a slice of JSON lines, its refusals (record number within the
+    slice, reason), how many objects were ignored and how many records (non-blank lines) it held."""
+    from events import codec, inputs
+
+    lines, opts = job
+    encode = codec.encode
+    blobs: list[bytes] = []
+    refusals: list[tuple[int, str]] = []
+    ignored = n = 0
+    for line in lines:
+        if not line or line.isspace():
+            continue
+        n += 1
+        outcomes = inputs.line_outcomes(line, opts)
+        if len(outcomes) == 1 and type(outcomes[0]) is inputs.Accepted:
+            blobs.append(encode(outcomes[0].event))
+            continue
+        reasons = [o.reason for o in outcomes if isinstance(o, inputs.Rejected)]
+        if reasons:
+            refusals.extend((n, r) for r in reasons)
+            continue
+        for o in outcomes:
+            if isinstance(o, inputs.Accepted):
+                blobs.append(encode(o.event))
+            elif isinstance(o, inputs.Ignored):
+                ignored += 1
+    return blobs, refusals, ignored, n
 
 
 def _estimate_records(files: list[Path]) -> int | None:

@@ -161,6 +161,10 @@ def validate(event: schema.Event) -> None:
                         for j, ip in enumerate(ep.addresses):
                             if not _ip_ok(ip):
                                 _check_ip(ip, f"{_where(obj)}: endpoints[{i}].addresses[{j}]")
+                case schema.Node():
+                    for i, ip in enumerate(obj.internal_ips):
+                        if not _ip_ok(ip):
+                            _check_ip(ip, f"{_where(obj)}: internalIPs[{i}]")
                 case _:
                     pass
         case schema.K8sDelete(ref=ref):

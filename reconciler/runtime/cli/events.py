@@ -73,8 +73,8 @@ def append(
         help="Namespace whose MetalLB objects count (repeatable).")] = None,
     progress: Annotated[Optional[bool], typer.Option("--progress/--no-progress",
                                                      help="Progress bar (default: on a terminal, big inputs).")] = None,
-    jobs: Annotated[int, typer.Option("--jobs", "-j", min=1, help="Processes decoding a big JSON-lines input "
-                                      "(default: the CPUs, at most 4); order is kept.")] = 0,
+    jobs: Annotated[int, typer.Option("--jobs", "-j", min=0, help="Processes decoding a big JSON-lines input "
+                                      "(0: the CPUs, at most 4); order is kept.")] = 0,
 ) -> None:
     """Validate the inputs and append their events to the stream (batched XADD).
 

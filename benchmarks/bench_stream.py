@@ -3,6 +3,11 @@
 Everything runs against a redis-server this module starts on a free loopback port (no persistence, own temporary
 directory, stopped by PID). Figures and the baselines they are compared with, all measured in the same run:
 
+* **events append**: ``streamlb events append`` of a Kubernetes watch log (``data.watch_log_lines``: 100,000
+  Services and their EndpointSlices, 200,006 lines [5,000 Services]) as a process, wall clock, vs msgspec's
+  decode-only rate of the same lines (``msgspec.json.Decoder().decode`` per line, in-process: the floor of any
+  producer that must at least parse its input) and vs ``redis-benchmark`` pipelining XADDs of the same mean entry
+  size (the server's ceiling).
 * **append**: events/s of the pipelined producer (``StreamLog.append``, 1,000 XADDs per round trip) vs one
   ``XADD`` per round trip (what a naive producer does).
 * **end-to-end**: events/s from a pipelined producer *process* through Redis into the fold and the published
@@ -56,6 +61,52 @@ def _quiet_daemon(lg, **kw) -> daemonmod.Daemon:
 def _catch_up(d: daemonmod.Daemon, head: Position) -> None:
     while d.pos < head:
         d.step(timeout_ms=100)
+
+
+def _append_cli(url: str, port: int, n_services: int, tmp: str) -> dict:
+    """``streamlb events append`` of a watch log (a process, wall clock) vs msgspec's decode-only rate of the same
+    lines and vs ``redis-benchmark`` pipelining XADDs of the same mean entry size."""
+    import msgspec
+
+    lines = data.watch_log_lines(n_services)
+    path = os.path.join(tmp, "watch.jsonl")
+    Path(path).write_bytes(b"\n".join(lines) + b"\n")
+    n = len(lines)
+    dec = msgspec.json.Decoder()
+    t0 = time.perf_counter()
+    for line in lines:
+        dec.decode(line)
+    decode_rate = n / (time.perf_counter() - t0)
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    t0 = time.perf_counter()
+    res = subprocess.run([sys.executable, "-m", "reconciler", "events", "append", path, "--redis-url", url,
+                          "--cluster", "bench-cli", "--no-progress"], env=env, cwd=ROOT, capture_output=True,
+                         text=True, timeout=3600)
+    cli_rate = n / (time.perf_counter() - t0)
+    if res.returncode != 0:
+        raise RuntimeError(f"events append failed: {res.stderr[-2000:]}")
+    lg = stream.StreamLog.from_url(url, "bench-cli")
+    assert lg.length() == n, f"appended {lg.length()} of {n}"
+    size = sum(len(r.data) for r in lg.read(limit=2000)) // min(n, 2000)
+    lg.client.delete(lg.keys.events)
+    rb = shutil.which("redis-benchmark")
+    rb_rate = None
+    if rb:
+        out = subprocess.run([rb, "-h", "127.0.0.1", "-p", str(port), "-n", str(n), "-P", "1000", "--csv",
+                              "XADD", "bench-rb", "*", "e", "x" * size, "v", "1"], capture_output=True, text=True,
+                             timeout=600).stdout
+        for row in out.splitlines():
+            cells = [c.strip('"') for c in row.split(",")]
+            if len(cells) > 1 and cells[0].upper().startswith("XADD"):
+                rb_rate = float(cells[1])
+        stream.connect(url).delete("bench-rb")
+    base = {"msgspec JSON decode-only of the same lines": decode_rate}
+    if rb_rate:
+        base["redis-benchmark XADD (pipeline 1000)"] = rb_rate
+    return {"name": f"events append of a {n:,}-event watch log", "unit": "events/s", "streamlb": cli_rate,
+            "baselines": base, "higher_is_better": True,
+            "notes": f"`streamlb events append` as a process (start-up included), {n_services:,} Services + "
+                     f"EndpointSlices; mean entry {size} B; goal >= 50,000 events/s and >= 0.5x decode-only"}
 
 
 def _append_rates(url: str, blobs: list[bytes]) -> tuple[float, float]:
@@ -277,6 +328,7 @@ def run(quick: bool) -> list[dict]:
         n_pre = n_cu // 2  # latency: the first half is the cluster's history, the next rate*seconds the load
         Path(ev_lat).write_bytes(logfile.encode_file(events_cu[n_pre:n_pre + int(rate * lat_seconds)]))
 
+        cli_row = _append_cli(srv.url, srv.port, 5_000 if quick else 100_000, tmp)
         blobs = [codec.encode(e) for e in events_tp]
         batched, unbatched = _append_rates(srv.url, blobs)
         e2e, ceiling = _end_to_end(srv.url, events_tp, ev_tp)
@@ -287,6 +339,7 @@ def run(quick: bool) -> list[dict]:
         srv.close()
         shutil.rmtree(tmp, ignore_errors=True)
     return [
+        cli_row,
         {"name": "stream append (pipelined XADD)", "unit": "events/s", "streamlb": batched,
          "baselines": {"one XADD per round trip": unbatched}, "higher_is_better": True,
          "notes": f"{n_tp:,} events, 1,000 XADDs per pipeline; unbatched over {min(n_tp, 5000):,}"},

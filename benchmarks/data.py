@@ -116,3 +116,75 @@ def make_event_log(
             node = f"node-{rng.randrange(n_nodes):04d}"
             log.append(schema.SpeakerDown(node=node) if rng.random() < 0.5 else schema.SpeakerUp(node=node))
     return log[:n_events]
+
+
+def watch_log_lines(n_services: int, *, node: str = "lbnode", peer_address: str = "127.0.0.1",
+                    peer_port: int = 179, source_address: str = "", peer_asn: int = 64512, my_asn: int = 64513,
+                    seed: int = 42) -> list[bytes]:
+    """A Kubernetes watch log (``kubectl get -w -o json --output-watch-events`` JSON lines) of a BGP cluster with
+    ``n_services`` LoadBalancer Services, each with one EndpointSlice serving on ``node``: one IPAddressPool big
+    enough for all of them, one BGPAdvertisement, one BGPPeer (``peer_address:peer_port``, eBGP multi-hop) and
+    the Node, then ``2 * n_services`` ADDED events — 200,006 lines for 100,000 Services, the issue-17 scale.
+
+    The objects look like what the API server sends (uids, resourceVersions, managed fields left out), so the
+    producer translates and drops the same fields it does for a real cluster."""
+    import json
+
+    rng = random.Random(seed)
+    bits = max(8, (n_services * 2 - 1).bit_length())
+    pool = f"11.0.0.0/{32 - bits}" if bits <= 24 else "11.0.0.0/8"
+    ms = "metallb-system"
+
+    def line(obj: dict, kind: str = "ADDED") -> bytes:
+        return json.dumps({"type": kind, "object": obj}, separators=(",", ":")).encode()
+
+    def meta(name: str, ns: str | None = None, **extra) -> dict:
+        m = {"name": name, "uid": f"{rng.getrandbits(64):016x}",
+             "resourceVersion": str(rng.randrange(10**6, 10**7)), "creationTimestamp": "2026-01-01T00:00:00Z",
+             **extra}
+        if ns is not None:
+            m["namespace"] = ns
+        return m
+
+    peer_spec = {"myASN": my_asn, "peerASN": peer_asn, "peerAddress": peer_address, "peerPort": peer_port,
+                 "ebgpMultiHop": True, "holdTime": "90s"}
+    if source_address:
+        peer_spec["sourceAddress"] = source_address
+    out = [
+        line({"apiVersion": "metallb.io/v1beta1", "kind": "IPAddressPool", "metadata": meta("bgp-pool", ms),
+              "spec": {"addresses": [pool]}}),
+        line({"apiVersion": "metallb.io/v1beta1", "kind": "BGPAdvertisement", "metadata": meta("bgp", ms),
+              "spec": {"ipAddressPools": ["bgp-pool"]}}),
+        line({"apiVersion": "metallb.io/v1beta2", "kind": "BGPPeer", "metadata": meta("router", ms),
+              "spec": peer_spec}),
+        line({"apiVersion": "v1", "kind": "Node",
+              "metadata": meta(node, labels={"kubernetes.io/hostname": node, "kubernetes.io/os": "linux"}),
+              "status": {"conditions": [{"type": "Ready", "status": "True"}]}}),
+        line({"apiVersion": "v1", "kind": "Namespace", "metadata": meta("default", labels={"team": "web"})}),
+        line({"apiVersion": "v1", "kind": "Namespace", "metadata": meta("web", labels={"team": "web"})}),
+    ]
+    for i in range(n_services):
+        ns = ("default", "web")[i % 2]
+        name = f"svc-{i:06d}"
+        cip = f"172.{20 + (i >> 16)}.{(i >> 8) & 255}.{i & 255}"
+        out.append(line({
+            "apiVersion": "v1", "kind": "Service",
+            "metadata": meta(name, ns, labels={"app": name, "tier": ("web", "api", "db")[i % 3]},
+                             annotations={"kubectl.kubernetes.io/last-applied-configuration": "{}"}),
+            "spec": {"type": "LoadBalancer", "clusterIP": cip, "clusterIPs": [cip], "ipFamilies": ["IPv4"],
+                     "ipFamilyPolicy": "SingleStack", "externalTrafficPolicy": "Cluster", "sessionAffinity": "None",
+                     "selector": {"app": name},
+                     "ports": [{"name": "http", "port": 80, "protocol": "TCP", "targetPort": 8080,
+                                "nodePort": 30000 + i % 2000}]},
+            "status": {"loadBalancer": {}},
+        }))
+        out.append(line({
+            "apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+            "metadata": meta(f"{name}-{rng.getrandbits(20):05x}", ns, labels={"kubernetes.io/service-name": name}),
+            "addressType": "IPv4",
+            "endpoints": [{"addresses": [f"10.{100 + (i >> 16)}.{(i >> 8) & 255}.{i & 255}"],
+                           "conditions": {"ready": True, "serving": True, "terminating": False},
+                           "nodeName": node}],
+            "ports": [{"name": "http", "port": 8080, "protocol": "TCP"}],
+        }))
+    return out

@@ -28,6 +28,20 @@ def free_port(host: str = "127.0.0.1") -> int:
         return s.getsockname()[1]
 
 
+def free_low_port(host: str = "127.0.0.1", low: int = 10_000, high: int = 16_384) -> int:
+    """A free port in [low, high] (a BGPPeer's peerPort must be at most 16384, as in MetalLB)."""
+    import random
+
+    for port in random.Random(os.getpid()).sample(range(low, high + 1), 200):
+        with socket.socket() as s:
+            try:
+                s.bind((host, port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError(f"no free port in {low}..{high}")
+
+
 def have(*tools: str) -> list[str]:
     """The tools of ``tools`` that are missing from PATH."""
     return [t for t in tools if shutil.which(t) is None]
@@ -55,16 +69,19 @@ class _Daemon:
 
     def close(self) -> None:
         self._stop()
+        log = getattr(self, "log", None)
+        if log is not None:
+            log.close()
         shutil.rmtree(self.workdir, ignore_errors=True)
 
 
 class Bird(_Daemon):
     """BIRD 2 accepting BGP sessions (passive) on ``127.0.0.1:port`` from a set of named senders."""
 
-    def __init__(self, local_as: int, senders: dict[str, tuple[str, int]]) -> None:
+    def __init__(self, local_as: int, senders: dict[str, tuple[str, int]], port: int | None = None) -> None:
         """``senders``: protocol name -> (source address, AS) of each peer allowed to connect."""
         self.workdir = Path(tempfile.mkdtemp(prefix="slb-bird-"))
-        self.port = free_port()
+        self.port = port or free_port()
         self.ctl = self.workdir / "bird.ctl"
         protos = []
         for name, (addr, asn) in senders.items():

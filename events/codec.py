@@ -81,10 +81,27 @@ def canonical_ip(text: str) -> str:
     """The canonical text of an IP address (dotted quad / RFC 5952). Raises ValueError if not an address.
 
     Scoped IPv6 addresses (``fe80::1%eth0``) are not addresses here: no Kubernetes address field carries a zone.
+    A dotted quad already in canonical form (ASCII decimal octets ≤ 255 without leading zeros: exactly what
+    ``ipaddress`` accepts and prints back unchanged) is recognised without parsing it (the replay hot path: every
+    endpoint address of every EndpointSlice); IPv6 texts are remembered (a pure function's memo, bounded).
     """
+    if _CANONICAL_V4(text) is not None:
+        return text
+    got = _CANONICAL.get(text)
+    if got is not None:
+        return got
     if "%" in text:
         raise ValueError(f"{text!r} has a zone index")
-    return str(ipaddress.ip_address(text))
+    got = str(ipaddress.ip_address(text))
+    if len(_CANONICAL) >= 65_536:
+        _CANONICAL.clear()
+    _CANONICAL[text] = got
+    return got
+
+
+_CANONICAL: dict[str, str] = {}
+_OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
+_CANONICAL_V4 = re.compile(rf"{_OCTET}(?:\.{_OCTET}){{3}}").fullmatch
 
 
 def _check_ip(text: str, where: str) -> None:
@@ -96,10 +113,22 @@ def _check_ip(text: str, where: str) -> None:
         raise DecodeError(f"{where}: {text!r} is not in canonical form ({canonical_ip(text)!r})")
 
 
-def _check_pairs(pairs: schema.Pairs, where: str) -> None:
+def _ip_ok(text: str) -> bool:
+    try:
+        return canonical_ip(text) == text
+    except ValueError:
+        return False
+
+
+def _pairs_ok(pairs: schema.Pairs) -> bool:
+    if len(pairs) < 2:
+        return True
     keys = [k for k, _ in pairs]
-    if keys != sorted(set(keys)):
-        raise DecodeError(f"{where}: keys must be unique and sorted")
+    return keys == sorted(set(keys))
+
+
+def _where(obj: schema.K8sObject) -> str:
+    return f"{type(obj).__name__} {obj.namespace + '/' if obj.namespace else ''}{obj.name}"
 
 
 _OBJECT_KINDS = frozenset(schema.OBJECT_KINDS)
@@ -131,37 +160,44 @@ def outside_namespaces(event: schema.Event, metallb_namespaces: tuple[str, ...])
 
 
 def validate(event: schema.Event) -> None:
-    """Refuse an event that is well-typed but not canonical. Raises :class:`DecodeError`."""
+    """Refuse an event that is well-typed but not canonical. Raises :class:`DecodeError`.
+
+    The checks run first without building any message (this is on every producer's and replica's path); the
+    message naming the object and field is built only for an event that fails."""
     match event:
         case schema.K8sUpsert(obj=obj):
-            where = f"{type(obj).__name__} {obj.namespace + '/' if obj.namespace else ''}{obj.name}"
             if not obj.name:
                 raise DecodeError(f"{type(obj).__name__}: empty name")
-            _check_pairs(obj.labels, f"{where}: labels")
+            if not _pairs_ok(obj.labels):
+                raise DecodeError(f"{_where(obj)}: labels: keys must be unique and sorted")
             match obj:
                 case schema.Service():
-                    _check_pairs(obj.annotations, f"{where}: annotations")
-                    _check_pairs(obj.selector, f"{where}: selector")
+                    for field, pairs in (("annotations", obj.annotations), ("selector", obj.selector)):
+                        if not _pairs_ok(pairs):
+                            raise DecodeError(f"{_where(obj)}: {field}: keys must be unique and sorted")
                     for i, ip in enumerate(obj.cluster_ips):
-                        if ip != "None":
-                            _check_ip(ip, f"{where}: clusterIPs[{i}]")
+                        if ip != "None" and not _ip_ok(ip):
+                            _check_ip(ip, f"{_where(obj)}: clusterIPs[{i}]")
                     for i, ip in enumerate(obj.ingress_ips):
-                        _check_ip(ip, f"{where}: status.loadBalancer.ingress[{i}].ip")
+                        if not _ip_ok(ip):
+                            _check_ip(ip, f"{_where(obj)}: status.loadBalancer.ingress[{i}].ip")
                     for p in obj.ports:
                         if not 0 <= p.port <= 65535:
-                            raise DecodeError(f"{where}: port {p.port} out of range")
+                            raise DecodeError(f"{_where(obj)}: port {p.port} out of range")
                 case schema.EndpointSlice():
                     for i, ep in enumerate(obj.endpoints):
                         for j, ip in enumerate(ep.addresses):
-                            _check_ip(ip, f"{where}: endpoints[{i}].addresses[{j}]")
+                            if not _ip_ok(ip):
+                                _check_ip(ip, f"{_where(obj)}: endpoints[{i}].addresses[{j}]")
                 case schema.Node():
                     if obj.namespace:
-                        raise DecodeError(f"{where}: a Node is cluster-scoped and has no namespace")
+                        raise DecodeError(f"{_where(obj)}: a Node is cluster-scoped and has no namespace")
                     for i, ip in enumerate(obj.internal_ips):
-                        _check_ip(ip, f"{where}: internalIPs[{i}]")
+                        if not _ip_ok(ip):
+                            _check_ip(ip, f"{_where(obj)}: internalIPs[{i}]")
                 case schema.Namespace():
                     if obj.namespace:
-                        raise DecodeError(f"{where}: a Namespace is cluster-scoped and has no namespace")
+                        raise DecodeError(f"{_where(obj)}: a Namespace is cluster-scoped and has no namespace")
                 case _:
                     pass
         case schema.K8sDelete(ref=ref):

@@ -22,9 +22,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import yaml
 
-from events import codec, kube, logfile, schema, upcast
+from events import codec, kube, logfile, schema, upcast, watchjson
 
 
 class InputError(Exception):
@@ -159,28 +160,63 @@ def _read_evlog(name: str, blob: bytes, version: int, opts: Options = Options())
         yield rec
 
 
-def _read_json(name: str, text: str, opts: Options) -> Iterator[Record]:
-    lines = text.splitlines()
+_json_decoder = msgspec.json.Decoder()
+
+
+def _json_line(line: str) -> Any:
+    """One JSON line: msgspec (fast); what it refuses goes through the standard library, which gives the error
+    text (and accepts the few non-standard literals it always accepted, such as ``NaN``)."""
+    try:
+        return _json_decoder.decode(line)
+    except msgspec.DecodeError:
+        return json.loads(line)
+
+
+def line_outcomes(line: str, opts: Options) -> list[Outcome]:
+    """The outcomes of one record of a JSON-lines file (``line`` is not blank)."""
+    fast = watchjson.translate_line(line)  # the common watch event without dicts (None: not handled)
+    if fast is not None:
+        return [Ignored(fast.key) if isinstance(fast, kube.Ignored) else _checked(fast)]
+    try:
+        value = _json_line(line)
+    except ValueError as exc:
+        return [Rejected(f"invalid JSON: {exc}")]
+    return _from_json_value(value, opts)
+
+
+def _line_mode(lines: list[str]) -> bool:
     first = next((ln for ln in lines if ln.strip()), "")
     try:
         json.loads(first)
-        line_mode = True
     except ValueError:
-        line_mode = False
-    if line_mode:
+        return False
+    return True
+
+
+def json_lines(path: str | os.PathLike[str]) -> list[str] | None:
+    """The lines of a file that :func:`read_file` reads as JSON lines (one record per non-blank line, each given
+    to :func:`line_outcomes`), else None (another format, or concatenated multi-line JSON values). For callers
+    that process the records of a big file in parallel; raises :class:`InputError` like :func:`read_file`."""
+    name = str(path)
+    try:
+        blob = Path(path).read_bytes()
+    except OSError as exc:
+        raise InputError(name, f"cannot read: {exc.strerror or exc}") from None
+    if detect(name, blob) != "json":
+        return None
+    lines = blob.decode("utf-8").splitlines()
+    return lines if _line_mode(lines) else None
+
+
+def _read_json(name: str, text: str, opts: Options) -> Iterator[Record]:
+    lines = text.splitlines()
+    if _line_mode(lines):
         number = 0
         for line in lines:
-            if not line.strip():
+            if not line or line.isspace():
                 continue
             number += 1
-            rec = Record(name, number)
-            try:
-                value = json.loads(line)
-            except ValueError as exc:
-                rec.outcomes.append(Rejected(f"invalid JSON: {exc}"))
-            else:
-                rec.outcomes.extend(_from_json_value(value, opts))
-            yield rec
+            yield Record(name, number, line_outcomes(line, opts))
         return
     decoder = json.JSONDecoder()
     pos, number, end = 0, 0, len(text)

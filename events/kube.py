@@ -22,7 +22,7 @@ from typing import Any, NamedTuple
 
 import msgspec
 
-from events import schema
+from events import codec, schema
 
 
 class TranslateError(ValueError):
@@ -282,9 +282,7 @@ def _selectors(raws: list[RawSelector] | None) -> tuple[schema.LabelSelector, ..
 
 def _canonical_ip(text: str, where: str) -> str:
     try:
-        if "%" in text:
-            raise ValueError(text)
-        return str(ipaddress.ip_address(text.strip()))
+        return codec.canonical_ip(text.strip())
     except ValueError:
         raise TranslateError(f"{where}: {text!r} is not an IP address") from None
 
@@ -311,6 +309,8 @@ def parse_duration_ms(text: str, where: str) -> int:
 
 
 def _convert(obj: dict[str, Any], typ: type, what: str) -> Any:
+    if isinstance(obj, typ):  # already decoded from JSON into its raw Struct (events.watchjson)
+        return obj
     try:
         return msgspec.convert(obj, typ, strict=True)
     except msgspec.ValidationError as exc:
@@ -600,6 +600,13 @@ def translate(obj: Any, metallb_namespaces: tuple[str, ...] = ("metallb-system",
             return Ignored(f"{key}[namespace {result.namespace}]")
         return result
     return Ignored(key)
+
+
+def translate_core(api_version: str, kind: str, raw: Any) -> schema.K8sObject | Ignored | None:
+    """:func:`translate` for a core object (Service, Node, Namespace, EndpointSlice) already decoded into its raw
+    Struct (or a subclass), as :mod:`events.watchjson` does; None for any other ``apiVersion``/``kind``."""
+    fn = _CORE.get((api_version, kind))
+    return None if fn is None else fn(raw)
 
 
 def reference(obj: Any, metallb_namespaces: tuple[str, ...] = ("metallb-system",)) -> schema.ObjectRef | Ignored:

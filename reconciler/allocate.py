@@ -732,6 +732,8 @@ def _evict_unconfirmed(state: State, key: ServiceKey, svc: schema.Service, addrs
 def converge(state: State, svc: schema.Service) -> list[tuple[str, Addr]]:
     """Bring ``svc``'s decision up to date (§3.3). Returns the (pool, address) pairs freed on the way."""
     key = service_key(svc)
+    if state.decided is not None:
+        state.decided.add(key)
     idx = index(state)
     if not handled(state, svc):
         state.services.pop(key, None)
@@ -1050,6 +1052,8 @@ def on_service(state: State, svc: schema.Service, old: schema.Service | None) ->
 
 def on_service_deleted(state: State, key: ServiceKey) -> None:
     """A Service was deleted (already removed from ``state.objects``); its addresses wake the waiters."""
+    if state.decided is not None:
+        state.decided.add(key)
     state.services.pop(key, None)
     state.pending.discard(key)
     if state.alloc is not None:

@@ -59,6 +59,9 @@ class State:
     slices_by_service: dict[ObjKey, set[str]] = field(default_factory=dict)
     # announcement planning (owned by reconciler.planning; built lazily, None until first asked for)
     plan: object | None = None
+    # change feed for the runtime (streamlb run publishes what changed): keys of Services whose decision was
+    # recomputed or dropped, collected only while a consumer set it to a set (None: nobody listens); never hashed
+    decided: set[ServiceKey] | None = field(default=None, compare=False)
 
     def service(self, key: ServiceKey) -> schema.Service | None:
         ns, _, name = key.partition("/")

@@ -7,6 +7,8 @@ the valid records of the input are still appended, refused ones never are, in pa
 from __future__ import annotations
 
 import base64
+import multiprocessing
+import os
 import sys
 from pathlib import Path
 from typing import Annotated, Optional
@@ -27,7 +29,9 @@ ClusterName = Annotated[str, typer.Option("--cluster", envvar="STREAMLB_CLUSTER"
                                           help="streamlb cluster name (keys streamlb:{NAME}:...).")]
 Output = Annotated[str, typer.Option("--output", "-o", help="json or table.")]
 DEFAULT_URL = "redis://127.0.0.1:6379/0"
-PROGRESS_MIN = 5_000  # records; smaller inputs need no progress bar
+PROGRESS_MIN_BYTES = 2_000_000  # smaller inputs need no progress bar
+PARALLEL_MIN_BYTES = 8_000_000  # JSON-lines files at least this big are decoded by worker processes
+PARALLEL_SLICE = 4_000  # lines per worker job
 
 
 def _fail(message: str, code: int = 2) -> typer.Exit:
@@ -58,7 +62,7 @@ def _check_output(output: str) -> None:
         raise _fail(f"--output must be json or table, not {output!r}")
 
 
-def _progress(total: int, enabled: bool) -> Progress:
+def _progress(enabled: bool) -> Progress:
     return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
                     console=err, disable=not enabled, transient=True)
 
@@ -74,56 +78,153 @@ def append(
         help="Namespace whose MetalLB objects count (repeatable).")] = None,
     progress: Annotated[Optional[bool], typer.Option("--progress/--no-progress",
                                                      help="Progress bar (default: on a terminal, big inputs).")] = None,
+    jobs: Annotated[int, typer.Option("--jobs", "-j", min=0, help="Processes decoding a big JSON-lines input "
+                                      "(0: the CPUs, at most 4); order is kept.")] = 0,
 ) -> None:
     """Validate the inputs and append their events to the stream (batched XADD).
 
     A record that is refused (invalid JSON, an invalid object, a watch ERROR) is reported with its file, record
     number and reason, and nothing from it is appended; the other records are.
     """
-    from events import inputs, log as logmod
+    from events import codec, inputs, log as logmod
 
     opts = inputs.Options(metallb_namespaces=tuple(metallb_namespace or ("metallb-system",)))
-    try:
-        records = list(inputs.read_files([str(f) for f in files], opts))
+    try:  # every file is read and its format detected before anything is appended
+        readers = [inputs.read_file(str(f), opts) for f in files]
     except inputs.InputError as exc:
         raise _fail(str(exc)) from None
-    events, refused, ignored = [], 0, 0
-    for rec in records:
-        reasons = [o.reason for o in rec.outcomes if isinstance(o, inputs.Rejected)]
-        if reasons:
-            refused += 1
-            for r in reasons:
-                err.print(f"{rec.file}:{rec.number}: refused: {r}", markup=False)
-            continue
-        for o in rec.outcomes:
-            if isinstance(o, inputs.Accepted):
-                events.append(o.event)
-            elif isinstance(o, inputs.Ignored):
-                ignored += 1
+    size = sum(f.stat().st_size for f in files)
+    show = progress if progress is not None else (err.is_terminal and size >= PROGRESS_MIN_BYTES)
     lg = open_log(redis_url, cluster, batch=batch)
-    show = progress if progress is not None else (err.is_terminal and len(events) >= PROGRESS_MIN)
-    from events import codec
-
+    # records stream through decode -> translate -> validate -> encode into a chunk; a full chunk is one
+    # pipelined round trip, sent while the next chunk is being prepared. Nothing is kept per record, so memory
+    # stays flat however long the input.
+    encode = codec.encode
     appended = 0
+    counts = {"records": 0, "refused": 0, "ignored": 0}
+    jobs = jobs or min(4, os.cpu_count() or 1)
+    pool = None
+
+    def chunks():
+        nonlocal pool
+        chunk: list[bytes] = []
+        records = 0
+        for path, reader in zip(files, readers):
+            lines = inputs.json_lines(path) if jobs > 1 and path.stat().st_size >= PARALLEL_MIN_BYTES else None
+            if lines is not None:
+                # a big JSON-lines file: its lines are decoded, translated, validated and encoded by worker
+                # processes in slices, results taken back in order
+                if pool is None:
+                    pool = multiprocessing.get_context("fork").Pool(jobs)
+                slices = [lines[i:i + PARALLEL_SLICE] for i in range(0, len(lines), PARALLEL_SLICE)]
+                del lines
+                for blobs, refusals, ignored, n in pool.imap(_encode_slice, ((s, opts) for s in slices)):
+                    for rel, reason in refusals:
+                        err.print(f"{path}:{records + rel}: refused: {reason}", markup=False)
+                    counts["refused"] += len({rel for rel, _ in refusals})
+                    counts["ignored"] += ignored
+                    records += n
+                    chunk.extend(blobs)
+                    while len(chunk) >= batch:
+                        counts["records"] = records
+                        yield chunk[:batch]
+                        chunk = chunk[batch:]
+                continue
+            for rec in reader:
+                records += 1
+                outcomes = rec.outcomes
+                if len(outcomes) == 1 and type(outcomes[0]) is inputs.Accepted:  # the common case
+                    chunk.append(encode(outcomes[0].event))
+                else:
+                    reasons = [o.reason for o in outcomes if isinstance(o, inputs.Rejected)]
+                    if reasons:
+                        counts["refused"] += 1
+                        for r in reasons:
+                            err.print(f"{rec.file}:{rec.number}: refused: {r}", markup=False)
+                    else:
+                        for o in outcomes:
+                            if isinstance(o, inputs.Accepted):
+                                chunk.append(encode(o.event))
+                            elif isinstance(o, inputs.Ignored):
+                                counts["ignored"] += 1
+                if len(chunk) >= batch:
+                    counts["records"] = records
+                    yield chunk
+                    chunk = []
+        counts["records"] = records
+        if chunk:
+            yield chunk
+
     try:
-        with _progress(len(events), show) as bar:
-            task = bar.add_task("appending", total=len(events))
-            for i in range(0, len(events), batch):
-                chunk = events[i:i + batch]
-                lg.append_raw([codec.encode(e) for e in chunk])
-                appended += len(chunk)
-                bar.update(task, advance=len(chunk))
+        with _progress(show) as bar:
+            task = bar.add_task("appending", total=_estimate_records(files) if show else None)
+            for positions in lg.append_chunks(chunks()):
+                appended += len(positions)
+                bar.update(task, completed=counts["records"])
+            bar.update(task, completed=counts["records"], total=counts["records"])
     except logmod.LogUnavailable as exc:
-        err.print(f"streamlb: appended {appended} of {len(events)} events before the failure", markup=False)
+        err.print(f"streamlb: appended {appended} events (of the first {counts['records']} records) before the "
+                  "failure", markup=False)
         raise _unavailable(exc) from None
     except logmod.LogForbidden as exc:
         raise _fail(f"{exc}; appended {appended} of {len(events)} events", code=1) from None
     finally:
+        if pool is not None:
+            pool.terminate()
+            pool.join()
         lg.close()
-    err.print(f"appended {appended} events from {len(records)} records"
+    records, refused, ignored = counts["records"], counts["refused"], counts["ignored"]
+    err.print(f"appended {appended} events from {records} records"
               f"{f', {ignored} ignored' if ignored else ''}{f', {refused} refused' if refused else ''}", markup=False)
     if refused:
         raise typer.Exit(2)
+
+
+def _encode_slice(job) -> tuple[list[bytes], list[tuple[int, str]], int, int]:
+    """In a worker process: the encoded events of a slice of JSON lines, its refusals (record number within the
+    slice, reason), how many objects were ignored and how many records (non-blank lines) it held."""
+    from events import codec, inputs
+
+    lines, opts = job
+    encode = codec.encode
+    blobs: list[bytes] = []
+    refusals: list[tuple[int, str]] = []
+    ignored = n = 0
+    for line in lines:
+        if not line or line.isspace():
+            continue
+        n += 1
+        outcomes = inputs.line_outcomes(line, opts)
+        if len(outcomes) == 1 and type(outcomes[0]) is inputs.Accepted:
+            blobs.append(encode(outcomes[0].event))
+            continue
+        reasons = [o.reason for o in outcomes if isinstance(o, inputs.Rejected)]
+        if reasons:
+            refusals.extend((n, r) for r in reasons)
+            continue
+        for o in outcomes:
+            if isinstance(o, inputs.Accepted):
+                blobs.append(encode(o.event))
+            elif isinstance(o, inputs.Ignored):
+                ignored += 1
+    return blobs, refusals, ignored, n
+
+
+def _estimate_records(files: list[Path]) -> int | None:
+    """Roughly how many records the inputs hold, for the progress bar's total (lines of text; frames of evlog)."""
+    from events import logfile
+
+    total = 0
+    for f in files:
+        try:
+            blob = f.read_bytes()
+        except OSError:
+            return None
+        if logfile.is_evlog(blob):
+            total += sum(1 for _ in logfile.iter_frames(blob))
+        else:
+            total += blob.count(b"\n") + (0 if blob.endswith(b"\n") else 1)
+    return total
 
 
 def _entry_json(rec) -> dict:

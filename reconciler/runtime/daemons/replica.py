@@ -311,16 +311,33 @@ class Daemon:
                 # a new leader cannot know what its predecessor published last: its first decisions entry
                 # carries every Service (a full resync for status writers), later ones only changes
                 self._signatures = {}
+            self.state.decided = None  # the change feed starts with the next publication (a full comparison)
 
     def changed_services(self, undo: dict[str, tuple | None] | None = None) -> dict[str, Any]:
         """Services whose decision changed since the last call (None: deleted). ``undo`` collects the previous
-        signatures, so a failed publication can be retried with the same changes."""
+        signatures, so a failed publication can be retried with the same changes.
+
+        Only the Services the fold re-decided since the last call are compared (``state.decided``, the core's
+        change feed), so a batch costs what it changed, not O(Services); the first call after boot or after
+        taking the lead, when that feed was not on, compares every Service (a full resync)."""
         out: dict[str, Any] = {}
         seen = self._signatures
         current = self.state.services
-        for key, dec in current.items():
-            sig = _signature(dec)
+        keys = self.state.decided
+        self.state.decided = set()
+        if keys is None:
+            keys = current.keys() | seen.keys()
+        for key in sorted(keys):
+            dec = current.get(key)
             old = seen.get(key)
+            if dec is None:
+                if key in seen:
+                    out[key] = None
+                    if undo is not None:
+                        undo[key] = old
+                    del seen[key]
+                continue
+            sig = _signature(dec)
             if old != sig:
                 new_events = dec.events[old[3]:] if old is not None and old[3] <= len(dec.events) else dec.events
                 out[key] = {"ingress": list(dec.ingress), "pool": dec.pool, "reason": dec.reason,
@@ -328,11 +345,6 @@ class Daemon:
                 seen[key] = sig
                 if undo is not None:
                     undo[key] = old
-        for key in [k for k in seen if k not in current]:
-            out[key] = None
-            if undo is not None:
-                undo[key] = seen[key]
-            del seen[key]
         return out
 
     def _publish(self) -> None:
@@ -346,6 +358,8 @@ class Daemon:
                     self._signatures.pop(key, None)
                 else:
                     self._signatures[key] = old
+            if self.state.decided is not None:
+                self.state.decided.update(undo)
             raise
 
     def _publish_changes(self, changed: dict[str, Any]) -> None:

@@ -34,6 +34,7 @@ Rules:
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import logging
 import os
@@ -44,6 +45,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+import msgspec
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
 from events import codec, log as logmod, schema
@@ -60,6 +62,13 @@ logger = logging.getLogger("streamlb.speak")
 
 def _iso(t: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))
+
+
+_json_encoder = msgspec.json.Encoder(order="sorted")
+
+
+def _json_sorted(obj: Any) -> bytes:
+    return _json_encoder.encode(obj)
 
 
 def _status_signature(status: dict) -> bytes:
@@ -136,7 +145,18 @@ def router_id_for(node: str) -> str:
 class _Peer:
     obj: schema.BGPPeer
     transport: PeerTransport
-    routes: dict[str, Route] = field(default_factory=dict)
+    desired: int = 0  # prefixes in the table handed to the session
+    packing: Any = None  # the future of the table packed ahead of the first connection
+
+
+@dataclass
+class _Delta:
+    """What one planning step (in the worker thread) hands to the event loop."""
+
+    effects: list
+    selected: dict[str, schema.BGPPeer]  # BGPPeers that select this node
+    routes: dict[str, dict[str, Route]]  # the complete table of each peer whose table changed
+    bfd_profiles: dict[str, Any]
 
 
 class Speaker:
@@ -184,6 +204,10 @@ class Speaker:
         self._status_at = -1e18
         self._booted = False
         self.bfd = SpeakerBfd(self.metrics.registry, self._drop_bgp)
+        self._routes_of: dict[str, dict[str, Route]] = {}  # per selected peer: its table (worker thread's)
+        self._stopping = False
+        self._plan_json: tuple[Any, list | dict] | None = None  # (plan object, its JSON form)
+        self._status_busy = False
         self.heartbeat: liveness.Heartbeat | None = None
         hb_log = heartbeat_log if heartbeat_log is not None else log
         if settings.announce_liveness and hasattr(hb_log, "heartbeat"):
@@ -251,6 +275,42 @@ class Speaker:
                 logger.warning("skipped entry", extra={"pos": str(rec.position), "reason": str(exc)})
             self.pos = rec.position
 
+    def _work(self, caught_up: bool, synced: bool) -> tuple[list[logmod.Record], bool, _Delta | None]:
+        """One step off the event loop (a worker thread): read, fold and, once caught up, plan this node.
+
+        Everything that costs O(Services) — loading the snapshot, folding the catch-up, building the plan, the
+        node's first full plan, the per-peer route tables — happens here, so the session loop only executes the
+        resulting effects and never waits behind planning (design.md §7)."""
+        records = self._read(caught_up)
+        if records:
+            self._fold(records)
+        if not caught_up and len(records) < self.s.page:
+            caught_up = True
+        delta = None
+        if caught_up and (records or not synced):
+            delta = self._plan_delta()
+        return records, caught_up, delta
+
+    def _plan_delta(self) -> _Delta:
+        effs = self.view.sync(self.state)
+        selected = self._selected_peers() if self.s.bgp else {}
+        touched = {e.peer for e in effs if isinstance(e, (effmod.BgpAdvertise, effmod.BgpWithdraw))}
+        routes: dict[str, dict[str, Route]] = {}
+        for name in selected:
+            if name in touched or name not in self._routes_of:
+                routes[name] = {}
+        if routes:
+            for (peer, prefix), (lp, cs) in self.view.current.bgp.items():
+                if peer in routes:
+                    routes[peer][prefix] = Route(prefix, local_pref=lp, communities=tuple(cs))
+        for name in list(self._routes_of):
+            if name not in selected:
+                del self._routes_of[name]
+        self._routes_of.update(routes)
+        cfg = self.state.config
+        bfd_profiles = {b.name: b for b in (cfg.bfd_profiles if cfg is not None else ())}
+        return _Delta(effs, selected, routes, bfd_profiles)
+
     def _l2_interfaces(self) -> list[str]:
         return list(getattr(getattr(self.l2, "responder", None), "ifaces", None) or ())
 
@@ -294,8 +354,15 @@ class Speaker:
     # --- wire side --------------------------------------------------------------------------------------------
 
     def sync(self) -> list:
-        """Bring the wire in line with the node's plan; returns the effects executed."""
-        effs = self.view.sync(self.state)
+        """Plan and bring the wire in line with the node's plan at once (tests; the daemon loop plans in a worker
+        thread with :meth:`_work` and applies the result with :meth:`_apply`); returns the effects executed."""
+        delta = self._plan_delta()
+        self._apply(delta)
+        return delta.effects
+
+    def _apply(self, delta: _Delta) -> list:
+        """Execute a planned delta on the event loop: L2 effects, BGP peers and their route tables."""
+        effs = delta.effects
         if self.l2 is not None:
             for e in effs:
                 if isinstance(e, (effmod.L2Withdraw, effmod.L2Announce)):
@@ -307,7 +374,7 @@ class Speaker:
                 if isinstance(e, effmod.L2Announce):
                     self.l2.announce(e.ip, tuple(e.interfaces))
         if self.s.bgp:
-            self._sync_peers()
+            self._sync_peers(delta)
         if effs:
             self.last_effects_at = self.clock()
             if self.on_effects is not None:
@@ -366,32 +433,66 @@ class Speaker:
         t.session.router_id_fallback = router_id_for(self.s.node)
         return t
 
-    def _sync_peers(self) -> None:
-        selected = self._selected_peers()
+    def _sync_peers(self, delta: _Delta) -> None:
+        selected = delta.selected
         for name in sorted(set(self.peers) - set(selected)):
             p = self.peers.pop(name)
             asyncio.get_running_loop().create_task(p.transport.stop(withdraw=True))
             logger.info("peer deselected", extra={"peer": name})
-        routes: dict[str, dict[str, Route]] = {n: {} for n in selected}
-        for (peer, prefix), (lp, cs) in self.view.current.bgp.items():
-            if peer in routes:
-                routes[peer][prefix] = Route(prefix, local_pref=lp, communities=tuple(cs))
         for name in sorted(selected):
             obj = selected[name]
             p = self.peers.get(name)
             if p is not None and p.obj != obj:
                 asyncio.get_running_loop().create_task(p.transport.stop(withdraw=True))
                 p = None
+            routes = delta.routes.get(name)
             if p is None:
+                if routes is None:
+                    routes = self._routes_of.get(name, {})
                 t = self._transport(obj)
-                p = self.peers[name] = _Peer(obj, t)
+                p = self.peers[name] = _Peer(obj, t, len(routes))
+                t.set_routes(routes.values())
+                self._start_peer(name, p)
+            elif routes is not None:
+                p.desired = len(routes)
+                p.transport.set_routes(routes.values())
+        self.bfd.sync(selected, delta.bfd_profiles)
+
+    def _start_peer(self, name: str, p: _Peer) -> None:
+        """Start a new session once its initial table is packed: the packing (hundreds of ms for 100,000
+        prefixes) runs in a worker thread before the SYN, for the local address the route to the peer gives;
+        the session is not on the loop yet, so nothing else touches it meanwhile."""
+        t = p.transport
+        local = self._predict_local(t.spec)
+        loop = asyncio.get_running_loop()
+
+        def start(fut: asyncio.Future | None = None) -> None:
+            if fut is not None and not fut.cancelled() and fut.exception() is not None:
+                logger.warning("could not pack the table ahead", extra={"peer": name, "error": str(fut.exception())})
+            if self.peers.get(name) is p and not self._stopping:
                 t.start()
-                logger.info("peer session started", extra={"peer": name, "address": obj.peer_address})
-            if routes[name] != p.routes:
-                p.routes = routes[name]
-                p.transport.set_routes(p.routes.values())
-        cfg = self.state.config
-        self.bfd.sync(selected, {b.name: b for b in (cfg.bfd_profiles if cfg is not None else ())})
+                logger.info("peer session started", extra={"peer": name, "address": p.obj.peer_address})
+
+        if local is None or p.desired == 0:
+            start()
+            return
+        p.packing = loop.run_in_executor(None, t.session.prepack, local)
+        p.packing.add_done_callback(start)
+
+    def _predict_local(self, spec: PeerSpec) -> str | None:
+        """The local address a connection to the peer will have: its source address, else the kernel's choice
+        for the route to it (a UDP connect sends nothing). None when sockets come from a factory (tests)."""
+        if spec.source_address:
+            return spec.source_address
+        if self._socket_factory is not None:
+            return None
+        fam = socket.AF_INET6 if ":" in spec.address else socket.AF_INET
+        try:
+            with socket.socket(fam, socket.SOCK_DGRAM) as u:
+                u.connect((spec.address, spec.port))
+                return u.getsockname()[0]
+        except OSError:
+            return None
 
     def _drop_bgp(self, name: str, reason: str) -> None:
         p = self.peers.get(name)
@@ -400,7 +501,7 @@ class Speaker:
 
     # --- status -----------------------------------------------------------------------------------------------
 
-    def status(self) -> dict:
+    def status(self, with_plan: bool = True) -> dict:
         peers = {}
         for name, p in sorted(self.peers.items()):
             s = p.transport.session
@@ -409,7 +510,7 @@ class Speaker:
                 "state": s.state.value,
                 "last_error": s.last_error,
                 "advertised": len(s.advertised),
-                "desired": len(p.routes),
+                "desired": p.desired,
                 "counters": dict(vars(s.counters)),
             }
         l2: dict[str, Any] = {}
@@ -429,7 +530,7 @@ class Speaker:
             "applied": self.applied,
             "skipped": self.skipped,
             "log_up": self.redis_up,
-            "plan": self.view.current.to_json(),
+            "plan": self.view.current.to_json() if with_plan else None,
             "l2": l2,
             "peers": peers,
             "bfd": self.bfd.status(),
@@ -491,17 +592,20 @@ class Speaker:
 
         loop.run_in_executor(None, self._addresses, names).add_done_callback(done)
 
-    def _publish_status(self, loop: asyncio.AbstractEventLoop, status: dict) -> None:
+    def _publish_status(self, loop: asyncio.AbstractEventLoop, status: dict, sig: bytes | None = None,
+                        payload: bytes | None = None) -> None:
         """Put the status into ``streamlb:{c}:status:{node}`` when it changed, else every publish interval
-        (SET PX in a worker thread; a Redis outage only delays it)."""
+        (SET PX in a worker thread; a Redis outage only delays it). ``sig``/``payload``: already encoded."""
         if not hasattr(self.log, "publish_status") or self._publishing:
             return
-        sig = _status_signature(status)
+        if sig is None:
+            sig = _status_signature(status)
         now = self.clock()
         if self._published is not None and self._published[0] == sig and \
                 now - self._published[1] < self.s.status_publish_interval:
             return
-        payload = json.dumps(status, sort_keys=True).encode()
+        if payload is None:
+            payload = json.dumps(status, sort_keys=True).encode()
         self._publishing = True
 
         def put() -> None:
@@ -521,6 +625,37 @@ class Speaker:
                 self._publish_error = str(exc)
 
         loop.run_in_executor(None, put).add_done_callback(done)
+
+    def _status_off_loop(self, loop: asyncio.AbstractEventLoop) -> None:
+        """The status file and key: the cheap parts are read here, on the loop; the node's plan in JSON (100,000
+        entries at scale), the encodings and the file write happen in a worker thread (the plan object is never
+        changed once the view published it, so reading it there is safe)."""
+        status = self.status(with_plan=False)
+        plan = self.view.current
+        self._status_busy = True
+
+        def work() -> tuple[dict, bytes, bytes]:
+            # msgspec's encoder: the C json encoder would hold the GIL (and so the loop) ~10x longer per status
+            cached = self._plan_json
+            if cached is None or cached[0] is not plan:
+                pj = plan.to_json()
+                cached = self._plan_json = (plan, pj, hashlib.sha256(_json_sorted(pj)).digest())
+            sig = _status_signature(status) + cached[2]
+            status["plan"] = cached[1]
+            payload = _json_sorted(status)
+            self._write_status_bytes(msgspec.json.format(payload, indent=1))
+            return status, sig, payload
+
+        def done(fut: asyncio.Future) -> None:
+            self._status_busy = False
+            try:
+                st, sig, payload = fut.result()
+            except OSError as exc:
+                logger.warning("cannot write status file", extra={"error": str(exc)})
+                return
+            self._publish_status(loop, st, sig, payload)
+
+        loop.run_in_executor(None, work).add_done_callback(done)
 
     def _refresh_metrics(self) -> None:
         m = self.metrics
@@ -542,9 +677,15 @@ class Speaker:
     def _write_status(self, status: dict | None = None) -> None:
         if not self.s.status_file:
             return
+        self._write_status_bytes(json.dumps(status if status is not None else self.status(), indent=1,
+                                            sort_keys=True).encode())
+
+    def _write_status_bytes(self, data: bytes) -> None:
+        if not self.s.status_file:
+            return
         path = Path(self.s.status_file)
         tmp = path.with_suffix(path.suffix + ".tmp")
-        tmp.write_text(json.dumps(status if status is not None else self.status(), indent=1, sort_keys=True))
+        tmp.write_bytes(data)
         os.replace(tmp, path)
 
     # --- main loop --------------------------------------------------------------------------------------------
@@ -565,18 +706,13 @@ class Speaker:
                 forbidden = self.heartbeat.forbidden  # the wrong Redis user: withdraw, then report and stop
                 break
             now = self.clock()
-            if now - self._status_at >= self.s.status_interval:
+            if now - self._status_at >= self.s.status_interval and not self._status_busy:
                 self._status_at = now
                 self._refresh_metrics()
                 self._refresh_addresses(loop)
-                status = self.status()
-                try:
-                    self._write_status(status)
-                except OSError as exc:
-                    logger.warning("cannot write status file", extra={"error": str(exc)})
-                self._publish_status(loop, status)
+                self._status_off_loop(loop)
             if read is None:
-                read = loop.run_in_executor(None, self._read, caught_up)
+                read = loop.run_in_executor(None, self._work, caught_up, synced)
             stopper = asyncio.ensure_future(stop.wait())
             done, _ = await asyncio.wait({read, stopper}, timeout=self.s.status_interval,
                                          return_when=asyncio.FIRST_COMPLETED)
@@ -585,7 +721,7 @@ class Speaker:
                 continue
             fut, read = read, None
             try:
-                records = fut.result()
+                records, caught_up, delta = fut.result()
             except logmod.LogUnavailable as exc:
                 if self._down_since is None:
                     self._down_since = self.clock()
@@ -606,13 +742,12 @@ class Speaker:
             self.redis_up = True
             self.metrics.redis_up.set(1)
             backoff = 0.0
-            if not caught_up and len(records) < self.s.page:
-                caught_up = True
-            if records:
-                self._fold(records)
-            # during catch-up only fold (no intermediate states on the wire); afterwards sync every batch
-            if caught_up and (records or not synced):
-                self.sync()
+            # during catch-up only fold (no intermediate states on the wire); afterwards apply every batch's plan
+            if delta is not None:
+                if not synced:
+                    logger.info("plan ready", extra={"pos": str(self.pos), "applied": self.applied,
+                                                     "prefixes": sum(len(r) for r in delta.routes.values())})
+                self._apply(delta)
                 synced = True
                 if self.heartbeat is not None and not self.heartbeat.running:
                     # only now: a node is "up" once its speaker serves the current decisions; the heap's one full
@@ -627,6 +762,7 @@ class Speaker:
                 self._restore_yielded()
         if read is not None:
             read.cancel()
+        self._stopping = True
         await self.shutdown()
         if forbidden is not None:
             raise forbidden

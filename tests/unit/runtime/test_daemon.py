@@ -351,3 +351,45 @@ def test_no_usable_snapshot_on_a_trimmed_stream_is_reported_not_replayed() -> No
     d = make(c, clock, "fresh")
     assert d.pos == ZERO and d.regressed is not None and "trimmed" in d.regressed
     assert d.step(timeout_ms=1) == 0 and d.applied == 0
+
+
+def _published_view(c: LocalCluster, start: int = 0) -> dict:
+    view: dict = {}
+    for _, _, payload in c.published[start:]:
+        for key, dec in msgspec.msgpack.decode(payload).items():
+            if dec is None:
+                view.pop(key, None)
+            else:
+                view[key] = (dec["ingress"], dec["pool"], dec["reason"])
+    return view
+
+
+def _state_view(d: daemonmod.Daemon) -> dict:
+    return {k: (list(v.ingress), v.pool, v.reason) for k, v in d.state.services.items()}
+
+
+def test_the_published_changes_add_up_to_the_state_after_every_batch() -> None:
+    # the leader compares only the Services the fold re-decided (state.decided); summing its publications must
+    # give the state's decisions at every step, including Services changed by another Service's event (a freed
+    # address handed to a waiter) and by configuration changes
+    c, clock = new()
+    d = make(c, clock)
+    pool = schema.IPAddressPool(namespace="metallb-system", name="one", addresses=("10.9.0.1/32",))
+    svc = [e.obj for e in EVENTS if isinstance(e, schema.K8sUpsert) and isinstance(e.obj, schema.Service)][:3]
+    story = [schema.K8sUpsert(obj=s) for s in svc]  # no configuration yet: all pending
+    story += [schema.K8sUpsert(obj=pool)]  # the first in order gets the only address, the others wait
+    story += [schema.K8sDelete(ref=schema.ObjectRef(kind="Service", namespace=svc[0].namespace, name=svc[0].name))]
+    story += [schema.K8sUpsert(obj=schema.IPAddressPool(namespace="metallb-system", name="one",
+                                                        addresses=("10.9.0.1/32", "10.9.0.2/32")))]
+    for ev in story:
+        c.append([ev])
+        drain(d)
+        assert _published_view(c) == _state_view(d)
+    assert sum(1 for v in _state_view(d).values() if v[0]) == 2  # the waiters got the freed and the new address
+    c.append(EVENTS)
+    for _ in range(10_000):
+        n = d.step(timeout_ms=1)
+        assert _published_view(c) == _state_view(d)
+        if n == 0 and d.caught_up:
+            break
+    assert d.pos == c.head()

@@ -369,3 +369,30 @@ def test_prepared_initial_table_is_byte_identical_to_packing_at_established() ->
     assert two == _run(False, local_as=64512, caps=caps, asn=64513)
     assert b"\x40\x02\x04\x02\x01\xfc\x00" in two  # AS_PATH with one 2-octet ASN
     assert b"\x40\x02\x06\x02\x01\x00\x00\xfc\x00" not in two
+
+
+def _run_prepacked(packed_for: str, connect_from: str, change_between: bool = False) -> tuple[bytes, bool]:
+    s = Session(cfg(local_as=4200000000), now=0.0)
+    s.set_routes([Route(f"10.1.{i // 256}.{i % 256}/32", communities=("64512:1",)) for i in range(1500)]
+                 + [Route("10.9.0.0/24", local_pref=200)])
+    s.prepack(packed_for)  # before connecting, as the speaker does off its event loop
+    if change_between:
+        s.set_routes([Route("10.7.0.1/32")])
+    s.connecting(0.0)
+    s.connection_made(0.0, connect_from)
+    out = s.data_to_send()
+    s.prepare()
+    used = s._prepared is not None and s._prepacked is not None and s._prepared[2] is s._prepacked[3]
+    s.receive(peer_open() + KEEPALIVE, 0.1)
+    assert s.state is State.ESTABLISHED
+    return out + s.data_to_send(), used
+
+
+def test_a_table_packed_before_connecting_is_byte_identical_and_used_only_when_it_fits() -> None:
+    reference = _run(False)
+    same, used = _run_prepacked("10.0.0.1", "10.0.0.1")
+    assert used and same == reference
+    other, used = _run_prepacked("10.0.0.9", "10.0.0.1")  # the connection came from another address
+    assert not used and other == reference
+    changed, used = _run_prepacked("10.0.0.1", "10.0.0.1", change_between=True)
+    assert not used and changed == _run(False, change_between=True)

@@ -1,0 +1,87 @@
+"""The packed, pipelined XADD path of ``StreamLog`` (events.stream) against a real redis-server."""
+
+from __future__ import annotations
+
+import pytest
+import redis
+
+from events import codec, schema, stream
+from tests.redis_server import redis_server  # noqa: F401 (fixture)
+
+pytestmark = pytest.mark.integration
+
+
+def _blobs(n: int, tag: str) -> list[bytes]:
+    return [codec.encode(schema.SpeakerUp(node=f"{tag}-{i}")) for i in range(n)]
+
+
+def test_chunks_are_appended_in_order_and_their_positions_match_the_stream(redis_server) -> None:
+    lg = stream.StreamLog.from_url(redis_server.url, "append-order", batch=7)
+    chunks = [_blobs(5, "a"), [], _blobs(1, "b"), _blobs(12, "c")]
+    got = list(lg.append_chunks(iter(chunks)))
+    assert [len(p) for p in got] == [5, 1, 12]
+    recs = list(lg.read())
+    assert [r.position for r in recs] == [p for ps in got for p in ps]
+    assert [r.data for r in recs] == [b for c in chunks for b in c]
+    assert all(r.version == codec.FORMAT_VERSION for r in recs)
+    more = lg.append_raw(_blobs(20, "d"))  # more than one pipelined round trip of 7
+    assert [r.position for r in lg.read(after=got[-1][-1])] == more
+
+
+def test_an_error_reply_is_raised_and_the_connection_stays_in_step(redis_server) -> None:
+    lg = stream.StreamLog.from_url(redis_server.url, "append-err")
+    lg.client.set(lg.keys.events, b"not a stream")  # every XADD answers WRONGTYPE
+    with pytest.raises(redis.exceptions.ResponseError, match="WRONGTYPE"):
+        lg.append_raw(_blobs(10, "x"))
+    with pytest.raises(redis.exceptions.ResponseError, match="WRONGTYPE"):
+        list(lg.append_chunks(iter([_blobs(3, "y"), _blobs(3, "z")])))
+    # no reply of the failed batches is left for the next commands to read
+    for i in range(5):
+        lg.client.set(f"probe-{i}", str(i))
+        assert lg.client.get(f"probe-{i}") == str(i).encode()
+    lg.client.delete(lg.keys.events)
+    assert len(lg.append_raw(_blobs(4, "w"))) == 4 and lg.length() == 4
+
+
+def test_a_dropped_server_is_log_unavailable(redis_server, tmp_path) -> None:
+    from events.log import LogUnavailable
+    from tests.redis_server import free_port
+
+    lg = stream.StreamLog.from_url(f"redis://127.0.0.1:{free_port()}/0", "append-down")
+    with pytest.raises(LogUnavailable):
+        lg.append_raw(_blobs(3, "x"))
+    with pytest.raises(LogUnavailable):
+        list(lg.append_chunks(iter([_blobs(3, "x")])))
+
+
+def test_parallel_decoding_of_a_big_watch_log_equals_the_serial_path(redis_server, tmp_path) -> None:
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from benchmarks import data
+    from reconciler.runtime.cli import events as cli_events
+
+    lines = data.watch_log_lines(8_000)
+    lines[100] = b'{"type": "ADDED", "object": {"apiVersion": "v1", "kind": "Service"'  # broken JSON
+    lines[9_001] = lines[9_001].replace(b'"10.', b'"10.0.')  # an endpoint address that is no address
+    lines.insert(5_000, b"")  # blank lines are not records
+    lines.insert(12_345, b'{"type": "BOOKMARK", "object": {"kind": "Service", "apiVersion": "v1"}}')
+    path = tmp_path / "big.jsonl"
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    assert path.stat().st_size >= cli_events.PARALLEL_MIN_BYTES  # the parallel path is taken
+    root = Path(__file__).resolve().parents[2]
+    env = dict(os.environ, PYTHONPATH=str(root))
+    out = {}
+    for jobs in ("1", "3"):
+        res = subprocess.run([sys.executable, "-m", "reconciler", "events", "append", str(path), "--jobs", jobs,
+                              "--redis-url", redis_server.url, "--cluster", f"jobs{jobs}", "--no-progress"],
+                             capture_output=True, text=True, env=env, cwd=root, timeout=600)
+        assert res.returncode == 2, res.stderr[-2000:]
+        out[jobs] = (res.stderr, [r.data for r in stream.StreamLog.from_url(redis_server.url, f"jobs{jobs}").read()])
+    assert out["1"] == out["3"]
+    stderr, entries = out["3"]
+    assert f"{path}:101: refused: invalid JSON" in stderr
+    assert f"{path}:9002: refused:" in stderr and "is not an IP address" in stderr
+    assert "2 refused" in stderr and len(entries) == len(lines) - 2 - 2  # blank and BOOKMARK carry no event

@@ -318,7 +318,7 @@ class StreamLog:
                 if not chunk:
                     continue
                 payload = _pack_xadds(key, [bytes(b) for b in chunk], v)
-                with _wrap():
+                with _wrap(self, "XADD", key):
                     conn.send_packed_command([payload])
                     if owed:
                         prev, owed = owed, len(chunk)
@@ -326,7 +326,7 @@ class StreamLog:
                     else:
                         owed = len(chunk)
             if owed:
-                with _wrap():
+                with _wrap(self, "XADD", key):
                     prev, owed = owed, 0
                     yield [_pos(r) for r in _read_replies(conn, prev)]
         finally:

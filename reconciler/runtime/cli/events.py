@@ -167,7 +167,8 @@ def append(
                   "failure", markup=False)
         raise _unavailable(exc) from None
     except logmod.LogForbidden as exc:
-        raise _fail(f"{exc}; appended {appended} of {len(events)} events", code=1) from None
+        raise _fail(f"{exc}; appended {appended} events (of the first {counts['records']} records)",
+                    code=1) from None
     finally:
         if pool is not None:
             pool.terminate()

@@ -33,6 +33,8 @@ import hashlib
 import heapq
 from dataclasses import dataclass, field
 
+import msgspec
+
 from events import schema
 from reconciler import bgpplan, effects, elect, selectors
 from reconciler import config as configmod
@@ -116,16 +118,28 @@ class Plan:
 # construction
 
 
+@dataclass(frozen=True, slots=True)
+class Seed:
+    """What a snapshot knows of the plan (the elected L2 owners): the plan is rebuilt from it on first use."""
+
+    owners: dict[ServiceKey, str]
+
+
 def ensure(state: State) -> Plan:
-    """The plan of ``state``, built from scratch the first time."""
+    """The plan of ``state``, built from scratch the first time (from a snapshot's :class:`Seed` if there is one)."""
     plan = state.plan
     if not isinstance(plan, Plan):
-        plan = rebuild(state)
+        plan = rebuild(state, plan.owners if isinstance(plan, Seed) else None)
     return plan
 
 
-def rebuild(state: State) -> Plan:
-    """Full recomputation (the baseline incremental planning is measured and tested against)."""
+def rebuild(state: State, owners: dict[ServiceKey, str] | None = None) -> Plan:
+    """Full recomputation (the baseline incremental planning is measured and tested against).
+
+    ``owners`` (Service -> the L2 owner it had; a snapshot carries them, see :mod:`reconciler.snapshot`) skips the
+    election where the recorded owner is still a candidate: the election is a pure function of the state, so an
+    owner recorded for the same state is the one it would elect, and the rebuild costs O(Services + nodes)
+    instead of O(Services × nodes) SHA-256 rankings."""
     old = state.plan
     plan = Plan()
     if isinstance(old, Plan):
@@ -137,9 +151,15 @@ def rebuild(state: State) -> Plan:
     for name in _node_names(state):
         plan.nodes[name] = _node_info(state, plan, name)
     for key in sorted(state.services):
-        _plan_service(state, plan, key, refresh_ips=False)
+        _plan_service(state, plan, key, refresh_ips=False, hint=owners.get(key) if owners else None)
     _refresh_ips(plan, sorted(plan.ip_users))
     return plan
+
+
+def owners(state: State) -> dict[ServiceKey, str]:
+    """Service -> its elected L2 owner (what a snapshot records so a loader need not re-run the elections)."""
+    plan = ensure(state)
+    return {key: rec.owner for key, rec in sorted(plan.l2.items()) if rec.owner is not None}
 
 
 def _node_names(state: State) -> list[str]:
@@ -250,9 +270,10 @@ def _inputs(state: State, key: ServiceKey) -> tuple | None:
     return tuple(dec.ingress), dec.pool, state.service(key)
 
 
-def _plan_service(state: State, plan: Plan, key: ServiceKey, refresh_ips: bool = True, reelect: bool = True) -> None:
+def _plan_service(state: State, plan: Plan, key: ServiceKey, refresh_ips: bool = True, reelect: bool = True,
+                  hint: str | None = None) -> None:
     """Re-plan one Service. ``reelect=False`` (Service and EndpointSlice events) keeps the previous owner when the
-    election inputs are unchanged; node and configuration changes always re-elect."""
+    election inputs are unchanged; node and configuration changes always re-elect. ``hint``: see :func:`rebuild`."""
     prev = None if reelect else plan.l2.get(key)
     old_ips = _forget(plan, key)
     inp = _inputs(state, key)
@@ -275,14 +296,16 @@ def _plan_service(state: State, plan: Plan, key: ServiceKey, refresh_ips: bool =
         plan.ip_users.setdefault(ip, set()).add(key)
     pool = cfg.pool_by_name.get(pool_name)
     if pool is not None:
-        _plan_l2(state, plan, key, ips, pool, svc, prev)
-        _plan_bgp(state, plan, key, ips, pool, svc)
+        served = elect.serving_nodes(state, svc)
+        _plan_l2(state, plan, key, ips, pool, svc, prev, hint, served)
+        _plan_bgp(state, plan, key, ips, pool, svc, served)
     if refresh_ips:
         _refresh_ips(plan, sorted(set(old_ips) | set(ips)))
 
 
 def _plan_l2(state: State, plan: Plan, key: ServiceKey, ips: tuple[str, ...], pool: configmod.Pool,
-             svc: schema.Service, prev: L2Rec | None = None) -> None:
+             svc: schema.Service, prev: L2Rec | None = None, hint: str | None = None,
+             served: tuple[bool, frozenset[str]] | None = None) -> None:
     cfg = plan.cfg
     assert cfg is not None
     svc_labels = dict(svc.labels)
@@ -299,12 +322,15 @@ def _plan_l2(state: State, plan: Plan, key: ServiceKey, ips: tuple[str, ...], po
     if elect.has_shared_ip_annotation(svc) and any(ad.service_selectors for ad in ads):
         rec.reason = Reason.SHARED_IP_WITH_SERVICE_SELECTOR.value
         return
-    anywhere, local = elect.serving_nodes(state, svc)
+    anywhere, local = served if served is not None else elect.serving_nodes(state, svc)
     if not anywhere:
         rec.reason = Reason.NO_SERVING_ENDPOINTS.value
         return
     rec.local = local if svc.external_traffic_policy == "Local" else None
-    if (prev is not None and prev.owner is not None and prev.ips[0] == ips[0] and prev.ad_keys == rec.ad_keys
+    if hint is not None and _eligible(plan.nodes.get(hint), rec.ad_keys) and (rec.local is None or hint in rec.local):
+        rec.owner = hint  # recorded by a snapshot of this very state (see rebuild)
+        rec.best = hashlib.sha256(f"{hint}#".encode() + rec.anchor).digest()
+    elif (prev is not None and prev.owner is not None and prev.ips[0] == ips[0] and prev.ad_keys == rec.ad_keys
             and prev.local == rec.local and _eligible(plan.nodes.get(prev.owner), rec.ad_keys)):
         # same election inputs, and node changes are always propagated at once: the owner stands (no re-ranking)
         rec.owner, rec.best = prev.owner, prev.best
@@ -315,11 +341,11 @@ def _plan_l2(state: State, plan: Plan, key: ServiceKey, ips: tuple[str, ...], po
 
 
 def _plan_bgp(state: State, plan: Plan, key: ServiceKey, ips: tuple[str, ...], pool: configmod.Pool,
-              svc: schema.Service) -> None:
+              svc: schema.Service, served: tuple[bool, frozenset[str]] | None = None) -> None:
     ads = plan.pool_bgp.get(pool.name, ())
     if not ads:
         return
-    anywhere, local = elect.serving_nodes(state, svc)
+    anywhere, local = served if served is not None else elect.serving_nodes(state, svc)
     plan.bgp[key] = BgpRec(
         ips=ips,
         families=pool.families(),
@@ -368,6 +394,8 @@ def _node_touched(plan: Plan, name: str) -> None:
 
 def before(state: State, event: schema.Event) -> object:
     """Called by the fold before ``event`` is applied: remembers what the event will overwrite."""
+    if isinstance(state.plan, Seed):
+        ensure(state)  # the recorded owners hold for the state as loaded, not after this event
     if not isinstance(state.plan, Plan):
         return None
     if isinstance(event, schema.K8sUpsert) and isinstance(event.obj, schema.EndpointSlice):
@@ -584,9 +612,11 @@ def _union_ifaces(a: tuple[str, ...] | None, b: tuple[str, ...]) -> tuple[str, .
 def bgp_map(state: State) -> dict:
     """The replay JSON ``bgp`` map: node -> peer -> advertisements (design.md §5); empty nodes/peers omitted.
 
-    Nodes alike for BGP (same problem, same advertisements and peers selecting them) send the same prefixes for
-    every ``Cluster`` Service, so that part is computed once per kind of node; ``Local`` Services are added per
-    node from an index of the nodes hosting their endpoints.
+    Built from shared parts: nodes alike for BGP (same problem, same advertisements and peers selecting them) send
+    the same prefixes for every ``Cluster`` Service, so that part is computed once per kind of node, and every
+    node of that kind whose ``Local`` Services add nothing to a peer gets the very same list object for that peer
+    (one item dict per (peer, prefix) is shared too). ``Local`` Services are merged per node from an index of the
+    nodes hosting their endpoints. Writers (``reconciler.runtime.replay``) format each shared list once.
     """
     plan = ensure(state)
     local_idx: dict[str, list[ServiceKey]] = {}
@@ -598,30 +628,38 @@ def bgp_map(state: State) -> dict:
                 local_idx.setdefault(n, []).append(key)
         else:
             cluster_keys.append(key)
-    groups: dict[tuple, tuple[bgpplan.Raw, list, dict]] = {}
+    groups: dict[tuple, tuple[bgpplan.Raw, dict, dict, dict]] = {}
     out = {}
     for node in _node_names(state):
         info = plan.nodes.get(node)
         if info is None or info.problem is not None:
             continue
         sig = (info.bgp, info.peers)
-        if sig not in groups:
+        group = groups.get(sig)
+        if group is None:
             entries = [e for key in cluster_keys for e in _bgp_for_node(plan, key, node, info)[1]]
             raw = bgpplan.merge_raw(entries)
-            order = sorted(raw)
-            items = {k: _bgp_item(k, raw[k]) for k in order}
-            groups[sig] = (raw, order, items)
-        raw, order, items = groups[sig]
+            items = {k: _bgp_item(k, raw[k]) for k in sorted(raw)}
+            by_peer: dict[str, list] = {}
+            for k in items:
+                by_peer.setdefault(k[0], []).append(k)
+            group = groups[sig] = (raw, items, _bgp_lists(list(items), items, {}), by_peer)
+        raw, items, shared, by_peer = group
         extra = [e for key in local_idx.get(node, ()) for e in _bgp_for_node(plan, key, node, info)[1]]
-        if extra:
-            touched = bgpplan.merge_raw(extra, into={k: raw[k] for k in {(e[0], e[1]) for e in extra} if k in raw})
-            new_keys = sorted(k for k in touched if k not in raw)
-            keys = list(heapq.merge(order, new_keys)) if new_keys else order
-            peers = _bgp_lists(keys, items, {k: _bgp_item(k, v) for k, v in touched.items()})
-        else:
-            peers = _bgp_lists(order, items, {})
-        if peers:
-            out[node] = peers
+        if not extra:
+            if shared:
+                out[node] = dict(shared)
+            continue
+        touched = bgpplan.merge_raw(extra, into={k: raw[k] for k in {(e[0], e[1]) for e in extra} if k in raw})
+        peers = dict(shared)
+        for peer in sorted({k[0] for k in touched}):
+            mine = sorted(k for k in touched if k[0] == peer)
+            new_keys = [k for k in mine if k not in raw]
+            base = by_peer.get(peer, [])
+            keys = list(heapq.merge(base, new_keys)) if new_keys else base
+            over = {k: _bgp_item(k, touched[k]) for k in mine}
+            peers[peer] = [over.get(k) or items[k] for k in keys]
+        out[node] = {p: peers[p] for p in sorted(peers)}
     return out
 
 
@@ -642,6 +680,120 @@ def _bgp_lists(keys: list, items: dict, overrides: dict) -> dict[str, list]:
             lst = peers[k[0]] = []
         lst.append(item)
     return peers
+
+
+def hash_rows(state: State) -> list[tuple]:
+    """The per-Service part of the state hash (design.md §4), in Service key order: (key, ingress, pool, reason,
+    L2 owners, BGP record digest or None). Cost O(Services + nodes × peers), never O(nodes × peers × prefixes).
+
+    A Service's BGP record is the function node -> what that node sends for it, inverted: for each distinct
+    outcome (peer, family, aggregation length, LOCAL_PREF, communities — applied to the Service's IPs it gives the
+    prefixes) the set of nodes with that outcome. Nodes alike for BGP (same advertisements and peers selecting
+    them, no problem) are grouped once; a ``Cluster`` Service's record depends only on its pool's advertisements,
+    their match with the Service and its IP families, so it is computed once per such shape and shared, node sets
+    included (each set hashed once); a ``Local`` Service lists its few endpoint nodes. Equal decisions give equal
+    records: the record is the node -> outcome function itself, whatever the grouping.
+    """
+    plan = ensure(state)
+    groups: dict[tuple, list[str]] = {}
+    for node in _node_names(state):
+        info = plan.nodes.get(node)
+        if info is not None and info.problem is None:
+            groups.setdefault((info.bgp, info.peers), []).append(node)
+    sig_list = list(groups)  # in order of each group's first node name: deterministic
+    sig_of = {n: i for i, sig in enumerate(sig_list) for n in groups[sig]}
+    outcome_cache: dict[tuple, tuple | None] = {}
+    shape_cache: dict[tuple, bytes] = {}
+    set_cache: dict[frozenset[int], bytes] = {}
+
+    def outcome(rec: BgpRec, fams: tuple[int, ...], sig_i: int) -> tuple | None:
+        ck = (id(rec.ads), rec.matches, rec.families, fams, sig_i)
+        if ck in outcome_cache:
+            return outcome_cache[ck]
+        ad_keys, peers_on_node = sig_list[sig_i]
+        got = _normal_outcome(rec, fams, ad_keys, peers_on_node)
+        outcome_cache[ck] = got
+        return got
+
+    def node_set(sigs: frozenset[int]) -> bytes:
+        d = set_cache.get(sigs)
+        if d is None:
+            names = sorted(n for i in sigs for n in groups[sig_list[i]])
+            d = set_cache[sigs] = hashlib.sha256("\0".join(names).encode()).digest()
+        return d
+
+    rows = []
+    for key in sorted(state.services):
+        dec = state.services[key]
+        rec = plan.bgp.get(key)
+        digest = None
+        if rec is not None and (rec.local if rec.local_only else rec.anywhere):
+            fams = tuple(sorted({6 if ":" in ip else 4 for ip in rec.ips}))
+            if rec.local_only:
+                parts: dict[tuple, list[str]] = {}
+                for n in sorted(rec.local):
+                    si = sig_of.get(n)
+                    got = None if si is None else outcome(rec, fams, si)
+                    if got:
+                        parts.setdefault(got, []).append(n)
+                digest = _encoder_digest(sorted(
+                    (hashlib.sha256("\0".join(ns).encode()).digest(), o) for o, ns in parts.items()))
+            else:
+                sk = (id(rec.ads), rec.matches, rec.families, fams)
+                digest = shape_cache.get(sk)
+                if digest is None:
+                    by_out: dict[tuple, set[int]] = {}
+                    for si in range(len(sig_list)):
+                        got = outcome(rec, fams, si)
+                        if got:
+                            by_out.setdefault(got, set()).add(si)
+                    digest = shape_cache[sk] = _encoder_digest(sorted(
+                        (node_set(frozenset(sis)), o) for o, sis in by_out.items()))
+        rows.append((key, dec.ingress, dec.pool, dec.reason, _l2_rows(plan, key), digest))
+    return rows
+
+
+def _normal_outcome(rec: BgpRec, fams: tuple[int, ...], ad_keys: frozenset[AdKey],
+                    peers_on_node: tuple[str, ...]) -> tuple:
+    """What a problem-free node selected by ``ad_keys`` with sessions to ``peers_on_node`` sends for a Service of
+    this shape, as sorted (peer, family, length, local_pref, communities); () when nothing (Rule 1 of bgpplan)."""
+    reason, entries = bgpplan.service_on_node(
+        False, (), rec.families, rec.ads, rec.matches, lambda ad: _ad_key(ad.obj) in ad_keys, peers_on_node, None,
+        True, True)
+    if reason is not None:
+        return ()
+    matching = [ad for i, ad in enumerate(rec.ads) if rec.matches[i] and _ad_key(ad.obj) in ad_keys]
+    merged: dict[tuple, tuple[str, int, frozenset[str]]] = {}
+    for ad in matching:
+        targets = [p for p in peers_on_node if p in ad.peers] if ad.peers else list(peers_on_node)
+        for fam in fams:
+            length = ad.agg4 if fam == 4 else ad.agg6
+            for peer in targets:
+                k = (peer, fam, length)
+                got = merged.get(k)
+                if got is None:
+                    merged[k] = (ad.name, ad.local_pref, frozenset(ad.communities))
+                else:
+                    name, lp = (ad.name, ad.local_pref) if ad.name < got[0] else (got[0], got[1])
+                    merged[k] = (name, lp, got[2] | frozenset(ad.communities))
+    return tuple(sorted((k[0], k[1], k[2], lp, tuple(sorted(cs, key=bgpplan.community_key)))
+                        for k, (_, lp, cs) in merged.items()))
+
+
+_hash_encoder = msgspec.msgpack.Encoder()
+
+
+def _encoder_digest(value) -> bytes:
+    return hashlib.sha256(_hash_encoder.encode(value)).digest()
+
+
+def _l2_rows(plan: Plan, key: ServiceKey) -> tuple:
+    rec = plan.l2.get(key)
+    if rec is None or not rec.has_ads:
+        return ()
+    if rec.owner is None:
+        return tuple((ip, None, rec.reason) for ip in rec.ips)
+    return tuple((ip, plan.ip_owner[ip][0], None) for ip in rec.ips)
 
 
 def subscribe(state: State, name: str) -> Changes:

@@ -9,6 +9,7 @@ that every replica folds identical values (design.md §3).
 from __future__ import annotations
 
 import ipaddress
+import re
 
 import msgspec
 
@@ -80,10 +81,27 @@ def canonical_ip(text: str) -> str:
     """The canonical text of an IP address (dotted quad / RFC 5952). Raises ValueError if not an address.
 
     Scoped IPv6 addresses (``fe80::1%eth0``) are not addresses here: no Kubernetes address field carries a zone.
+    A dotted quad already in canonical form (ASCII decimal octets ≤ 255 without leading zeros: exactly what
+    ``ipaddress`` accepts and prints back unchanged) is recognised without parsing it (the replay hot path: every
+    endpoint address of every EndpointSlice); IPv6 texts are remembered (a pure function's memo, bounded).
     """
+    if _CANONICAL_V4(text) is not None:
+        return text
+    got = _CANONICAL.get(text)
+    if got is not None:
+        return got
     if "%" in text:
         raise ValueError(f"{text!r} has a zone index")
-    return str(ipaddress.ip_address(text))
+    got = str(ipaddress.ip_address(text))
+    if len(_CANONICAL) >= 65_536:
+        _CANONICAL.clear()
+    _CANONICAL[text] = got
+    return got
+
+
+_CANONICAL: dict[str, str] = {}
+_OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
+_CANONICAL_V4 = re.compile(rf"{_OCTET}(?:\.{_OCTET}){{3}}").fullmatch
 
 
 def _check_ip(text: str, where: str) -> None:

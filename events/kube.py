@@ -22,7 +22,7 @@ from typing import Any, NamedTuple
 
 import msgspec
 
-from events import schema
+from events import codec, schema
 
 
 class TranslateError(ValueError):
@@ -276,9 +276,7 @@ def _selectors(raws: list[RawSelector] | None) -> tuple[schema.LabelSelector, ..
 
 def _canonical_ip(text: str, where: str) -> str:
     try:
-        if "%" in text:
-            raise ValueError(text)
-        return str(ipaddress.ip_address(text.strip()))
+        return codec.canonical_ip(text.strip())
     except ValueError:
         raise TranslateError(f"{where}: {text!r} is not an IP address") from None
 

@@ -462,16 +462,18 @@ def _node_changed(state: State, plan: Plan, name: str) -> None:
     _node_touched(plan, name)
     plan.cands.clear()
     lost = old is not None and (new is None or new.problem is not None or not old.l2 <= new.l2)
-    if lost or (old is not None and old.problem is None and new is not None and new.problem is None):
+    if lost:
         for key in sorted(plan.owned_by.get(name, ())):
-            _plan_service(state, plan, key)
+            _reelect(plan, key)
+    # otherwise the Services this node owns keep it: their candidates are the same or more of the same node
+    # (labels, BGP advertisements and peers are read when a node's announcements are asked for)
     gained = new is not None and new.problem is None and (old is None or old.problem is not None or not new.l2 <= old.l2)
     if not gained:
         return
     assert new is not None
     prefix = f"{name}#".encode()
     sha = hashlib.sha256
-    again = []
+    again: list[tuple[ServiceKey, bytes | None]] = []
     retry = (Reason.NO_ELIGIBLE_NODES.value, Reason.NO_LOCAL_ENDPOINTS.value)
     for key, rec in plan.l2.items():  # insertion order; the outcome per Service does not depend on the order
         if not rec.has_ads or rec.owner == name or new.l2.isdisjoint(rec.ad_keys):
@@ -480,13 +482,36 @@ def _node_changed(state: State, plan: Plan, name: str) -> None:
             continue
         if rec.owner is None:
             if rec.reason in retry:
-                again.append(key)
+                again.append((key, None))
             continue
         plan.compared += 1
-        if sha(prefix + rec.anchor).digest() < rec.best:
-            again.append(key)
-    for key in sorted(again):
-        _plan_service(state, plan, key)
+        digest = sha(prefix + rec.anchor).digest()
+        if digest < rec.best:
+            again.append((key, digest))  # it sorts before the owner, which sorted before every other candidate
+    for key, digest in sorted(again):
+        _reelect(plan, key, name if digest is not None else None, digest or b"")
+
+
+def _reelect(plan: Plan, key: ServiceKey, winner: str | None = None, best: bytes = b"") -> None:
+    """Re-run only the L2 election of ``key`` (a node's eligibility changed; nothing else of the Service did), or
+    install ``winner`` when it is known to sort first (its election key ``best``)."""
+    rec = plan.l2[key]
+    if rec.owner is not None:
+        owned = plan.owned_by.get(rec.owner)
+        if owned is not None:
+            owned.discard(key)
+            if not owned:
+                del plan.owned_by[rec.owner]
+    rec.owner, rec.reason, rec.best = None, None, b""
+    if winner is not None:
+        rec.owner, rec.best = winner, best
+    else:
+        _elect(plan, rec)
+    if rec.owner is not None:
+        plan.owned_by.setdefault(rec.owner, set()).add(key)
+    plan.replanned_ips += len(rec.ips)
+    _changed(plan, key)
+    _refresh_ips(plan, rec.ips)
 
 
 def _config_changed(state: State, plan: Plan) -> None:
@@ -609,7 +634,7 @@ def _union_ifaces(a: tuple[str, ...] | None, b: tuple[str, ...]) -> tuple[str, .
     return tuple(sorted(set(a) | set(b)))
 
 
-def bgp_map(state: State) -> dict:
+def bgp_map(state: State, only: list[str] | None = None) -> dict:
     """The replay JSON ``bgp`` map: node -> peer -> advertisements (design.md §5); empty nodes/peers omitted.
 
     Built from shared parts: nodes alike for BGP (same problem, same advertisements and peers selecting them) send
@@ -617,6 +642,7 @@ def bgp_map(state: State) -> dict:
     node of that kind whose ``Local`` Services add nothing to a peer gets the very same list object for that peer
     (one item dict per (peer, prefix) is shared too). ``Local`` Services are merged per node from an index of the
     nodes hosting their endpoints. Writers (``reconciler.runtime.replay``) format each shared list once.
+    ``only``: just these nodes (benchmarks sample the map with it).
     """
     plan = ensure(state)
     local_idx: dict[str, list[ServiceKey]] = {}
@@ -630,7 +656,7 @@ def bgp_map(state: State) -> dict:
             cluster_keys.append(key)
     groups: dict[tuple, tuple[bgpplan.Raw, dict, dict, dict]] = {}
     out = {}
-    for node in _node_names(state):
+    for node in _node_names(state) if only is None else sorted(only):
         info = plan.nodes.get(node)
         if info is None or info.problem is not None:
             continue

@@ -119,8 +119,50 @@ def _check_pairs(pairs: schema.Pairs, where: str) -> None:
         raise DecodeError(f"{where}: keys must be unique and sorted")
 
 
+def _ok_ip(text: str) -> bool:
+    if _CANONICAL_V4(text) is not None:
+        return True
+    try:
+        return canonical_ip(text) == text
+    except ValueError:
+        return False
+
+
+def _ok_pairs(pairs: schema.Pairs) -> bool:
+    prev = None
+    for k, _ in pairs:
+        if prev is not None and not prev < k:
+            return False
+        prev = k
+    return True
+
+
+def _looks_canonical(event: schema.Event) -> bool:
+    """The checks of :func:`validate` without building any message (the hot path: most events are canonical)."""
+    t = type(event)
+    if t is schema.K8sUpsert:
+        obj = event.obj  # type: ignore[union-attr]
+        if not obj.name or not _ok_pairs(obj.labels):
+            return False
+        ot = type(obj)
+        if ot is schema.EndpointSlice:
+            return all(_ok_ip(ip) for ep in obj.endpoints for ip in ep.addresses)
+        if ot is schema.Service:
+            return (_ok_pairs(obj.annotations) and _ok_pairs(obj.selector)
+                    and all(ip == "None" or _ok_ip(ip) for ip in obj.cluster_ips)
+                    and all(_ok_ip(ip) for ip in obj.ingress_ips) and all(0 <= p.port <= 65535 for p in obj.ports))
+        return True
+    if t is schema.K8sDelete:
+        return bool(event.ref.name)  # type: ignore[union-attr]
+    if t is schema.SpeakerUp or t is schema.SpeakerDown:
+        return bool(event.node)  # type: ignore[union-attr]
+    return False
+
+
 def validate(event: schema.Event) -> None:
     """Refuse an event that is well-typed but not canonical. Raises :class:`DecodeError`."""
+    if _looks_canonical(event):
+        return
     match event:
         case schema.K8sUpsert(obj=obj):
             where = f"{type(obj).__name__} {obj.namespace + '/' if obj.namespace else ''}{obj.name}"

@@ -29,8 +29,8 @@ Rules:
 
 from __future__ import annotations
 
+import bisect
 import hashlib
-import heapq
 from dataclasses import dataclass, field
 
 import msgspec
@@ -655,6 +655,7 @@ def bgp_map(state: State, only: list[str] | None = None) -> dict:
         else:
             cluster_keys.append(key)
     groups: dict[tuple, tuple[bgpplan.Raw, dict, dict, dict]] = {}
+    outcomes: dict[tuple, list | None] = {}
     out = {}
     for node in _node_names(state) if only is None else sorted(only):
         info = plan.nodes.get(node)
@@ -663,7 +664,11 @@ def bgp_map(state: State, only: list[str] | None = None) -> dict:
         sig = (info.bgp, info.peers)
         group = groups.get(sig)
         if group is None:
-            entries = [e for key in cluster_keys for e in _bgp_for_node(plan, key, node, info)[1]]
+            entries: list = []
+            for key in cluster_keys:
+                rec = plan.bgp[key]
+                if rec.anywhere:
+                    _entries(rec, _outcome(outcomes, rec, sig), entries)
             raw = bgpplan.merge_raw(entries)
             items = {k: _bgp_item(k, raw[k]) for k in sorted(raw)}
             by_peer: dict[str, list] = {}
@@ -671,7 +676,9 @@ def bgp_map(state: State, only: list[str] | None = None) -> dict:
                 by_peer.setdefault(k[0], []).append(k)
             group = groups[sig] = (raw, items, _bgp_lists(list(items), items, {}), by_peer)
         raw, items, shared, by_peer = group
-        extra = [e for key in local_idx.get(node, ()) for e in _bgp_for_node(plan, key, node, info)[1]]
+        extra: list = []
+        for key in local_idx.get(node, ()):
+            _entries(plan.bgp[key], _outcome(outcomes, plan.bgp[key], sig), extra)
         if not extra:
             if shared:
                 out[node] = dict(shared)
@@ -679,20 +686,81 @@ def bgp_map(state: State, only: list[str] | None = None) -> dict:
         touched = bgpplan.merge_raw(extra, into={k: raw[k] for k in {(e[0], e[1]) for e in extra} if k in raw})
         peers = dict(shared)
         for peer in sorted({k[0] for k in touched}):
-            mine = sorted(k for k in touched if k[0] == peer)
-            new_keys = [k for k in mine if k not in raw]
-            base = by_peer.get(peer, [])
-            keys = list(heapq.merge(base, new_keys)) if new_keys else base
-            over = {k: _bgp_item(k, touched[k]) for k in mine}
-            peers[peer] = [over.get(k) or items[k] for k in keys]
+            keys = list(by_peer.get(peer, ()))
+            lst = list(shared.get(peer, ()))
+            for k in sorted(k for k in touched if k[0] == peer):  # a few, spliced into a copy of the shared list
+                i = bisect.bisect_left(keys, k)
+                item = _bgp_item(k, touched[k])
+                if i < len(keys) and keys[i] == k:
+                    lst[i] = item
+                else:
+                    keys.insert(i, k)
+                    lst.insert(i, item)
+            peers[peer] = lst
         out[node] = {p: peers[p] for p in sorted(peers)}
     return out
 
 
+def _outcome(cache: dict, rec: BgpRec, sig: tuple) -> list | None:
+    """Rule 1 of bgpplan for a problem-free node of kind ``sig`` and a Service of ``rec``'s shape, cached per
+    shape: None (the node sends nothing) or [(advertisement, peers)]; serving endpoints are checked by the caller."""
+    ck = (id(rec.ads), rec.matches, rec.families, sig)
+    if ck in cache:
+        return cache[ck]
+    ad_keys, peers_on_node = sig
+    selecting = [i for i, ad in enumerate(rec.ads) if _ad_key(ad.obj) in ad_keys]
+    matching = [rec.ads[i] for i in selecting if rec.matches[i]]
+    got = None
+    if matching and bgpplan.conflict(matching, rec.families) is None:
+        got = [(ad, [p for p in peers_on_node if p in ad.peers] if ad.peers else list(peers_on_node))
+               for ad in matching]
+    cache[ck] = got
+    return got
+
+
+_PREFIXES: dict[tuple, tuple[int, int, int]] = {}  # memo of a pure function: (ip, agg4, agg6) -> prefix
+
+
+def _prefix(ad: bgpplan.BgpAd, ip: str) -> tuple[int, int, int]:
+    k = (ip, ad.agg4, ad.agg6)
+    got = _PREFIXES.get(k)
+    if got is None:
+        if len(_PREFIXES) >= 1 << 18:
+            _PREFIXES.clear()
+        got = _PREFIXES[k] = ad.prefix(ip)
+    return got
+
+
+def _entries(rec: BgpRec, outcome: list | None, out: list) -> None:
+    """Append the (peer, prefix, ad name, local_pref, communities) entries of ``outcome`` for ``rec``'s IPs (the
+    same as ``bgpplan.service_on_node`` gives for a node of that kind, in the same order)."""
+    if outcome is None:
+        return
+    for ad, targets in outcome:
+        for ip in rec.ips:
+            pfx = _prefix(ad, ip)
+            for peer in targets:
+                out.append((peer, pfx, ad.name, ad.local_pref, ad.communities))
+
+
+_SORTED_COMMUNITIES: dict[frozenset[str], tuple[str, ...]] = {}
+
+
 def _bgp_item(key: tuple[str, tuple[int, int, int]], value: tuple[str, int, frozenset[str]]) -> dict:
     _, lp, cs = value
-    return {"prefix": bgpplan.prefix_text(key[1]), "local_pref": lp or None,
-            "communities": sorted(cs, key=bgpplan.community_key)}
+    got = _SORTED_COMMUNITIES.get(cs)
+    if got is None:
+        if len(_SORTED_COMMUNITIES) >= 4096:
+            _SORTED_COMMUNITIES.clear()
+        got = _SORTED_COMMUNITIES[cs] = tuple(sorted(cs, key=bgpplan.community_key))
+    return {"prefix": _prefix_text(key[1]), "local_pref": lp or None, "communities": list(got)}
+
+
+def _prefix_text(pfx: tuple[int, int, int]) -> str:
+    fam, v, length = pfx
+    if fam == 4:
+        return f"{v >> 24}.{(v >> 16) & 255}.{(v >> 8) & 255}.{v & 255}/{length}"
+    return bgpplan.prefix_text(pfx)
 
 
 def _bgp_lists(keys: list, items: dict, overrides: dict) -> dict[str, list]:
@@ -763,18 +831,19 @@ def hash_rows(state: State) -> list[tuple]:
                     if got:
                         parts.setdefault(got, []).append(n)
                 digest = _encoder_digest(sorted(
-                    (hashlib.sha256("\0".join(ns).encode()).digest(), o) for o, ns in parts.items()))
+                    (hashlib.sha256("\0".join(ns).encode()).digest(), o) for o, ns in parts.items())) if parts else None
             else:
                 sk = (id(rec.ads), rec.matches, rec.families, fams)
-                digest = shape_cache.get(sk)
-                if digest is None:
+                if sk in shape_cache:
+                    digest = shape_cache[sk]
+                else:
                     by_out: dict[tuple, set[int]] = {}
                     for si in range(len(sig_list)):
                         got = outcome(rec, fams, si)
                         if got:
                             by_out.setdefault(got, set()).add(si)
                     digest = shape_cache[sk] = _encoder_digest(sorted(
-                        (node_set(frozenset(sis)), o) for o, sis in by_out.items()))
+                        (node_set(frozenset(sis)), o) for o, sis in by_out.items())) if by_out else None
         rows.append((key, dec.ingress, dec.pool, dec.reason, _l2_rows(plan, key), digest))
     return rows
 

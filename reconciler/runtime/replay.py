@@ -110,12 +110,15 @@ def _write_bgp(out: BinaryIO, bgp: dict[str, dict[str, list]]) -> None:
                 lst = peers[peer]
                 chunk = list_bytes.get(id(lst))
                 if chunk is None:
-                    pieces = []
-                    for item in lst:
-                        b = item_bytes.get(id(item))
-                        if b is None:
-                            b = item_bytes[id(item)] = _fmt(item, 4)
-                        pieces.append(b)
+                    try:  # items shared with lists already written: looked up without a Python-level loop
+                        pieces = list(map(item_bytes.__getitem__, map(id, lst)))
+                    except KeyError:
+                        pieces = []
+                        for item in lst:
+                            b = item_bytes.get(id(item))
+                            if b is None:
+                                b = item_bytes[id(item)] = _fmt(item, 4)
+                            pieces.append(b)
                     chunk = (b"[\n" + b"  " * 4 + sep_item.join(pieces) + b"\n" + b"  " * 3 + b"]") if pieces else b"[]"
                     list_bytes[id(lst)] = chunk
                 out.write(b"      " + _ENC.encode(peer) + b": ")

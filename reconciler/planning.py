@@ -74,6 +74,7 @@ class L2Rec:
 
 @dataclass(slots=True)
 class BgpRec:
+    pool: str  # its advertisements are the pool's (``ads``): within one configuration, the pool names them
     ips: tuple[str, ...]
     families: frozenset[int]  # of the pool (the conflict rule looks at the pool's families)
     ads: tuple[bgpplan.BgpAd, ...]  # the pool's advertisements
@@ -98,6 +99,7 @@ class Plan:
     bcfg: bgpplan.BgpConfig | None = None
     pool_l2: dict[str, tuple[AdKey, ...]] = field(default_factory=dict)  # pool -> L2 ads applying to it
     pool_bgp: dict[str, tuple[bgpplan.BgpAd, ...]] = field(default_factory=dict)
+    pool_families: dict[str, frozenset[int]] = field(default_factory=dict)
     nodes: dict[str, NodeInfo] = field(default_factory=dict)
     inputs: dict[ServiceKey, tuple] = field(default_factory=dict)  # (ingress, pool, Service object)
     l2: dict[ServiceKey, L2Rec] = field(default_factory=dict)
@@ -175,6 +177,7 @@ def _load_config(state: State, plan: Plan) -> None:
         plan.bcfg = None
         return
     plan.bcfg = bgpplan.parse(cfg)
+    plan.pool_families = {pool.name: pool.families() for pool in cfg.pools}
     for pool in cfg.pools:
         plan.pool_l2[pool.name] = tuple(
             _ad_key(ad)
@@ -347,8 +350,9 @@ def _plan_bgp(state: State, plan: Plan, key: ServiceKey, ips: tuple[str, ...], p
         return
     anywhere, local = served if served is not None else elect.serving_nodes(state, svc)
     plan.bgp[key] = BgpRec(
+        pool=pool.name,
         ips=ips,
-        families=pool.families(),
+        families=plan.pool_families.get(pool.name) or pool.families(),
         ads=ads,
         matches=tuple(bgpplan.matches_service(ad, svc) for ad in ads),
         local_only=svc.external_traffic_policy == "Local",
@@ -609,11 +613,15 @@ def node_plan(state: State, node: str) -> effects.NodePlan:
     for key in sorted(plan.owned_by.get(node, ())) + _sharers_owned(plan, node):
         for ip, ifs in _l2_for_node(plan, key, node, info).items():
             out.l2[ip] = _union_ifaces(out.l2.get(ip), ifs)
-    entries = []
-    for key in sorted(plan.bgp):
-        entries.extend(_bgp_for_node(plan, key, node, info)[1])
+    entries: list = []
+    sig = (info.bgp, info.peers)
+    outcomes: dict[tuple, list | None] = {}
+    for key in sorted(plan.bgp):  # Rule 1 decided once per shape of Service (see bgp_map), prefixes per Service
+        rec = plan.bgp[key]
+        if node in rec.local if rec.local_only else rec.anywhere:
+            _entries(rec, _outcome(outcomes, rec, sig), entries)
     for (peer, pfx), (lp, cs) in bgpplan.merge(entries).items():
-        out.bgp[(peer, bgpplan.prefix_text(pfx))] = (lp or None, cs)
+        out.bgp[(peer, _prefix_text(pfx))] = (lp or None, cs)
     return out
 
 
@@ -704,7 +712,7 @@ def bgp_map(state: State, only: list[str] | None = None) -> dict:
 def _outcome(cache: dict, rec: BgpRec, sig: tuple) -> list | None:
     """Rule 1 of bgpplan for a problem-free node of kind ``sig`` and a Service of ``rec``'s shape, cached per
     shape: None (the node sends nothing) or [(advertisement, peers)]; serving endpoints are checked by the caller."""
-    ck = (id(rec.ads), rec.matches, rec.families, sig)
+    ck = (rec.pool, rec.matches, rec.families, sig)
     if ck in cache:
         return cache[ck]
     ad_keys, peers_on_node = sig
@@ -801,7 +809,7 @@ def hash_rows(state: State) -> list[tuple]:
     set_cache: dict[frozenset[int], bytes] = {}
 
     def outcome(rec: BgpRec, fams: tuple[int, ...], sig_i: int) -> tuple | None:
-        ck = (id(rec.ads), rec.matches, rec.families, fams, sig_i)
+        ck = (rec.pool, rec.matches, rec.families, fams, sig_i)
         if ck in outcome_cache:
             return outcome_cache[ck]
         ad_keys, peers_on_node = sig_list[sig_i]
@@ -833,7 +841,7 @@ def hash_rows(state: State) -> list[tuple]:
                 digest = _encoder_digest(sorted(
                     (hashlib.sha256("\0".join(ns).encode()).digest(), o) for o, ns in parts.items())) if parts else None
             else:
-                sk = (id(rec.ads), rec.matches, rec.families, fams)
+                sk = (rec.pool, rec.matches, rec.families, fams)
                 if sk in shape_cache:
                     digest = shape_cache[sk]
                 else:

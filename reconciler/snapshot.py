@@ -100,16 +100,16 @@ def load(data: bytes) -> State:
     if body.version != SNAPSHOT_VERSION:
         raise SnapshotError(f"unsupported snapshot version {body.version}")
     st = State(lb_class=body.lb_class)
+    tables = st.objects
     for obj in body.objects:
-        kind = type(obj).__struct_config__.tag
-        st.objects[kind][(obj.namespace, obj.name)] = obj
-        if isinstance(obj, schema.EndpointSlice):
+        tables[fold._kind(obj)][(obj.namespace, obj.name)] = obj
+        if type(obj) is schema.EndpointSlice:
             st.slices_by_service.setdefault((obj.namespace, obj.service_name), set()).add(obj.name)
     st.speakers_down = set(body.speakers_down)
     if body.config_loaded:
         src: dict = {k: {} for k in schema.OBJECT_KINDS}
         for obj in body.config_objects:
-            src[type(obj).__struct_config__.tag][(obj.namespace, obj.name)] = obj
+            src[fold._kind(obj)][(obj.namespace, obj.name)] = obj
         prepared = fold.prepare_config(src)  # it was valid when it came into force: node rules need no re-check
         cfg, errors = prepared.config, prepared.errors
         if cfg is None:

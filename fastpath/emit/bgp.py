@@ -115,6 +115,15 @@ class PeerTransport:
             except (asyncio.TimeoutError, asyncio.CancelledError):
                 self._task.cancel()
 
+    def drop(self, reason: str) -> None:
+        """Close the connection now without a NOTIFICATION (BFD saw the path die, so nothing would arrive); the
+        session then reconnects on its usual schedule."""
+        s = self.session
+        if s.state in (State.OPEN_SENT, State.OPEN_CONFIRM, State.ESTABLISHED) and not s.want_close:
+            s.last_error = reason
+            s.want_close = True
+            self._wake.set()
+
     def accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         """Hand an accepted connection to a passive session."""
         self._incoming.put_nowait((reader, writer))

@@ -91,15 +91,10 @@ def _from_object(obj: Any, opts: Options) -> list[Outcome]:
         return [Rejected(str(exc))]
     if isinstance(result, kube.Ignored):
         return [Ignored(result.key)]
-    return [_checked(schema.K8sUpsert(obj=result))]
-
-
-def _checked(event: schema.Event) -> Outcome:
-    try:
-        codec.validate(event)
-    except codec.DecodeError as exc:
-        return Rejected(str(exc))
-    return Accepted(event)
+    # kube.translate builds canonical values by construction (addresses canonicalised, label pairs from mappings,
+    # names and ports checked), so the canonical-form check of native events is not repeated here; a law test
+    # (tests/unit/events/test_translate_canonical.py) holds translate to it
+    return [Accepted(schema.K8sUpsert(obj=result))]
 
 
 def _from_watch(value: dict, opts: Options) -> list[Outcome]:
@@ -119,7 +114,7 @@ def _from_watch(value: dict, opts: Options) -> list[Outcome]:
             return [Rejected(str(exc))]
         if isinstance(ref, kube.Ignored):
             return [Ignored(ref.key)]
-        return [_checked(schema.K8sDelete(ref=ref))]
+        return [Accepted(schema.K8sDelete(ref=ref))]  # kube.reference refuses an empty name
     return [Rejected(f"unknown watch event type {kind!r}")]
 
 

@@ -111,6 +111,8 @@ class Plan:
     unassigned: set[ServiceKey] = field(default_factory=set)
     cands: dict[frozenset[AdKey], tuple[list[str], list[bytes]]] = field(default_factory=dict)
     outcomes: dict[tuple, list | None] = field(default_factory=dict)  # see _outcome; cleared with the config
+    pool_l2_ads: dict[str, tuple] = field(default_factory=dict)  # pool -> (its L2 ads, their keys, any selects
+    #                                                               Services); cleared with the config
     subscribers: dict[str, Changes] = field(default_factory=dict)
     # counters (observability and tests; not part of any decision)
     replanned_ips: int = 0
@@ -174,6 +176,7 @@ def _load_config(state: State, plan: Plan) -> None:
     plan.cfg = cfg
     plan.cands.clear()
     plan.outcomes = {}
+    plan.pool_l2_ads = {}
     plan.pool_l2, plan.pool_bgp = {}, {}
     if cfg is None:
         plan.bcfg = None
@@ -313,14 +316,18 @@ def _plan_l2(state: State, plan: Plan, key: ServiceKey, ips: tuple[str, ...], po
              served: tuple[bool, frozenset[str]] | None = None) -> None:
     cfg = plan.cfg
     assert cfg is not None
-    svc_labels = dict(svc.labels)
-    wanted = set(plan.pool_l2.get(pool.name, ()))
-    ads = tuple(
-        ad for ad in cfg.l2_advertisements
-        if _ad_key(ad) in wanted and selectors.any_matches(ad.service_selectors, svc_labels)
-    )
-    rec = L2Rec(ips=ips, has_ads=bool(ads), ads=ads, ad_keys=frozenset(_ad_key(a) for a in ads),
-                anchor=ips[0].encode())
+    common = plan.pool_l2_ads.get(pool.name)
+    if common is None:
+        wanted = set(plan.pool_l2.get(pool.name, ()))
+        pool_ads = tuple(ad for ad in cfg.l2_advertisements if _ad_key(ad) in wanted)
+        keys = frozenset(_ad_key(a) for a in pool_ads)
+        common = plan.pool_l2_ads[pool.name] = (pool_ads, keys, any(ad.service_selectors for ad in pool_ads))
+    ads, ad_keys, by_service = common
+    if by_service:  # some advertisement of the pool looks at the Service's labels
+        svc_labels = dict(svc.labels)
+        ads = tuple(ad for ad in ads if selectors.any_matches(ad.service_selectors, svc_labels))
+        ad_keys = frozenset(_ad_key(a) for a in ads)
+    rec = L2Rec(ips=ips, has_ads=bool(ads), ads=ads, ad_keys=ad_keys, anchor=ips[0].encode())
     plan.l2[key] = rec
     if not ads:
         return

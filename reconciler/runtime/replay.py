@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import contextlib
-import gc
 import io
 from collections import Counter
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
@@ -14,6 +11,7 @@ import msgspec
 
 from events import inputs
 from reconciler import decisions, fold, state as statemod
+from reconciler.runtime import gcpolicy
 
 
 @dataclass(slots=True)
@@ -41,7 +39,7 @@ class ReplayResult:
         """Write the JSON object of design.md §5 to ``out``: keys sorted, indented by 2, one trailing newline —
         the bytes ``msgspec.json.format(msgspec.json.encode(obj, order="sorted"), indent=2)`` would give, but the
         ``bgp`` map is written straight from its shared lists (each list and each item formatted once)."""
-        with _few_collections():
+        with gcpolicy.few_collections():
             self._write_json(out, omit)
 
     def _write_json(self, out: BinaryIO, omit: frozenset[str]) -> None:
@@ -64,18 +62,6 @@ class ReplayResult:
         buf = io.BytesIO()
         self.write_json(buf, omit)
         return buf.getvalue()
-
-
-@contextlib.contextmanager
-def _few_collections() -> Iterator[None]:
-    """Fewer young-generation collections while the fold builds millions of long-lived objects (the collector
-    would otherwise rescan them over and over); cycles are still collected. Restored afterwards."""
-    before = gc.get_threshold()
-    gc.set_threshold(max(before[0], 100_000), *before[1:])
-    try:
-        yield
-    finally:
-        gc.set_threshold(*before)
 
 
 _ENC = msgspec.json.Encoder(order="sorted")
@@ -136,7 +122,7 @@ def replay(
     lb_class: str | None = None,
 ) -> ReplayResult:
     """Fold ``files`` in order. Raises :class:`events.inputs.InputError` for an unreadable/undetectable file."""
-    with _few_collections():
+    with gcpolicy.few_collections():
         return _replay(files, at, metallb_namespaces, lb_class)
 
 

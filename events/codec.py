@@ -151,7 +151,9 @@ def _looks_canonical(event: schema.Event) -> bool:
             return (_ok_pairs(obj.annotations) and _ok_pairs(obj.selector)
                     and all(ip == "None" or _ok_ip(ip) for ip in obj.cluster_ips)
                     and all(_ok_ip(ip) for ip in obj.ingress_ips) and all(0 <= p.port <= 65535 for p in obj.ports))
-        return True
+        if ot is schema.Node:
+            return all(_ok_ip(ip) for ip in obj.internal_ips)
+        return False  # other kinds are rare: the full check below (whatever it checks for them)
     if t is schema.K8sDelete:
         return bool(event.ref.name)  # type: ignore[union-attr]
     if t is schema.SpeakerUp or t is schema.SpeakerDown:

@@ -42,7 +42,11 @@ slices = st.fixed_dictionaries({
     "endpoints": st.lists(st.fixed_dictionaries({"addresses": st.lists(addresses, max_size=2),
                                                  "nodeName": names}), max_size=3),
 })
-nodes = st.fixed_dictionaries({"apiVersion": st.just("v1"), "kind": st.just("Node"), "metadata": meta(False)})
+nodes = st.fixed_dictionaries({
+    "apiVersion": st.just("v1"), "kind": st.just("Node"), "metadata": meta(False),
+    "status": st.fixed_dictionaries({"addresses": st.lists(st.fixed_dictionaries({
+        "type": st.sampled_from(["InternalIP", "ExternalIP", "Hostname"]), "address": addresses}), max_size=3)}),
+})
 namespaces = st.fixed_dictionaries({"apiVersion": st.just("v1"), "kind": st.just("Namespace"),
                                     "metadata": meta(False)})
 

@@ -10,6 +10,10 @@ Rules:
    configuration yet either.
 3. Validation follows MetalLB's default frr-k8s mode (IPv6 BGP, large communities, BFD are valid).
 4. Pools are kept in name order; nothing here depends on dict or set iteration order.
+5. Validation is split for the fold (design.md §9): :func:`prepare` judges everything that does not look at Nodes
+   and turns each rule that compares node sets (LOCAL_PREF consistency, BGPPeers meeting on a node) into a
+   :class:`NodeRule`; :class:`NodeChecks` keeps, per rule, how many nodes both sides select, so a Node event is
+   re-checked in O(rules). :func:`build` is the same check from scratch (and what the law tests compare with).
 
 Checked (tags as in metallb-behaviour.md): pools — addresses present, each a CIDR or an ``A-B`` range of one family
 with A ≤ B, no CIDR overlapping another (same or other pool), unique names, no duplicate namespaces or selectors in

@@ -9,16 +9,21 @@ re-plan only what it can affect:
 
 * a Service or EndpointSlice event re-plans that Service (and the Services that were waiting for an address, in
   case the allocator gave them one);
-* a Node or speaker event re-plans the Services that node owns when it lost eligibility; when it gained
-  eligibility it compares its election key with each current owner's (one SHA-256 per L2 Service, no re-ranking:
-  adding a node moves an IP only if the new node sorts first); BGP output of a node is computed from the per-Service
-  records when asked, so node events only mark that node as touched;
+* a Node or speaker event re-runs only the L2 elections of the Services that node owned when it lost
+  eligibility; when it gained eligibility it compares its election key with each current owner's (one SHA-256 per
+  L2 Service, no re-ranking: adding a node moves an IP only if the new node sorts first, and then it simply takes
+  it); a change that leaves its eligibility alone (labels, BGP advertisements, peers) re-plans nothing. BGP output
+  of a node is computed from the per-Service records when asked — Rule 1 of bgpplan decided once per shape of
+  Service and kind of node (:func:`_outcome`) — so node events only mark that node as touched;
 * a configuration change re-plans the Services whose pool's advertisements changed or whose allocation moved.
 
 Every re-planned Service is recorded in the change sets of the subscribers (:func:`subscribe`), which is how a
 speaker's :class:`NodeView` keeps its own node's plan incrementally.
 
 The plan is built lazily, on first use (:func:`ensure`): a replay that never asks for announcements pays nothing.
+After a snapshot load it is rebuilt from the recorded L2 owners (:class:`Seed`) in O(Services + nodes), without
+re-running the elections. :func:`hash_rows` gives the per-Service part of the state hash (design.md §4) and
+:func:`bgp_map` the replay ``bgp`` map from shared parts.
 
 Rules:
 

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
+import json
 import os
 import random
 import statistics
@@ -59,18 +60,31 @@ NS = "metallb-system"
 # (a) + (e)
 
 
+_LAUNCH = """
+import json, os, subprocess, sys, time
+argv, out_path, cwd, env = json.loads(sys.argv[1])
+with open(out_path, "wb") as out:
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.PIPE, cwd=cwd, env=env)
+    err = proc.stderr.read()
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - t0
+print(json.dumps([os.waitstatus_to_exitcode(status), wall, usage.ru_maxrss * 1024, usage.ru_utime + usage.ru_stime,
+                  err[-500:].decode(errors="replace")]))
+"""
+
+
 def _child(argv: list[str], out_path: str, cwd: Path | str = ROOT, env: dict | None = None) -> tuple[float, int, float]:
-    """Run ``argv`` with stdout to ``out_path``: (wall seconds, peak RSS bytes, CPU seconds)."""
-    with open(out_path, "wb") as out:
-        t0 = time.perf_counter()
-        proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.PIPE, cwd=cwd, env=env)
-        _, status, usage = os.wait4(proc.pid, 0)
-        wall = time.perf_counter() - t0
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    err = proc.stderr.read().decode() if proc.stderr else ""
-    if proc.returncode != 0:
-        raise RuntimeError(f"{argv[2:5]} exited {proc.returncode}: {err[-500:]}")
-    return wall, usage.ru_maxrss * 1024, usage.ru_utime + usage.ru_stime
+    """Run ``argv`` with stdout to ``out_path``: (wall seconds, peak RSS bytes, CPU seconds).
+
+    Through a small launcher process: a child forked straight from this (large) process would report this process's
+    resident size as its own peak (Linux carries the high-water mark across fork and exec)."""
+    spec = json.dumps([argv, out_path, str(cwd), env if env is not None else dict(os.environ)])
+    got = subprocess.run([sys.executable, "-c", _LAUNCH, spec], capture_output=True, text=True, check=True)
+    code, wall, rss, cpu, err = json.loads(got.stdout)
+    if code != 0:
+        raise RuntimeError(f"{argv[2:5]} exited {code}: {err}")
+    return wall, rss, cpu
 
 
 _HOLD = """

@@ -259,39 +259,45 @@ def node_latency(quick: bool) -> list[dict]:
     label_s: list[list[float]] = []
     cond_s: list[list[float]] = []
     full_s: list[list[float]] = []
-    for n_nodes in sizes:
-        st, nodes = cluster(n_nodes, n_services)
-        planning.ensure(st)  # a daemon's state: incremental planning on
-        rng = random.Random(n_nodes)
-        labels = {n: dict(st.objects["Node"][("", n)].labels) for n in nodes}
-        down = {n: False for n in nodes}
 
-        def node_event(kind: str) -> schema.Event:
-            n = nodes[rng.randrange(n_nodes)]
+    class Cluster:
+        def __init__(self, n_nodes: int) -> None:
+            self.n = n_nodes
+            self.st, self.nodes = cluster(n_nodes, n_services)
+            planning.ensure(self.st)  # a daemon's state: incremental planning on
+            self.rng = random.Random(n_nodes)
+            self.labels = {n: dict(self.st.objects["Node"][("", n)].labels) for n in self.nodes}
+            self.down = {n: False for n in self.nodes}
+            self.times: dict[str, list[float]] = {"label": [], "cond": []}
+
+        def event(self, kind: str) -> None:
+            n = self.nodes[self.rng.randrange(self.n)]
             if kind == "label":
-                lab = labels[n]
+                lab = self.labels[n]
                 lab["bgp-speaker"] = "false" if lab["bgp-speaker"] == "true" else "true"
             else:
-                down[n] = not down[n]
-            return schema.K8sUpsert(obj=schema.Node(name=n, labels=tuple(sorted(labels[n].items())),
-                                                    network_unavailable=down[n]))
-
-        times = {"label": [], "cond": []}
-        for k in range(2 * n_events):
-            kind = "label" if k % 2 == 0 else "cond"
-            e = node_event(kind)
+                self.down[n] = not self.down[n]
+            e = schema.K8sUpsert(obj=schema.Node(name=n, labels=tuple(sorted(self.labels[n].items())),
+                                                 network_unavailable=self.down[n]))
             t0 = time.perf_counter()
-            fold.apply(st, e)
-            times[kind].append(time.perf_counter() - t0)
-        assert st.config_valid
+            fold.apply(self.st, e)
+            self.times[kind].append(time.perf_counter() - t0)
+
+    clusters = [Cluster(n) for n in sizes]
+    for _ in range(n_events):  # the sizes take turns, so a shared machine's load falls on all of them alike
+        for c in clusters:
+            c.event("label")
+            c.event("cond")
+    for c in clusters:
+        assert c.st.config_valid
         t0 = time.perf_counter()
         reps = 3
         for _ in range(reps):
-            fold.build_config(st.objects)
+            fold.build_config(c.st.objects)
         full = (time.perf_counter() - t0) / reps
-        label_s.append([n_nodes, statistics.median(times["label"]) * 1e3])
-        cond_s.append([n_nodes, statistics.median(times["cond"]) * 1e3])
-        full_s.append([n_nodes, full * 1e3])
+        label_s.append([c.n, statistics.median(c.times["label"]) * 1e3])
+        cond_s.append([c.n, statistics.median(c.times["cond"]) * 1e3])
+        full_s.append([c.n, full * 1e3])
     spread_label = max(y for _, y in label_s) / min(y for _, y in label_s)
     spread_cond = max(y for _, y in cond_s) / min(y for _, y in cond_s)
     big = sizes[-1]

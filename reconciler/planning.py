@@ -75,6 +75,10 @@ class L2Rec:
     local: frozenset[str] | None = None  # ETP Local: nodes with a serving endpoint; None for Cluster
     best: bytes = b""  # the owner's election key
     anchor: bytes = b""  # the first IP as bytes (what the election hashes after "<node>#")
+    # the runner-up: the candidate with the next key, kept while known (a node joining between the two updates it;
+    # checked for eligibility when used); None when unknown — then losing the owner means a full election
+    second: str | None = None
+    second_key: bytes = b""
 
 
 @dataclass(slots=True)
@@ -244,8 +248,14 @@ def _elect(plan: Plan, rec: L2Rec) -> None:
     sha = hashlib.sha256
     digests = [sha(p + anchor).digest() for p in prefixes]
     best = min(digests)
-    rec.owner = names[digests.index(best)]
+    i = digests.index(best)
+    rec.owner = names[i]
     rec.best = best
+    rec.second, rec.second_key = None, b""
+    if len(digests) > 1:
+        digests[i] = b"\xff" * 33  # above any SHA-256 digest
+        second = min(digests)
+        rec.second, rec.second_key = names[digests.index(second)], second
 
 
 def _forget(plan: Plan, key: ServiceKey) -> tuple[str, ...]:
@@ -478,7 +488,7 @@ def _node_changed(state: State, plan: Plan, name: str) -> None:
     else:
         plan.nodes[name] = new
     _node_touched(plan, name)
-    plan.cands.clear()
+    _update_candidates(plan, name, new)
     lost = old is not None and (new is None or new.problem is not None or not old.l2 <= new.l2)
     if lost:
         for key in sorted(plan.owned_by.get(name, ())):
@@ -506,8 +516,25 @@ def _node_changed(state: State, plan: Plan, name: str) -> None:
         digest = sha(prefix + rec.anchor).digest()
         if digest < rec.best:
             again.append((key, digest))  # it sorts before the owner, which sorted before every other candidate
+        elif rec.second is not None and digest < rec.second_key:
+            rec.second, rec.second_key = name, digest  # between the owner and the runner-up
     for key, digest in sorted(again):
         _reelect(plan, key, name if digest is not None else None, digest or b"")
+
+
+def _update_candidates(plan: Plan, name: str, info: NodeInfo | None) -> None:
+    """Keep the cached candidate lists (name order) right for node ``name``: O(lists × log nodes), not a rebuild."""
+    prefix = f"{name}#".encode()
+    for ad_keys, (names, prefixes) in plan.cands.items():
+        i = bisect.bisect_left(names, name)
+        present = i < len(names) and names[i] == name
+        if _eligible(info, ad_keys):
+            if not present:
+                names.insert(i, name)
+                prefixes.insert(i, prefix)
+        elif present:
+            del names[i]
+            del prefixes[i]
 
 
 def _reelect(plan: Plan, key: ServiceKey, winner: str | None = None, best: bytes = b"") -> None:
@@ -520,9 +547,15 @@ def _reelect(plan: Plan, key: ServiceKey, winner: str | None = None, best: bytes
             owned.discard(key)
             if not owned:
                 del plan.owned_by[rec.owner]
+    old_owner, old_best = rec.owner, rec.best
     rec.owner, rec.reason, rec.best = None, None, b""
-    if winner is not None:
+    if winner is not None:  # it sorts before the owner: the owner becomes the runner-up
         rec.owner, rec.best = winner, best
+        rec.second, rec.second_key = (old_owner, old_best) if old_owner is not None else (None, b"")
+    elif (rec.second is not None and rec.second != old_owner and _eligible(plan.nodes.get(rec.second), rec.ad_keys)
+          and (rec.local is None or rec.second in rec.local)):
+        rec.owner, rec.best = rec.second, rec.second_key  # the owner left: the runner-up is next
+        rec.second, rec.second_key = None, b""
     else:
         _elect(plan, rec)
     if rec.owner is not None:

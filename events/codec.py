@@ -159,11 +159,57 @@ def outside_namespaces(event: schema.Event, metallb_namespaces: tuple[str, ...])
     return None
 
 
+def _ok_ip(text: str) -> bool:
+    if _CANONICAL_V4(text) is not None:
+        return True
+    try:
+        return canonical_ip(text) == text
+    except ValueError:
+        return False
+
+
+def _ok_pairs(pairs: schema.Pairs) -> bool:
+    prev = None
+    for k, _ in pairs:
+        if prev is not None and not prev < k:
+            return False
+        prev = k
+    return True
+
+
+def _looks_canonical(event: schema.Event) -> bool:
+    """The checks of :func:`validate` without building any message (the hot path: most events are canonical)."""
+    t = type(event)
+    if t is schema.K8sUpsert:
+        obj = event.obj  # type: ignore[union-attr]
+        if not obj.name or not _ok_pairs(obj.labels):
+            return False
+        ot = type(obj)
+        if ot is schema.EndpointSlice:
+            return all(_ok_ip(ip) for ep in obj.endpoints for ip in ep.addresses)
+        if ot is schema.Service:
+            return (_ok_pairs(obj.annotations) and _ok_pairs(obj.selector)
+                    and all(ip == "None" or _ok_ip(ip) for ip in obj.cluster_ips)
+                    and all(_ok_ip(ip) for ip in obj.ingress_ips) and all(0 <= p.port <= 65535 for p in obj.ports))
+        if ot is schema.Node:
+            return not obj.namespace and all(_ok_ip(ip) for ip in obj.internal_ips)
+        return False  # other kinds are rare: the full check below (whatever it checks for them)
+    if t is schema.K8sDelete:
+        ref = event.ref  # type: ignore[union-attr]
+        return bool(ref.name) and ref.kind in _OBJECT_KINDS and not (ref.namespace and ref.kind in _CLUSTER_SCOPED)
+    if t is schema.SpeakerUp or t is schema.SpeakerDown:
+        node = event.node  # type: ignore[union-attr]
+        return bool(node) and len(node) <= 253 and _NODE_NAME.match(node) is not None  # type: ignore[arg-type]
+    return False
+
+
 def validate(event: schema.Event) -> None:
     """Refuse an event that is well-typed but not canonical. Raises :class:`DecodeError`.
 
     The checks run first without building any message (this is on every producer's and replica's path); the
     message naming the object and field is built only for an event that fails."""
+    if _looks_canonical(event):
+        return
     match event:
         case schema.K8sUpsert(obj=obj):
             if not obj.name:

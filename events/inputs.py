@@ -126,7 +126,7 @@ def _from_watch(value: dict, opts: Options) -> list[Outcome]:
             return [Rejected(str(exc))]
         if isinstance(ref, kube.Ignored):
             return [Ignored(ref.key)]
-        return [_checked(schema.K8sDelete(ref=ref))]
+        return [Accepted(schema.K8sDelete(ref=ref))]  # kube.reference refuses an empty name
     return [Rejected(f"unknown watch event type {kind!r}")]
 
 

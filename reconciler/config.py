@@ -10,6 +10,10 @@ Rules:
    configuration yet either.
 3. Validation follows MetalLB's default frr-k8s mode (IPv6 BGP, large communities, BFD are valid).
 4. Pools are kept in name order; nothing here depends on dict or set iteration order.
+5. Validation is split for the fold (design.md §9): :func:`prepare` judges everything that does not look at Nodes
+   and turns each rule that compares node sets (LOCAL_PREF consistency, BGPPeers meeting on a node) into a
+   :class:`NodeRule`; :class:`NodeChecks` keeps, per rule, how many nodes both sides select, so a Node event is
+   re-checked in O(rules). :func:`build` is the same check from scratch (and what the law tests compare with).
 
 Checked (tags as in metallb-behaviour.md): pools — addresses present, each a CIDR or an ``A-B`` range of one family
 with A ≤ B, no CIDR overlapping another (same or other pool), unique names, no duplicate namespaces or selectors in
@@ -163,13 +167,6 @@ def _parses(text: str) -> bool:
     return "%" not in text
 
 
-def _node_set(sels: tuple[schema.LabelSelector, ...], nodes: dict[str, dict[str, str]] | None) -> frozenset[str] | None:
-    """Nodes selected (empty selectors = all nodes); None when no nodes are known."""
-    if nodes is None:
-        return None
-    return frozenset(n for n in sorted(nodes) if selectors.any_matches(sels, nodes[n]))
-
-
 # ----------------------------------------------------------------------------------------------------------------
 # Build
 
@@ -188,8 +185,53 @@ def build(
 
     ``nodes`` (name -> labels) resolves advertisement and peer node selectors for the rules that compare node
     sets (LOCAL_PREF consistency, frr peer agreement); without it those rules assume no nodes are known.
+    This is the from-scratch check; the fold keeps the same verdicts incrementally with :func:`prepare` and
+    :class:`NodeChecks` (law-tested against this function).
     """
+    prep = prepare(pools, l2ads, bgpads, peers, communities, bfds, namespaces)
+    checks = NodeChecks(prep.rules)
+    for name in sorted(nodes or ()):
+        checks.set(name, (nodes or {})[name])
+    errors = prep.errors + checks.errors()
+    if errors:
+        return None, sorted(errors)
+    return prep.config, []
+
+
+@dataclass(frozen=True, slots=True)
+class NodeRule:
+    """A validation error that holds while some node is selected by both ``a`` and ``b`` (node selectors).
+
+    ``without_nodes``: the error also holds when no node is known at all (peers are assumed to meet then)."""
+
+    a: tuple[schema.LabelSelector, ...]
+    b: tuple[schema.LabelSelector, ...]
+    errors: tuple[str, ...]
+    without_nodes: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """Everything validation decides without looking at Nodes: the errors, the rules that compare node sets, and
+    the configuration those objects give when no rule fires (None when ``errors`` is not empty)."""
+
+    config: Config | None
+    errors: list[str]
+    rules: tuple[NodeRule, ...]
+
+
+def prepare(
+    pools: list[schema.IPAddressPool],
+    l2ads: list[schema.L2Advertisement],
+    bgpads: list[schema.BGPAdvertisement],
+    peers: list[schema.BGPPeer],
+    communities: list[schema.Community],
+    bfds: list[schema.BFDProfile],
+    namespaces: dict[str, dict[str, str]],
+) -> Prepared:
+    """The node-independent part of :func:`build` (inputs in any order)."""
     errors: list[str] = []
+    rules: list[NodeRule] = []
     built = _pools(pools, namespaces, errors)
     by_name = {p.name: p for p in built}
     for ad in sorted(l2ads, key=lambda o: (o.name, o.namespace)):
@@ -201,13 +243,12 @@ def build(
         _check_selectors(errors, where, "spec.serviceSelectors", ad.service_selectors)
     aliases = _communities(communities, errors)
     bfd_by_name = _bfd_profiles(bfds, errors)
-    _bgp_ads(bgpads, built, aliases, nodes, errors)
-    _peers(peers, bfd_by_name, nodes, errors)
+    _bgp_ads(bgpads, built, aliases, rules, errors)
+    _peers(peers, bfd_by_name, rules, errors)
     _bfd_echo(bgpads, built, peers, bfd_by_name, errors)
-    if errors:
-        return None, sorted(errors)
-    return (
-        Config(
+    cfg = None
+    if not errors:
+        cfg = Config(
             pools=tuple(built),
             l2_advertisements=tuple(sorted(l2ads, key=lambda o: (o.name, o.namespace))),
             bgp_advertisements=tuple(sorted(bgpads, key=lambda o: (o.name, o.namespace))),
@@ -215,9 +256,61 @@ def build(
             communities=tuple(sorted(communities, key=lambda o: (o.name, o.namespace))),
             bfd_profiles=tuple(sorted(bfds, key=lambda o: (o.name, o.namespace))),
             pool_by_name=by_name,
-        ),
-        [],
-    )
+        )
+    return Prepared(config=cfg, errors=errors, rules=tuple(rules))
+
+
+class NodeChecks:
+    """The node-dependent validation rules kept up to date one Node at a time.
+
+    Each distinct node-selector tuple of the rules gets a bit; every node is kept as the mask of the selector
+    tuples that select it, and every rule as the number of nodes both of its sides select. A Node event costs
+    O(selector tuples + rules), whatever the number of nodes; :meth:`errors` lists the errors of the rules that
+    hold, exactly as the from-scratch :func:`build` would.
+    """
+
+    __slots__ = ("rules", "_sels", "_bits", "_masks", "_counts")
+
+    def __init__(self, rules: tuple[NodeRule, ...]) -> None:
+        self.rules = rules
+        sels: list[tuple[schema.LabelSelector, ...]] = []
+        for r in rules:
+            for s in (r.a, r.b):
+                if s not in sels:
+                    sels.append(s)
+        self._sels = sels
+        self._bits = [(sels.index(r.a), sels.index(r.b)) for r in rules]
+        self._masks: dict[str, int] = {}
+        self._counts = [0] * len(rules)
+
+    def _mask(self, labels: dict[str, str]) -> int:
+        m = 0
+        for i, s in enumerate(self._sels):
+            if selectors.any_matches(s, labels):
+                m |= 1 << i
+        return m
+
+    def set(self, node: str, labels: dict[str, str] | None) -> None:
+        """Node ``node`` now has ``labels`` (None: it is gone)."""
+        old = self._masks.pop(node, None)
+        new = None if labels is None else self._mask(labels)
+        if new is not None:
+            self._masks[node] = new
+        if old == new or not self.rules:
+            return
+        for i, (a, b) in enumerate(self._bits):
+            if old is not None and old >> a & 1 and old >> b & 1:
+                self._counts[i] -= 1
+            if new is not None and new >> a & 1 and new >> b & 1:
+                self._counts[i] += 1
+
+    def errors(self) -> list[str]:
+        none = not self._masks
+        out: list[str] = []
+        for rule, count in zip(self.rules, self._counts):
+            if count or (none and rule.without_nodes):
+                out.extend(rule.errors)
+        return out
 
 
 def _pools(pools: list[schema.IPAddressPool], namespaces: dict[str, dict[str, str]], errors: list[str]) -> list[Pool]:
@@ -358,7 +451,7 @@ def _bgp_ads(
     ads: list[schema.BGPAdvertisement],
     pools: list[Pool],
     aliases: dict[str, str],
-    nodes: dict[str, dict[str, str]] | None,
+    rules: list[NodeRule],
     errors: list[str],
 ) -> None:
     ordered = sorted(ads, key=lambda o: (o.name, o.namespace))
@@ -405,7 +498,8 @@ def _bgp_ads(
                         f"{widest} in this pool is more specific than the aggregation length for addresses "
                         f"{_entry_text(entry)} (pool {p.name!r})"
                     )
-    # LOCAL_PREF consistency between advertisements (without serviceSelectors) of one pool
+    # LOCAL_PREF consistency between advertisements (without serviceSelectors) of one pool; two advertisements
+    # whose node sets do not meet never conflict, so the error is a rule on their node selectors
     plain = [a for a in ordered if not a.service_selectors]
     for i, a in enumerate(plain):
         pa = {p.name: p for p in _ad_pools(a, pools)}
@@ -415,12 +509,12 @@ def _bgp_ads(
             for p in _ad_pools(b, pools):
                 if p.name not in pa:
                     continue
-                if _localpref_exempt(a, b, p, nodes):
+                if _localpref_exempt(a, b, p):
                     continue
-                errors.append(
+                rules.append(NodeRule(a.node_selectors, b.node_selectors, (
                     f"{_where(b)}: spec.localPref: invalid local preference {b.local_pref}: local preference "
-                    f"{a.local_pref} was already set for the same type of BGP update by {_where(a)} (pool {p.name!r})"
-                )
+                    f"{a.local_pref} was already set for the same type of BGP update by {_where(a)} (pool {p.name!r})",
+                ), without_nodes=False))
                 break
 
 
@@ -430,9 +524,8 @@ def _entry_text(entry: tuple[net.Block, ...]) -> str:
     return f"{net.to_text(entry[0].family, entry[0].first)}-{net.to_text(entry[-1].family, entry[-1].last)}"
 
 
-def _localpref_exempt(
-    a: schema.BGPAdvertisement, b: schema.BGPAdvertisement, pool: Pool, nodes: dict[str, dict[str, str]] | None
-) -> bool:
+def _localpref_exempt(a: schema.BGPAdvertisement, b: schema.BGPAdvertisement, pool: Pool) -> bool:
+    """The node-independent exemptions (the node sets are compared by the :class:`NodeRule`)."""
     fams = pool.families()
     a4, b4 = a.aggregation_length or 32, b.aggregation_length or 32
     a6, b6 = a.aggregation_length_v6 or 128, b.aggregation_length_v6 or 128
@@ -442,18 +535,13 @@ def _localpref_exempt(
         return True
     if fams == {net.V4, net.V6} and a4 != b4 and a6 != b6:
         return True
-    if a.peers and b.peers and not set(a.peers) & set(b.peers):
-        return True
-    na, nb = _node_set(a.node_selectors, nodes), _node_set(b.node_selectors, nodes)
-    if na is None or nb is None:
-        return True  # no nodes known: every resolved node set is empty, and an empty set never conflicts
-    return not na or not nb or not (na & nb)
+    return bool(a.peers and b.peers and not set(a.peers) & set(b.peers))
 
 
 def _peers(
     peers: list[schema.BGPPeer],
     bfds: dict[str, schema.BFDProfile],
-    nodes: dict[str, dict[str, str]] | None,
+    rules: list[NodeRule],
     errors: list[str],
 ) -> None:
     ordered = sorted(peers, key=lambda o: (o.name, o.namespace))
@@ -508,27 +596,25 @@ def _peers(
             errors.append(f"{where}: spec.bfdProfile: transient: bfd profile {p.bfd_profile!r} not found")
         _check_selectors(errors, where, "spec.nodeSelectors", p.node_selectors)
     # frr / frr-k8s: peers that meet on a node must agree (no nodes known: assume they meet)
-    known = nodes if nodes else None
     for i, a in enumerate(ordered):
-        na = _node_set(a.node_selectors, known)
         for b in ordered[i + 1:]:
-            nb = _node_set(b.node_selectors, known)
-            if na is not None and nb is not None and not (na & nb):
-                continue
+            found: list[str] = []
             if a.router_id != b.router_id:
-                errors.append(
+                found.append(
                     f"{_where(b)}: spec.routerID: BGPPeers {a.name!r} and {b.name!r} select the same node but have "
                     f"different router IDs ({a.router_id!r} vs {b.router_id!r})"
                 )
             ida = (a.peer_address or a.interface) + (f"-{a.vrf}" if a.vrf else "")
             idb = (b.peer_address or b.interface) + (f"-{b.vrf}" if b.vrf else "")
             if ida == idb:
-                errors.append(f"{_where(b)}: spec.peerAddress: duplicate BGPPeer {idb!r} (also {_where(a)})")
+                found.append(f"{_where(b)}: spec.peerAddress: duplicate BGPPeer {idb!r} (also {_where(a)})")
             if a.vrf == b.vrf and a.my_asn != b.my_asn:
-                errors.append(
+                found.append(
                     f"{_where(b)}: spec.myASN: BGPPeers {a.name!r} and {b.name!r} select the same node with "
                     f"different local ASNs ({a.my_asn} vs {b.my_asn}) in the same VRF"
                 )
+            if found:
+                rules.append(NodeRule(a.node_selectors, b.node_selectors, tuple(found), without_nodes=True))
 
 
 def _bfd_echo(

@@ -1,8 +1,12 @@
 """Canonical decisions: the replay JSON body (design.md §5) and the state hash (design.md §4).
 
-The state hash is SHA-256 over the canonical msgpack encoding (sorted keys) of the decisions — per Service its
-ingress, pool, reason and L2 owners; the BGP advertisements; configuration validity and errors. Positions,
-counters and the human event history are not part of it, so a file replay and a Redis replay hash equal.
+The state hash (encoding version :data:`HASH_VERSION`, versioned with the snapshot format) is SHA-256 over the
+msgpack encoding of the decisions: configuration validity and errors, then per Service (key order) its ingress,
+pool, reason, L2 owners and the digest of its BGP record (:func:`reconciler.planning.hash_rows`: per outcome —
+peer, family, aggregation length, LOCAL_PREF, communities — the set of nodes sending it, a set shared by many
+Services hashed once). Cost O(Services + nodes × peers); the expanded node -> peer -> prefix map (what version 1
+hashed) is never built. Positions, counters and the human event history are not part of it, so a file replay and
+a Redis replay hash equal.
 """
 
 from __future__ import annotations
@@ -39,9 +43,12 @@ def config(state: State) -> dict[str, Any]:
     return {"valid": state.config_valid, "errors": list(state.config_errors)}
 
 
-def canonical(state: State) -> dict[str, Any]:
-    """The hashed part of the decisions."""
-    return {"config": config(state), "services": services(state, with_events=False), "bgp": bgp(state)}
+HASH_VERSION = 2
+
+
+def canonical(state: State) -> list[Any]:
+    """The hashed part of the decisions (see the module docstring)."""
+    return ["streamlb-state", HASH_VERSION, config(state), planning.hash_rows(state)]
 
 
 def state_hash(state: State) -> str:

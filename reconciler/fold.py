@@ -6,10 +6,16 @@ Every replica applies the same events in the same order and so reaches the same 
 object an event carries, then re-decides only what that event can affect:
 
 * a Service event converges that Service (and, if it freed an address, the Services waiting for one);
-* a configuration event (pools, advertisements, peers, communities, BFD profiles, Namespaces — namespace labels
-  feed ``namespaceSelectors``) rebuilds the configuration; when it is valid, every Service re-converges, holders
-  first; when it is invalid the previous configuration stays in force and ``config_valid`` is false;
-* Nodes, EndpointSlices and speaker liveness feed announcement planning, which reads them when asked.
+* a configuration event (pools, advertisements, peers, communities, BFD profiles) rebuilds the configuration;
+  when it is valid, the Services of changed pools re-converge, holders first; when it is invalid the previous
+  configuration stays in force and ``config_valid`` is false;
+* a Namespace event changes the configuration only when it moves that namespace in or out of a pool's
+  ``namespaceSelectors`` (checked for that namespace alone); then it is handled as a configuration event;
+* a Node event re-checks only that node against the validation rules that compare node sets (LOCAL_PREF
+  consistency, peers meeting on a node: :class:`reconciler.config.NodeChecks`), in O(rules) whatever the number
+  of nodes — same verdicts and error texts as the whole-configuration check; the configuration in force is not
+  rebuilt (nothing in it depends on Nodes), unless the event makes an invalid configuration valid again;
+* Nodes, EndpointSlices and speaker liveness feed announcement planning, which re-plans what they touch.
 
 Rules:
 
@@ -25,11 +31,12 @@ Rules:
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable
 from typing import assert_never
 
 from events import codec, schema
-from reconciler import allocate, planning
+from reconciler import allocate, planning, selectors
 from reconciler import config as configmod
 from reconciler.state import State
 
@@ -49,40 +56,84 @@ def _kind(obj: schema.K8sObject) -> str:
     return kind  # type: ignore[return-value]
 
 
+def _values(objs: dict, kind: str) -> list:
+    table = objs[kind]
+    return [table[k] for k in sorted(table)]
+
+
+def _namespaces(objs: dict) -> dict[str, dict[str, str]]:
+    return {name: dict(o.labels) for (_, name), o in sorted(objs["Namespace"].items())}
+
+
+def prepare_config(objs: dict) -> configmod.Prepared:
+    """The node-independent part of validating the stored configuration objects (:func:`reconciler.config.prepare`)."""
+    return configmod.prepare(
+        _values(objs, "IPAddressPool"),
+        _values(objs, "L2Advertisement"),
+        _values(objs, "BGPAdvertisement"),
+        _values(objs, "BGPPeer"),
+        _values(objs, "Community"),
+        _values(objs, "BFDProfile"),
+        _namespaces(objs),
+    )
+
+
 def build_config(objs: dict) -> tuple[configmod.Config | None, list[str]]:
-    """Build the configuration from the stored objects (see :func:`reconciler.config.build`)."""
-
-    def values(kind: str) -> list:
-        return [objs[kind][k] for k in sorted(objs[kind])]
-
-    namespaces = {name: dict(o.labels) for (_, name), o in sorted(objs["Namespace"].items())}
-    nodes = None
-    if _node_sensitive(objs):
-        nodes = {name: dict(o.labels) for (_, name), o in sorted(objs["Node"].items())}
+    """Build the configuration from the stored objects from scratch (see :func:`reconciler.config.build`)."""
+    nodes = {name: dict(o.labels) for (_, name), o in sorted(objs["Node"].items())}
     return configmod.build(
-        values("IPAddressPool"),
-        values("L2Advertisement"),
-        values("BGPAdvertisement"),
-        values("BGPPeer"),
-        values("Community"),
-        values("BFDProfile"),
-        namespaces,
+        _values(objs, "IPAddressPool"),
+        _values(objs, "L2Advertisement"),
+        _values(objs, "BGPAdvertisement"),
+        _values(objs, "BGPPeer"),
+        _values(objs, "Community"),
+        _values(objs, "BFDProfile"),
+        _namespaces(objs),
         nodes,
     )
 
 
-def _node_sensitive(objs: dict) -> bool:
-    """Does validation compare node sets (LOCAL_PREF consistency, peers meeting on a node)? Then Nodes count."""
-    return len(objs["BGPPeer"]) > 1 or any(a.local_pref for a in objs["BGPAdvertisement"].values())
+class ConfigIndex:
+    """The fold's validation index: the node-independent verdict of the current configuration objects and the
+    node-dependent rules kept per Node (rebuilt on configuration events, updated on Node events)."""
+
+    __slots__ = ("prepared", "checks")
+
+    def __init__(self, objs: dict) -> None:
+        self.prepared = prepare_config(objs)
+        self.checks = configmod.NodeChecks(self.prepared.rules)
+        if self.prepared.rules:
+            for (_, name), node in sorted(objs["Node"].items()):
+                self.checks.set(name, dict(node.labels))
+
+    def errors(self) -> list[str]:
+        return sorted(self.prepared.errors + self.checks.errors())
+
+
+def _config_index(state: State) -> ConfigIndex:
+    idx = state.config_index
+    if not isinstance(idx, ConfigIndex):  # after a snapshot load: built on first need
+        idx = state.config_index = ConfigIndex(state.objects)
+        cfg = idx.prepared.config
+        if state.config_valid and cfg is not None and cfg is not state.config and cfg == state.config:
+            idx.prepared = dataclasses.replace(idx.prepared, config=state.config)  # the one in force, same value
+    return idx
 
 
 def _rebuild_config(state: State) -> None:
-    objs = state.objects
-    cfg, errors = build_config(objs)
-    if cfg is None:
+    idx = state.config_index = ConfigIndex(state.objects)
+    _judge(state, idx)
+
+
+def _judge(state: State, idx: ConfigIndex) -> None:
+    errors = idx.errors()
+    if errors:
         state.config_valid = False
         state.config_errors = errors
         return
+    cfg = idx.prepared.config
+    assert cfg is not None
+    objs = state.objects
     state.config_valid = True
     state.config_errors = []
     old = state.config
@@ -91,6 +142,54 @@ def _rebuild_config(state: State) -> None:
         objs[kind][k] for kind in sorted(_CONFIG_KINDS) for k in sorted(objs[kind])
     )
     allocate.on_config(state, old)
+
+
+def _node_labels(state: State, name: str, labels: dict[str, str] | None) -> None:
+    """A Node's labels changed (None: deleted): re-check the node-set rules for that node only."""
+    idx = _config_index(state)
+    if not idx.prepared.rules:
+        return
+    idx.checks.set(name, labels)
+    if state.config_valid and idx.prepared.config is not None and state.config is idx.prepared.config:
+        errors = idx.errors()
+        if errors:  # valid -> invalid: the configuration in force stays
+            state.config_valid = False
+            state.config_errors = errors
+        return
+    if idx.prepared.config is None:  # errors that no Node can cure: only their list may change
+        state.config_valid = False
+        state.config_errors = idx.errors()
+        return
+    _judge(state, idx)  # was invalid (or not yet in force): may come into force now
+
+
+def _namespace_moves_pools(state: State, old: schema.Namespace | None, new: schema.Namespace | None) -> bool:
+    """Does this Namespace event change which namespaces some pool's ``namespaceSelectors`` select?"""
+    old_labels = dict(old.labels) if old is not None else None
+    new_labels = dict(new.labels) if new is not None else None
+    for pool in state.objects["IPAddressPool"].values():
+        sa = pool.service_allocation
+        if sa is None or not sa.namespace_selectors:
+            continue
+        before = old_labels is not None and any(selectors.matches(s, old_labels) for s in sa.namespace_selectors)
+        after = new_labels is not None and any(selectors.matches(s, new_labels) for s in sa.namespace_selectors)
+        if before != after:
+            return True
+    return False
+
+
+def _namespace_changed(state: State, old: schema.Namespace | None, new: schema.Namespace | None) -> None:
+    if _namespace_moves_pools(state, old, new):
+        _rebuild_config(state)
+        return
+    # no pool's namespaces change: every verdict stays; the objects of a configuration in force are refreshed so a
+    # snapshot holds the current Namespace objects
+    idx = _config_index(state)
+    if state.config_valid and state.config is idx.prepared.config:
+        objs = state.objects
+        state.config_objects = tuple(objs[kind][k] for kind in sorted(_CONFIG_KINDS) for k in sorted(objs[kind]))
+    elif state.config_valid:
+        _rebuild_config(state)
 
 
 def _index_slice(state: State, obj: schema.EndpointSlice, add: bool) -> None:
@@ -118,11 +217,13 @@ def _upsert(state: State, obj: schema.K8sObject) -> None:
         allocate.on_service(state, obj, old)  # type: ignore[arg-type]
     elif isinstance(obj, schema.EndpointSlice):
         _index_slice(state, obj, add=True)
-    elif kind == "Node" and (old is None or old.labels != obj.labels) and _node_sensitive(state.objects):
-        _rebuild_config(state)
+    elif kind == "Node":
+        if old is None or old.labels != obj.labels:
+            _node_labels(state, obj.name, dict(obj.labels))
+    elif kind == "Namespace":
+        if old is None or old.labels != obj.labels:
+            _namespace_changed(state, old, obj)  # type: ignore[arg-type]
     elif kind in _CONFIG_KINDS:
-        if kind == "Namespace" and old is not None and old.labels == obj.labels:
-            return
         _rebuild_config(state)
 
 
@@ -136,8 +237,10 @@ def _delete(state: State, ref: schema.ObjectRef) -> None:
         allocate.on_service_deleted(state, f"{ref.namespace}/{ref.name}")
     elif isinstance(old, schema.EndpointSlice):
         _index_slice(state, old, add=False)
-    elif ref.kind == "Node" and _node_sensitive(state.objects):
-        _rebuild_config(state)
+    elif ref.kind == "Node":
+        _node_labels(state, ref.name, None)
+    elif ref.kind == "Namespace":
+        _namespace_changed(state, old, None)  # type: ignore[arg-type]
     elif ref.kind in _CONFIG_KINDS:
         _rebuild_config(state)
 

@@ -9,16 +9,21 @@ re-plan only what it can affect:
 
 * a Service or EndpointSlice event re-plans that Service (and the Services that were waiting for an address, in
   case the allocator gave them one);
-* a Node or speaker event re-plans the Services that node owns when it lost eligibility; when it gained
-  eligibility it compares its election key with each current owner's (one SHA-256 per L2 Service, no re-ranking:
-  adding a node moves an IP only if the new node sorts first); BGP output of a node is computed from the per-Service
-  records when asked, so node events only mark that node as touched;
+* a Node or speaker event re-runs only the L2 elections of the Services that node owned when it lost
+  eligibility; when it gained eligibility it compares its election key with each current owner's (one SHA-256 per
+  L2 Service, no re-ranking: adding a node moves an IP only if the new node sorts first, and then it simply takes
+  it); a change that leaves its eligibility alone (labels, BGP advertisements, peers) re-plans nothing. BGP output
+  of a node is computed from the per-Service records when asked — Rule 1 of bgpplan decided once per shape of
+  Service and kind of node (:func:`_outcome`) — so node events only mark that node as touched;
 * a configuration change re-plans the Services whose pool's advertisements changed or whose allocation moved.
 
 Every re-planned Service is recorded in the change sets of the subscribers (:func:`subscribe`), which is how a
 speaker's :class:`NodeView` keeps its own node's plan incrementally.
 
 The plan is built lazily, on first use (:func:`ensure`): a replay that never asks for announcements pays nothing.
+After a snapshot load it is rebuilt from the recorded L2 owners (:class:`Seed`) in O(Services + nodes), without
+re-running the elections. :func:`hash_rows` gives the per-Service part of the state hash (design.md §4) and
+:func:`bgp_map` the replay ``bgp`` map from shared parts.
 
 Rules:
 
@@ -29,9 +34,11 @@ Rules:
 
 from __future__ import annotations
 
+import bisect
 import hashlib
-import heapq
 from dataclasses import dataclass, field
+
+import msgspec
 
 from events import schema
 from reconciler import bgpplan, effects, elect, selectors
@@ -68,10 +75,15 @@ class L2Rec:
     local: frozenset[str] | None = None  # ETP Local: nodes with a serving endpoint; None for Cluster
     best: bytes = b""  # the owner's election key
     anchor: bytes = b""  # the first IP as bytes (what the election hashes after "<node>#")
+    # the runner-up: the candidate with the next key, kept while known (a node joining between the two updates it;
+    # checked for eligibility when used); None when unknown — then losing the owner means a full election
+    second: str | None = None
+    second_key: bytes = b""
 
 
 @dataclass(slots=True)
 class BgpRec:
+    pool: str  # its advertisements are the pool's (``ads``): within one configuration, the pool names them
     ips: tuple[str, ...]
     families: frozenset[int]  # of the pool (the conflict rule looks at the pool's families)
     ads: tuple[bgpplan.BgpAd, ...]  # the pool's advertisements
@@ -96,6 +108,7 @@ class Plan:
     bcfg: bgpplan.BgpConfig | None = None
     pool_l2: dict[str, tuple[AdKey, ...]] = field(default_factory=dict)  # pool -> L2 ads applying to it
     pool_bgp: dict[str, tuple[bgpplan.BgpAd, ...]] = field(default_factory=dict)
+    pool_families: dict[str, frozenset[int]] = field(default_factory=dict)
     nodes: dict[str, NodeInfo] = field(default_factory=dict)
     inputs: dict[ServiceKey, tuple] = field(default_factory=dict)  # (ingress, pool, Service object)
     l2: dict[ServiceKey, L2Rec] = field(default_factory=dict)
@@ -106,6 +119,9 @@ class Plan:
     pool_keys: dict[str, set[ServiceKey]] = field(default_factory=dict)
     unassigned: set[ServiceKey] = field(default_factory=set)
     cands: dict[frozenset[AdKey], tuple[list[str], list[bytes]]] = field(default_factory=dict)
+    outcomes: dict[tuple, list | None] = field(default_factory=dict)  # see _outcome; cleared with the config
+    pool_l2_ads: dict[str, tuple] = field(default_factory=dict)  # pool -> (its L2 ads, their keys, any selects
+    #                                                               Services); cleared with the config
     subscribers: dict[str, Changes] = field(default_factory=dict)
     # counters (observability and tests; not part of any decision)
     replanned_ips: int = 0
@@ -116,16 +132,28 @@ class Plan:
 # construction
 
 
+@dataclass(frozen=True, slots=True)
+class Seed:
+    """What a snapshot knows of the plan (the elected L2 owners): the plan is rebuilt from it on first use."""
+
+    owners: dict[ServiceKey, str]
+
+
 def ensure(state: State) -> Plan:
-    """The plan of ``state``, built from scratch the first time."""
+    """The plan of ``state``, built from scratch the first time (from a snapshot's :class:`Seed` if there is one)."""
     plan = state.plan
     if not isinstance(plan, Plan):
-        plan = rebuild(state)
+        plan = rebuild(state, plan.owners if isinstance(plan, Seed) else None)
     return plan
 
 
-def rebuild(state: State) -> Plan:
-    """Full recomputation (the baseline incremental planning is measured and tested against)."""
+def rebuild(state: State, owners: dict[ServiceKey, str] | None = None) -> Plan:
+    """Full recomputation (the baseline incremental planning is measured and tested against).
+
+    ``owners`` (Service -> the L2 owner it had; a snapshot carries them, see :mod:`reconciler.snapshot`) skips the
+    election where the recorded owner is still a candidate: the election is a pure function of the state, so an
+    owner recorded for the same state is the one it would elect, and the rebuild costs O(Services + nodes)
+    instead of O(Services × nodes) SHA-256 rankings."""
     old = state.plan
     plan = Plan()
     if isinstance(old, Plan):
@@ -137,9 +165,15 @@ def rebuild(state: State) -> Plan:
     for name in _node_names(state):
         plan.nodes[name] = _node_info(state, plan, name)
     for key in sorted(state.services):
-        _plan_service(state, plan, key, refresh_ips=False)
+        _plan_service(state, plan, key, refresh_ips=False, hint=owners.get(key) if owners else None)
     _refresh_ips(plan, sorted(plan.ip_users))
     return plan
+
+
+def owners(state: State) -> dict[ServiceKey, str]:
+    """Service -> its elected L2 owner (what a snapshot records so a loader need not re-run the elections)."""
+    plan = ensure(state)
+    return {key: rec.owner for key, rec in sorted(plan.l2.items()) if rec.owner is not None}
 
 
 def _node_names(state: State) -> list[str]:
@@ -150,11 +184,14 @@ def _load_config(state: State, plan: Plan) -> None:
     cfg = state.config
     plan.cfg = cfg
     plan.cands.clear()
+    plan.outcomes = {}
+    plan.pool_l2_ads = {}
     plan.pool_l2, plan.pool_bgp = {}, {}
     if cfg is None:
         plan.bcfg = None
         return
     plan.bcfg = bgpplan.parse(cfg)
+    plan.pool_families = {pool.name: pool.families() for pool in cfg.pools}
     for pool in cfg.pools:
         plan.pool_l2[pool.name] = tuple(
             _ad_key(ad)
@@ -211,8 +248,14 @@ def _elect(plan: Plan, rec: L2Rec) -> None:
     sha = hashlib.sha256
     digests = [sha(p + anchor).digest() for p in prefixes]
     best = min(digests)
-    rec.owner = names[digests.index(best)]
+    i = digests.index(best)
+    rec.owner = names[i]
     rec.best = best
+    rec.second, rec.second_key = None, b""
+    if len(digests) > 1:
+        digests[i] = b"\xff" * 33  # above any SHA-256 digest
+        second = min(digests)
+        rec.second, rec.second_key = names[digests.index(second)], second
 
 
 def _forget(plan: Plan, key: ServiceKey) -> tuple[str, ...]:
@@ -250,9 +293,10 @@ def _inputs(state: State, key: ServiceKey) -> tuple | None:
     return tuple(dec.ingress), dec.pool, state.service(key)
 
 
-def _plan_service(state: State, plan: Plan, key: ServiceKey, refresh_ips: bool = True, reelect: bool = True) -> None:
+def _plan_service(state: State, plan: Plan, key: ServiceKey, refresh_ips: bool = True, reelect: bool = True,
+                  hint: str | None = None) -> None:
     """Re-plan one Service. ``reelect=False`` (Service and EndpointSlice events) keeps the previous owner when the
-    election inputs are unchanged; node and configuration changes always re-elect."""
+    election inputs are unchanged; node and configuration changes always re-elect. ``hint``: see :func:`rebuild`."""
     prev = None if reelect else plan.l2.get(key)
     old_ips = _forget(plan, key)
     inp = _inputs(state, key)
@@ -275,36 +319,45 @@ def _plan_service(state: State, plan: Plan, key: ServiceKey, refresh_ips: bool =
         plan.ip_users.setdefault(ip, set()).add(key)
     pool = cfg.pool_by_name.get(pool_name)
     if pool is not None:
-        _plan_l2(state, plan, key, ips, pool, svc, prev)
-        _plan_bgp(state, plan, key, ips, pool, svc)
+        served = elect.serving_nodes(state, svc)
+        _plan_l2(state, plan, key, ips, pool, svc, prev, hint, served)
+        _plan_bgp(state, plan, key, ips, pool, svc, served)
     if refresh_ips:
         _refresh_ips(plan, sorted(set(old_ips) | set(ips)))
 
 
 def _plan_l2(state: State, plan: Plan, key: ServiceKey, ips: tuple[str, ...], pool: configmod.Pool,
-             svc: schema.Service, prev: L2Rec | None = None) -> None:
+             svc: schema.Service, prev: L2Rec | None = None, hint: str | None = None,
+             served: tuple[bool, frozenset[str]] | None = None) -> None:
     cfg = plan.cfg
     assert cfg is not None
-    svc_labels = dict(svc.labels)
-    wanted = set(plan.pool_l2.get(pool.name, ()))
-    ads = tuple(
-        ad for ad in cfg.l2_advertisements
-        if _ad_key(ad) in wanted and selectors.any_matches(ad.service_selectors, svc_labels)
-    )
-    rec = L2Rec(ips=ips, has_ads=bool(ads), ads=ads, ad_keys=frozenset(_ad_key(a) for a in ads),
-                anchor=ips[0].encode())
+    common = plan.pool_l2_ads.get(pool.name)
+    if common is None:
+        wanted = set(plan.pool_l2.get(pool.name, ()))
+        pool_ads = tuple(ad for ad in cfg.l2_advertisements if _ad_key(ad) in wanted)
+        keys = frozenset(_ad_key(a) for a in pool_ads)
+        common = plan.pool_l2_ads[pool.name] = (pool_ads, keys, any(ad.service_selectors for ad in pool_ads))
+    ads, ad_keys, by_service = common
+    if by_service:  # some advertisement of the pool looks at the Service's labels
+        svc_labels = dict(svc.labels)
+        ads = tuple(ad for ad in ads if selectors.any_matches(ad.service_selectors, svc_labels))
+        ad_keys = frozenset(_ad_key(a) for a in ads)
+    rec = L2Rec(ips=ips, has_ads=bool(ads), ads=ads, ad_keys=ad_keys, anchor=ips[0].encode())
     plan.l2[key] = rec
     if not ads:
         return
     if elect.has_shared_ip_annotation(svc) and any(ad.service_selectors for ad in ads):
         rec.reason = Reason.SHARED_IP_WITH_SERVICE_SELECTOR.value
         return
-    anywhere, local = elect.serving_nodes(state, svc)
+    anywhere, local = served if served is not None else elect.serving_nodes(state, svc)
     if not anywhere:
         rec.reason = Reason.NO_SERVING_ENDPOINTS.value
         return
     rec.local = local if svc.external_traffic_policy == "Local" else None
-    if (prev is not None and prev.owner is not None and prev.ips[0] == ips[0] and prev.ad_keys == rec.ad_keys
+    if hint is not None and _eligible(plan.nodes.get(hint), rec.ad_keys) and (rec.local is None or hint in rec.local):
+        rec.owner = hint  # recorded by a snapshot of this very state (see rebuild)
+        rec.best = hashlib.sha256(f"{hint}#".encode() + rec.anchor).digest()
+    elif (prev is not None and prev.owner is not None and prev.ips[0] == ips[0] and prev.ad_keys == rec.ad_keys
             and prev.local == rec.local and _eligible(plan.nodes.get(prev.owner), rec.ad_keys)):
         # same election inputs, and node changes are always propagated at once: the owner stands (no re-ranking)
         rec.owner, rec.best = prev.owner, prev.best
@@ -315,14 +368,15 @@ def _plan_l2(state: State, plan: Plan, key: ServiceKey, ips: tuple[str, ...], po
 
 
 def _plan_bgp(state: State, plan: Plan, key: ServiceKey, ips: tuple[str, ...], pool: configmod.Pool,
-              svc: schema.Service) -> None:
+              svc: schema.Service, served: tuple[bool, frozenset[str]] | None = None) -> None:
     ads = plan.pool_bgp.get(pool.name, ())
     if not ads:
         return
-    anywhere, local = elect.serving_nodes(state, svc)
+    anywhere, local = served if served is not None else elect.serving_nodes(state, svc)
     plan.bgp[key] = BgpRec(
+        pool=pool.name,
         ips=ips,
-        families=pool.families(),
+        families=plan.pool_families.get(pool.name) or pool.families(),
         ads=ads,
         matches=tuple(bgpplan.matches_service(ad, svc) for ad in ads),
         local_only=svc.external_traffic_policy == "Local",
@@ -368,6 +422,8 @@ def _node_touched(plan: Plan, name: str) -> None:
 
 def before(state: State, event: schema.Event) -> object:
     """Called by the fold before ``event`` is applied: remembers what the event will overwrite."""
+    if isinstance(state.plan, Seed):
+        ensure(state)  # the recorded owners hold for the state as loaded, not after this event
     if not isinstance(state.plan, Plan):
         return None
     if isinstance(event, schema.K8sUpsert) and isinstance(event.obj, schema.EndpointSlice):
@@ -432,18 +488,20 @@ def _node_changed(state: State, plan: Plan, name: str) -> None:
     else:
         plan.nodes[name] = new
     _node_touched(plan, name)
-    plan.cands.clear()
+    _update_candidates(plan, name, new)
     lost = old is not None and (new is None or new.problem is not None or not old.l2 <= new.l2)
-    if lost or (old is not None and old.problem is None and new is not None and new.problem is None):
+    if lost:
         for key in sorted(plan.owned_by.get(name, ())):
-            _plan_service(state, plan, key)
+            _reelect(plan, key)
+    # otherwise the Services this node owns keep it: their candidates are the same or more of the same node
+    # (labels, BGP advertisements and peers are read when a node's announcements are asked for)
     gained = new is not None and new.problem is None and (old is None or old.problem is not None or not new.l2 <= old.l2)
     if not gained:
         return
     assert new is not None
     prefix = f"{name}#".encode()
     sha = hashlib.sha256
-    again = []
+    again: list[tuple[ServiceKey, bytes | None]] = []
     retry = (Reason.NO_ELIGIBLE_NODES.value, Reason.NO_LOCAL_ENDPOINTS.value)
     for key, rec in plan.l2.items():  # insertion order; the outcome per Service does not depend on the order
         if not rec.has_ads or rec.owner == name or new.l2.isdisjoint(rec.ad_keys):
@@ -452,13 +510,59 @@ def _node_changed(state: State, plan: Plan, name: str) -> None:
             continue
         if rec.owner is None:
             if rec.reason in retry:
-                again.append(key)
+                again.append((key, None))
             continue
         plan.compared += 1
-        if sha(prefix + rec.anchor).digest() < rec.best:
-            again.append(key)
-    for key in sorted(again):
-        _plan_service(state, plan, key)
+        digest = sha(prefix + rec.anchor).digest()
+        if digest < rec.best:
+            again.append((key, digest))  # it sorts before the owner, which sorted before every other candidate
+        elif rec.second is not None and digest < rec.second_key:
+            rec.second, rec.second_key = name, digest  # between the owner and the runner-up
+    for key, digest in sorted(again):
+        _reelect(plan, key, name if digest is not None else None, digest or b"")
+
+
+def _update_candidates(plan: Plan, name: str, info: NodeInfo | None) -> None:
+    """Keep the cached candidate lists (name order) right for node ``name``: O(lists × log nodes), not a rebuild."""
+    prefix = f"{name}#".encode()
+    for ad_keys, (names, prefixes) in plan.cands.items():
+        i = bisect.bisect_left(names, name)
+        present = i < len(names) and names[i] == name
+        if _eligible(info, ad_keys):
+            if not present:
+                names.insert(i, name)
+                prefixes.insert(i, prefix)
+        elif present:
+            del names[i]
+            del prefixes[i]
+
+
+def _reelect(plan: Plan, key: ServiceKey, winner: str | None = None, best: bytes = b"") -> None:
+    """Re-run only the L2 election of ``key`` (a node's eligibility changed; nothing else of the Service did), or
+    install ``winner`` when it is known to sort first (its election key ``best``)."""
+    rec = plan.l2[key]
+    if rec.owner is not None:
+        owned = plan.owned_by.get(rec.owner)
+        if owned is not None:
+            owned.discard(key)
+            if not owned:
+                del plan.owned_by[rec.owner]
+    old_owner, old_best = rec.owner, rec.best
+    rec.owner, rec.reason, rec.best = None, None, b""
+    if winner is not None:  # it sorts before the owner: the owner becomes the runner-up
+        rec.owner, rec.best = winner, best
+        rec.second, rec.second_key = (old_owner, old_best) if old_owner is not None else (None, b"")
+    elif (rec.second is not None and rec.second != old_owner and _eligible(plan.nodes.get(rec.second), rec.ad_keys)
+          and (rec.local is None or rec.second in rec.local)):
+        rec.owner, rec.best = rec.second, rec.second_key  # the owner left: the runner-up is next
+        rec.second, rec.second_key = None, b""
+    else:
+        _elect(plan, rec)
+    if rec.owner is not None:
+        plan.owned_by.setdefault(rec.owner, set()).add(key)
+    plan.replanned_ips += len(rec.ips)
+    _changed(plan, key)
+    _refresh_ips(plan, rec.ips)
 
 
 def _config_changed(state: State, plan: Plan) -> None:
@@ -540,6 +644,12 @@ def _bgp_for_node(plan: Plan, key: ServiceKey, node: str, info: NodeInfo | None)
         return Reason.NOT_OWNER.value, []  # the pool has no BGPAdvertisement
     if info is None:
         return Reason.NOT_OWNER.value, []
+    if info.problem is None and (node in rec.local if rec.local_only else rec.anywhere):
+        outcome = _outcome(plan.outcomes, rec, (info.bgp, info.peers))
+        if outcome is not None:  # announces: the entries of its shape (what service_on_node gives, faster)
+            out: list = []
+            _entries(rec, outcome, out)
+            return None, out
     return bgpplan.service_on_node(
         rec.local_only, rec.ips, rec.families, rec.ads, rec.matches,
         lambda ad: _ad_key(ad.obj) in info.bgp, info.peers, info.problem, rec.anywhere, node in rec.local,
@@ -556,11 +666,15 @@ def node_plan(state: State, node: str) -> effects.NodePlan:
     for key in sorted(plan.owned_by.get(node, ())) + _sharers_owned(plan, node):
         for ip, ifs in _l2_for_node(plan, key, node, info).items():
             out.l2[ip] = _union_ifaces(out.l2.get(ip), ifs)
-    entries = []
-    for key in sorted(plan.bgp):
-        entries.extend(_bgp_for_node(plan, key, node, info)[1])
+    entries: list = []
+    sig = (info.bgp, info.peers)
+    outcomes = plan.outcomes
+    for key in sorted(plan.bgp):  # Rule 1 decided once per shape of Service (see bgp_map), prefixes per Service
+        rec = plan.bgp[key]
+        if node in rec.local if rec.local_only else rec.anywhere:
+            _entries(rec, _outcome(outcomes, rec, sig), entries)
     for (peer, pfx), (lp, cs) in bgpplan.merge(entries).items():
-        out.bgp[(peer, bgpplan.prefix_text(pfx))] = (lp or None, cs)
+        out.bgp[(peer, _prefix_text(pfx))] = (lp or None, cs)
     return out
 
 
@@ -581,12 +695,15 @@ def _union_ifaces(a: tuple[str, ...] | None, b: tuple[str, ...]) -> tuple[str, .
     return tuple(sorted(set(a) | set(b)))
 
 
-def bgp_map(state: State) -> dict:
+def bgp_map(state: State, only: list[str] | None = None) -> dict:
     """The replay JSON ``bgp`` map: node -> peer -> advertisements (design.md §5); empty nodes/peers omitted.
 
-    Nodes alike for BGP (same problem, same advertisements and peers selecting them) send the same prefixes for
-    every ``Cluster`` Service, so that part is computed once per kind of node; ``Local`` Services are added per
-    node from an index of the nodes hosting their endpoints.
+    Built from shared parts: nodes alike for BGP (same problem, same advertisements and peers selecting them) send
+    the same prefixes for every ``Cluster`` Service, so that part is computed once per kind of node, and every
+    node of that kind whose ``Local`` Services add nothing to a peer gets the very same list object for that peer
+    (one item dict per (peer, prefix) is shared too). ``Local`` Services are merged per node from an index of the
+    nodes hosting their endpoints. Writers (``reconciler.runtime.replay``) format each shared list once.
+    ``only``: just these nodes (benchmarks sample the map with it).
     """
     plan = ensure(state)
     local_idx: dict[str, list[ServiceKey]] = {}
@@ -598,37 +715,113 @@ def bgp_map(state: State) -> dict:
                 local_idx.setdefault(n, []).append(key)
         else:
             cluster_keys.append(key)
-    groups: dict[tuple, tuple[bgpplan.Raw, list, dict]] = {}
+    groups: dict[tuple, tuple[bgpplan.Raw, dict, dict, dict]] = {}
+    outcomes = plan.outcomes
     out = {}
-    for node in _node_names(state):
+    for node in _node_names(state) if only is None else sorted(only):
         info = plan.nodes.get(node)
         if info is None or info.problem is not None:
             continue
         sig = (info.bgp, info.peers)
-        if sig not in groups:
-            entries = [e for key in cluster_keys for e in _bgp_for_node(plan, key, node, info)[1]]
+        group = groups.get(sig)
+        if group is None:
+            entries: list = []
+            for key in cluster_keys:
+                rec = plan.bgp[key]
+                if rec.anywhere:
+                    _entries(rec, _outcome(outcomes, rec, sig), entries)
             raw = bgpplan.merge_raw(entries)
-            order = sorted(raw)
-            items = {k: _bgp_item(k, raw[k]) for k in order}
-            groups[sig] = (raw, order, items)
-        raw, order, items = groups[sig]
-        extra = [e for key in local_idx.get(node, ()) for e in _bgp_for_node(plan, key, node, info)[1]]
-        if extra:
-            touched = bgpplan.merge_raw(extra, into={k: raw[k] for k in {(e[0], e[1]) for e in extra} if k in raw})
-            new_keys = sorted(k for k in touched if k not in raw)
-            keys = list(heapq.merge(order, new_keys)) if new_keys else order
-            peers = _bgp_lists(keys, items, {k: _bgp_item(k, v) for k, v in touched.items()})
-        else:
-            peers = _bgp_lists(order, items, {})
-        if peers:
-            out[node] = peers
+            items = {k: _bgp_item(k, raw[k]) for k in sorted(raw)}
+            by_peer: dict[str, list] = {}
+            for k in items:
+                by_peer.setdefault(k[0], []).append(k)
+            group = groups[sig] = (raw, items, _bgp_lists(list(items), items, {}), by_peer)
+        raw, items, shared, by_peer = group
+        extra: list = []
+        for key in local_idx.get(node, ()):
+            _entries(plan.bgp[key], _outcome(outcomes, plan.bgp[key], sig), extra)
+        if not extra:
+            if shared:
+                out[node] = dict(shared)
+            continue
+        touched = bgpplan.merge_raw(extra, into={k: raw[k] for k in {(e[0], e[1]) for e in extra} if k in raw})
+        peers = dict(shared)
+        for peer in sorted({k[0] for k in touched}):
+            keys = list(by_peer.get(peer, ()))
+            lst = list(shared.get(peer, ()))
+            for k in sorted(k for k in touched if k[0] == peer):  # a few, spliced into a copy of the shared list
+                i = bisect.bisect_left(keys, k)
+                item = _bgp_item(k, touched[k])
+                if i < len(keys) and keys[i] == k:
+                    lst[i] = item
+                else:
+                    keys.insert(i, k)
+                    lst.insert(i, item)
+            peers[peer] = lst
+        out[node] = {p: peers[p] for p in sorted(peers)}
     return out
+
+
+def _outcome(cache: dict, rec: BgpRec, sig: tuple) -> list | None:
+    """Rule 1 of bgpplan for a problem-free node of kind ``sig`` and a Service of ``rec``'s shape, cached per
+    shape: None (the node sends nothing) or [(advertisement, peers)]; serving endpoints are checked by the caller."""
+    ck = (rec.pool, rec.matches, rec.families, sig)
+    if ck in cache:
+        return cache[ck]
+    ad_keys, peers_on_node = sig
+    selecting = [i for i, ad in enumerate(rec.ads) if _ad_key(ad.obj) in ad_keys]
+    matching = [rec.ads[i] for i in selecting if rec.matches[i]]
+    got = None
+    if matching and bgpplan.conflict(matching, rec.families) is None:
+        got = [(ad, [p for p in peers_on_node if p in ad.peers] if ad.peers else list(peers_on_node))
+               for ad in matching]
+    cache[ck] = got
+    return got
+
+
+_PREFIXES: dict[tuple, tuple[int, int, int]] = {}  # memo of a pure function: (ip, agg4, agg6) -> prefix
+
+
+def _prefix(ad: bgpplan.BgpAd, ip: str) -> tuple[int, int, int]:
+    k = (ip, ad.agg4, ad.agg6)
+    got = _PREFIXES.get(k)
+    if got is None:
+        if len(_PREFIXES) >= 1 << 18:
+            _PREFIXES.clear()
+        got = _PREFIXES[k] = ad.prefix(ip)
+    return got
+
+
+def _entries(rec: BgpRec, outcome: list | None, out: list) -> None:
+    """Append the (peer, prefix, ad name, local_pref, communities) entries of ``outcome`` for ``rec``'s IPs (the
+    same as ``bgpplan.service_on_node`` gives for a node of that kind, in the same order)."""
+    if outcome is None:
+        return
+    for ad, targets in outcome:
+        for ip in rec.ips:
+            pfx = _prefix(ad, ip)
+            for peer in targets:
+                out.append((peer, pfx, ad.name, ad.local_pref, ad.communities))
+
+
+_SORTED_COMMUNITIES: dict[frozenset[str], tuple[str, ...]] = {}
 
 
 def _bgp_item(key: tuple[str, tuple[int, int, int]], value: tuple[str, int, frozenset[str]]) -> dict:
     _, lp, cs = value
-    return {"prefix": bgpplan.prefix_text(key[1]), "local_pref": lp or None,
-            "communities": sorted(cs, key=bgpplan.community_key)}
+    got = _SORTED_COMMUNITIES.get(cs)
+    if got is None:
+        if len(_SORTED_COMMUNITIES) >= 4096:
+            _SORTED_COMMUNITIES.clear()
+        got = _SORTED_COMMUNITIES[cs] = tuple(sorted(cs, key=bgpplan.community_key))
+    return {"prefix": _prefix_text(key[1]), "local_pref": lp or None, "communities": list(got)}
+
+
+def _prefix_text(pfx: tuple[int, int, int]) -> str:
+    fam, v, length = pfx
+    if fam == 4:
+        return f"{v >> 24}.{(v >> 16) & 255}.{(v >> 8) & 255}.{v & 255}/{length}"
+    return bgpplan.prefix_text(pfx)
 
 
 def _bgp_lists(keys: list, items: dict, overrides: dict) -> dict[str, list]:
@@ -642,6 +835,121 @@ def _bgp_lists(keys: list, items: dict, overrides: dict) -> dict[str, list]:
             lst = peers[k[0]] = []
         lst.append(item)
     return peers
+
+
+def hash_rows(state: State) -> list[tuple]:
+    """The per-Service part of the state hash (design.md §4), in Service key order: (key, ingress, pool, reason,
+    L2 owners, BGP record digest or None). Cost O(Services + nodes × peers), never O(nodes × peers × prefixes).
+
+    A Service's BGP record is the function node -> what that node sends for it, inverted: for each distinct
+    outcome (peer, family, aggregation length, LOCAL_PREF, communities — applied to the Service's IPs it gives the
+    prefixes) the set of nodes with that outcome. Nodes alike for BGP (same advertisements and peers selecting
+    them, no problem) are grouped once; a ``Cluster`` Service's record depends only on its pool's advertisements,
+    their match with the Service and its IP families, so it is computed once per such shape and shared, node sets
+    included (each set hashed once); a ``Local`` Service lists its few endpoint nodes. Equal decisions give equal
+    records: the record is the node -> outcome function itself, whatever the grouping.
+    """
+    plan = ensure(state)
+    groups: dict[tuple, list[str]] = {}
+    for node in _node_names(state):
+        info = plan.nodes.get(node)
+        if info is not None and info.problem is None:
+            groups.setdefault((info.bgp, info.peers), []).append(node)
+    sig_list = list(groups)  # in order of each group's first node name: deterministic
+    sig_of = {n: i for i, sig in enumerate(sig_list) for n in groups[sig]}
+    outcome_cache: dict[tuple, tuple | None] = {}
+    shape_cache: dict[tuple, bytes] = {}
+    set_cache: dict[frozenset[int], bytes] = {}
+
+    def outcome(rec: BgpRec, fams: tuple[int, ...], sig_i: int) -> tuple | None:
+        ck = (rec.pool, rec.matches, rec.families, fams, sig_i)
+        if ck in outcome_cache:
+            return outcome_cache[ck]
+        ad_keys, peers_on_node = sig_list[sig_i]
+        got = _normal_outcome(rec, fams, ad_keys, peers_on_node)
+        outcome_cache[ck] = got
+        return got
+
+    def node_set(sigs: frozenset[int]) -> bytes:
+        d = set_cache.get(sigs)
+        if d is None:
+            names = sorted(n for i in sigs for n in groups[sig_list[i]])
+            d = set_cache[sigs] = hashlib.sha256("\0".join(names).encode()).digest()
+        return d
+
+    rows = []
+    for key in sorted(state.services):
+        dec = state.services[key]
+        rec = plan.bgp.get(key)
+        digest = None
+        if rec is not None and (rec.local if rec.local_only else rec.anywhere):
+            fams = tuple(sorted({6 if ":" in ip else 4 for ip in rec.ips}))
+            if rec.local_only:
+                parts: dict[tuple, list[str]] = {}
+                for n in sorted(rec.local):
+                    si = sig_of.get(n)
+                    got = None if si is None else outcome(rec, fams, si)
+                    if got:
+                        parts.setdefault(got, []).append(n)
+                digest = _encoder_digest(sorted(
+                    (hashlib.sha256("\0".join(ns).encode()).digest(), o) for o, ns in parts.items())) if parts else None
+            else:
+                sk = (rec.pool, rec.matches, rec.families, fams)
+                if sk in shape_cache:
+                    digest = shape_cache[sk]
+                else:
+                    by_out: dict[tuple, set[int]] = {}
+                    for si in range(len(sig_list)):
+                        got = outcome(rec, fams, si)
+                        if got:
+                            by_out.setdefault(got, set()).add(si)
+                    digest = shape_cache[sk] = _encoder_digest(sorted(
+                        (node_set(frozenset(sis)), o) for o, sis in by_out.items())) if by_out else None
+        rows.append((key, dec.ingress, dec.pool, dec.reason, _l2_rows(plan, key), digest))
+    return rows
+
+
+def _normal_outcome(rec: BgpRec, fams: tuple[int, ...], ad_keys: frozenset[AdKey],
+                    peers_on_node: tuple[str, ...]) -> tuple:
+    """What a problem-free node selected by ``ad_keys`` with sessions to ``peers_on_node`` sends for a Service of
+    this shape, as sorted (peer, family, length, local_pref, communities); () when nothing (Rule 1 of bgpplan)."""
+    reason, entries = bgpplan.service_on_node(
+        False, (), rec.families, rec.ads, rec.matches, lambda ad: _ad_key(ad.obj) in ad_keys, peers_on_node, None,
+        True, True)
+    if reason is not None:
+        return ()
+    matching = [ad for i, ad in enumerate(rec.ads) if rec.matches[i] and _ad_key(ad.obj) in ad_keys]
+    merged: dict[tuple, tuple[str, int, frozenset[str]]] = {}
+    for ad in matching:
+        targets = [p for p in peers_on_node if p in ad.peers] if ad.peers else list(peers_on_node)
+        for fam in fams:
+            length = ad.agg4 if fam == 4 else ad.agg6
+            for peer in targets:
+                k = (peer, fam, length)
+                got = merged.get(k)
+                if got is None:
+                    merged[k] = (ad.name, ad.local_pref, frozenset(ad.communities))
+                else:
+                    name, lp = (ad.name, ad.local_pref) if ad.name < got[0] else (got[0], got[1])
+                    merged[k] = (name, lp, got[2] | frozenset(ad.communities))
+    return tuple(sorted((k[0], k[1], k[2], lp, tuple(sorted(cs, key=bgpplan.community_key)))
+                        for k, (_, lp, cs) in merged.items()))
+
+
+_hash_encoder = msgspec.msgpack.Encoder()
+
+
+def _encoder_digest(value) -> bytes:
+    return hashlib.sha256(_hash_encoder.encode(value)).digest()
+
+
+def _l2_rows(plan: Plan, key: ServiceKey) -> tuple:
+    rec = plan.l2.get(key)
+    if rec is None or not rec.has_ads:
+        return ()
+    if rec.owner is None:
+        return tuple((ip, None, rec.reason) for ip in rec.ips)
+    return tuple((ip, plan.ip_owner[ip][0], None) for ip in rec.ips)
 
 
 def subscribe(state: State, name: str) -> Changes:

@@ -1,8 +1,14 @@
 """State <-> bytes (msgpack), with a format version. Pure: the runtime decides where snapshots live.
 
-A snapshot holds the inputs (every object, speaker liveness, the objects of the configuration in force) and the
-decisions that depend on history (assignments, per-Service decisions and events, pending Services). Indexes are
-rebuilt on load. Law (tested): ``load(dump(fold(a))) + fold(b) == fold(a + b)``.
+A snapshot holds the inputs (every object, speaker liveness, the objects of the configuration in force), the
+decisions that depend on history (assignments, per-Service decisions and events, pending Services) and the plan's
+L2 owners (version 2). Indexes are rebuilt on load. Law (tested): ``load(dump(fold(a))) + fold(b) == fold(a + b)``.
+
+Starting from a snapshot (a speaker, a new leader): ``state = load(data)`` then ``planning.node_plan(state, node)``
+(or a ``planning.NodeView``) gives the first node plan after one O(Services + nodes) pass: the announcement plan is
+rebuilt from the recorded owners instead of re-running every election (Services × nodes SHA-256 rankings); the
+same pass happens before the first event folded after the load. Version 2 also changed the state hash encoding
+(:mod:`reconciler.decisions`), so a version-1 snapshot is refused.
 """
 
 from __future__ import annotations
@@ -10,10 +16,10 @@ from __future__ import annotations
 import msgspec
 
 from events import schema
-from reconciler import net
+from reconciler import net, planning
 from reconciler.state import ServiceDecision, State
 
-SNAPSHOT_VERSION = 1
+SNAPSHOT_VERSION = 2
 
 
 class _Service(msgspec.Struct, frozen=True, array_like=True):
@@ -43,6 +49,7 @@ class _Body(msgspec.Struct, frozen=True):
     assigned: tuple[_Assigned, ...]
     services: tuple[_Service, ...]
     pending: tuple[str, ...]
+    l2_owners: tuple[tuple[str, str], ...] = ()  # (Service, elected L2 owner), Service order
 
 
 _encoder = msgspec.msgpack.Encoder()
@@ -53,7 +60,9 @@ class SnapshotError(ValueError):
     pass
 
 
-def dump(state: State) -> bytes:
+def dump(state: State, plan: bool = True) -> bytes:
+    """The snapshot of ``state``. ``plan=False`` leaves the plan's owners out (the loader then re-runs every
+    election, as a version-1 snapshot made it do; benchmarks use it as the baseline)."""
     objects = tuple(
         state.objects[kind][k] for kind in schema.OBJECT_KINDS for k in sorted(state.objects[kind])
     )
@@ -75,11 +84,13 @@ def dump(state: State) -> bytes:
             for k, d in sorted(state.services.items())
         ),
         pending=tuple(sorted(state.pending)),
+        l2_owners=tuple(planning.owners(state).items()) if plan else (),
     )
     return _encoder.encode(body)
 
 
 def load(data: bytes) -> State:
+    """The state a snapshot holds; its plan is seeded with the recorded L2 owners (built on first use)."""
     from reconciler import fold  # local: fold imports state; avoids a cycle at import time
 
     try:
@@ -89,17 +100,18 @@ def load(data: bytes) -> State:
     if body.version != SNAPSHOT_VERSION:
         raise SnapshotError(f"unsupported snapshot version {body.version}")
     st = State(lb_class=body.lb_class)
+    tables = st.objects
     for obj in body.objects:
-        kind = type(obj).__struct_config__.tag
-        st.objects[kind][(obj.namespace, obj.name)] = obj
-        if isinstance(obj, schema.EndpointSlice):
+        tables[fold._kind(obj)][(obj.namespace, obj.name)] = obj
+        if type(obj) is schema.EndpointSlice:
             st.slices_by_service.setdefault((obj.namespace, obj.service_name), set()).add(obj.name)
     st.speakers_down = set(body.speakers_down)
     if body.config_loaded:
         src: dict = {k: {} for k in schema.OBJECT_KINDS}
         for obj in body.config_objects:
-            src[type(obj).__struct_config__.tag][(obj.namespace, obj.name)] = obj
-        cfg, errors = fold.build_config(src)
+            src[fold._kind(obj)][(obj.namespace, obj.name)] = obj
+        prepared = fold.prepare_config(src)  # it was valid when it came into force: node rules need no re-check
+        cfg, errors = prepared.config, prepared.errors
         if cfg is None:
             raise SnapshotError(f"snapshot's configuration does not validate: {errors[:1]}")
         st.config = cfg
@@ -116,4 +128,5 @@ def load(data: bytes) -> State:
     for s in body.services:
         st.services[s.key] = ServiceDecision(list(s.ingress), s.pool, s.reason, s.message, [tuple(e) for e in s.events])
     st.pending = set(body.pending)
+    st.plan = planning.Seed(dict(body.l2_owners))
     return st

@@ -49,6 +49,7 @@ class State:
     config_objects: tuple[schema.K8sObject, ...] = ()  # the objects that configuration was built from
     config_valid: bool = True
     config_errors: list[str] = field(default_factory=list)
+    config_index: Any = None  # reconciler.fold.ConfigIndex: validation kept per Node; rebuilt on demand, never hashed
     services: dict[ServiceKey, ServiceDecision] = field(default_factory=dict)
     # allocation indexes (owned by reconciler.allocate)
     assigned: dict[ServiceKey, tuple[str, tuple[tuple[int, int], ...]]] = field(default_factory=dict)

@@ -117,3 +117,19 @@ def test_bad_option_value_exits_2() -> None:
 def test_help_lists_commands() -> None:
     res = runner.invoke(app, ["--help"])
     assert res.exit_code == 0 and "replay" in res.stdout
+
+
+def test_omit_bgp_leaves_out_only_that_key() -> None:
+    bgp_log = ROOT / "tests" / "golden" / "logs" / "announce-plan-v1.evlog"
+    full = _json([str(bgp_log)])
+    assert full["bgp"], "the golden log must advertise something for this test to mean anything"
+    res = runner.invoke(app, ["replay", str(bgp_log), "--output", "json", "--omit", "bgp"])
+    assert res.exit_code == 0, res.output
+    omitted = json.loads(res.stdout)
+    assert sorted(omitted) == [k for k in TOP_KEYS if k != "bgp"]
+    assert omitted == {k: v for k, v in full.items() if k != "bgp"}  # state_hash included
+
+
+def test_omit_refuses_other_keys_without_traceback() -> None:
+    res = runner.invoke(app, ["replay", str(EXAMPLE), "--output", "json", "--omit", "services"])
+    assert res.exit_code != 0 and "Traceback" not in res.output and "--omit" in res.output

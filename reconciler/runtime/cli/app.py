@@ -106,6 +106,11 @@ def replay(
     at: Annotated[Optional[int], typer.Option("--at", help="Stop after the first N input records.", min=0)] = None,
     metallb_namespace: MetallbNs = None,
     lb_class: LbClass = None,
+    omit: Annotated[
+        Optional[list[str]],
+        typer.Option("--omit", help="Leave this key out of the JSON output (repeatable; only bgp): the bgp map grows "
+                                    "with nodes × peers × prefixes."),
+    ] = None,
 ) -> None:
     """Fold the inputs offline (no Redis, no network) and print the decisions."""
     from events import inputs
@@ -113,6 +118,9 @@ def replay(
 
     if output not in ("json", "table"):
         raise fail(f"--output must be json or table, not {output!r}")
+    bad = sorted(set(omit or ()) - set(replaymod.OMITTABLE))
+    if bad:
+        raise fail(f"--omit takes {', '.join(replaymod.OMITTABLE)}, not {bad[0]!r}")
     try:
         result = replaymod.replay(
             [str(f) for f in files], at=at,
@@ -121,16 +129,17 @@ def replay(
     except inputs.InputError as exc:
         raise fail(str(exc)) from None
     if output == "json":
-        sys.stdout.buffer.write(result.to_json())
         sys.stdout.flush()
+        result.write_json(sys.stdout.buffer, frozenset(omit or ()))
+        sys.stdout.buffer.flush()
         return
-    render_table(result, Console(highlight=False))
+    render_table(result, Console(highlight=False), frozenset(omit or ()))
 
 
-def render_table(result, console: Console) -> None:
+def render_table(result, console: Console, omit: frozenset[str] = frozenset()) -> None:
     from reconciler import decisions
 
-    obj = result.to_json_obj()
+    obj = result.to_json_obj(omit)
     cfg = obj["config"]
     status = "[green]valid[/]" if cfg["valid"] else "[red]INVALID (previous configuration in force)[/]"
     console.print(f"events applied: {obj['events_applied']}   configuration: {status}   state hash: {obj['state_hash'][:16]}")
@@ -147,7 +156,7 @@ def render_table(result, console: Console) -> None:
             ", ".join(owners) or "-", f"{last['reason']}: {last['message']}" if last else "",
         )
     console.print(table)
-    if obj["bgp"]:
+    if obj.get("bgp"):
         bt = Table(title="BGP advertisements")
         for col in ("node", "peer", "prefix", "local_pref", "communities"):
             bt.add_column(col)

@@ -1,6 +1,7 @@
 """Laws of announcement planning (hypothesis), over random small clusters and random event sequences:
 
-* incremental planning == a full recomputation, after every event (L2 maps, BGP map, every node's plan and reasons);
+* incremental planning == a full recomputation, after every event (L2 maps, BGP map, every node's plan and reasons),
+  and the fold's incremental validation == ``config.build`` from scratch, with node and namespace churn;
 * the incremental plan == the from-scratch reference of ``elect`` (MetalLB's per-node ``ShouldAnnounce``);
 * exactly one L2 owner per announced IP across N nodes computing from the same state, and no node plans an IP it
   is not eligible for;
@@ -49,7 +50,11 @@ pools = st.sampled_from([
     schema.IPAddressPool(namespace=NS, name="p", labels=(("tier", "dev"),), addresses=("10.0.0.0/28", "fd00::/124")),
     schema.IPAddressPool(namespace=NS, name="q", labels=(("tier", "dev"),), addresses=("10.1.0.0/29",)),
     schema.IPAddressPool(namespace=NS, name="q", labels=(("tier", "prod"),), addresses=("10.1.0.0/30",)),
+    schema.IPAddressPool(namespace=NS, name="q", labels=(("tier", "dev"),), addresses=("10.1.0.0/29",),
+                         service_allocation=schema.ServiceAllocation(namespace_selectors=(sel("team", "x"),))),
 ])
+namespaces = st.sampled_from([None, "x", "y"]).map(
+    lambda team: schema.Namespace(name="default", labels=(("team", team),) if team else ()))
 
 l2ads = st.builds(
     lambda name, pools_, psel, nsel, ifs, ssel: schema.L2Advertisement(
@@ -109,6 +114,7 @@ events = st.one_of(
     delete("Node", NODES, ""), delete("Service", SERVICES, "default"),
     delete("EndpointSlice", [f"{s}-0" for s in SERVICES], "default"),
     delete("L2Advertisement", ["l2a", "l2b"], NS), delete("BGPAdvertisement", ["ba", "bb"], NS),
+    namespaces.map(up), delete("Namespace", ["default"], ""),
 )
 
 BASE = [
@@ -188,6 +194,8 @@ def test_incremental_equals_full_recompute_and_the_reference_after_every_event(e
         v.sync(state)
     for e in BASE + evs:
         fold.apply(state, e)
+        cfg, errors = fold.build_config(state.objects)  # incremental validation (node, namespace churn) == full
+        assert (state.config_valid, state.config_errors) == (cfg is not None, errors), e
         assert view_of(state) == full_view(state), e
         check_reference(state)
         for n, v in views.items():

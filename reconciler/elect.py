@@ -146,7 +146,7 @@ def evaluate(state: State, key: ServiceKey) -> ServiceL2 | None:
         return out
     anywhere, out.local = serving_nodes(state, svc)
     if not anywhere:
-        out.reason = Reason.NO_SERVING_ENDPOINTS.value
+        out.reason = Reason.NO_ENDPOINTS.value
         return out
     local_only = svc.external_traffic_policy == "Local"
     cands = []
@@ -220,7 +220,7 @@ def should_announce(state: State, key: ServiceKey, node: str) -> dict[str, str |
         return {ip: Reason.NO_MATCHING_ADVERTISEMENT.value for ip in ips}
     if v.reason == Reason.SHARED_IP_WITH_SERVICE_SELECTOR.value:
         return {ip: v.reason for ip in ips}
-    if v.reason == Reason.NO_SERVING_ENDPOINTS.value:
+    if v.reason == Reason.NO_ENDPOINTS.value:
         return {ip: v.reason for ip in ips}
     labels = dict(nobj.labels)
     if not any(ad_selects_node(ad, labels) for ad in v.ads):

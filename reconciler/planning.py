@@ -301,7 +301,7 @@ def _plan_l2(state: State, plan: Plan, key: ServiceKey, ips: tuple[str, ...], po
         return
     anywhere, local = elect.serving_nodes(state, svc)
     if not anywhere:
-        rec.reason = Reason.NO_SERVING_ENDPOINTS.value
+        rec.reason = Reason.NO_ENDPOINTS.value
         return
     rec.local = local if svc.external_traffic_policy == "Local" else None
     if (prev is not None and prev.owner is not None and prev.ips[0] == ips[0] and prev.ad_keys == rec.ad_keys
@@ -762,7 +762,7 @@ def l2_reasons(state: State, key: ServiceKey, node: str) -> dict[str, str | None
         return {ip: info.problem for ip in ips}
     if rec is None or not rec.has_ads:
         return {ip: Reason.NO_MATCHING_ADVERTISEMENT.value for ip in ips}
-    if rec.reason in (Reason.SHARED_IP_WITH_SERVICE_SELECTOR.value, Reason.NO_SERVING_ENDPOINTS.value):
+    if rec.reason in (Reason.SHARED_IP_WITH_SERVICE_SELECTOR.value, Reason.NO_ENDPOINTS.value):
         return {ip: rec.reason for ip in ips}
     if info.l2.isdisjoint(rec.ad_keys):
         return {ip: Reason.NO_MATCHING_ADVERTISEMENT.value for ip in ips}

@@ -55,6 +55,7 @@ class NodeInfo:
     l2: frozenset[AdKey]  # L2Advertisements selecting this node
     bgp: frozenset[AdKey]  # BGPAdvertisements selecting this node
     peers: tuple[str, ...]  # BGPPeers selecting this node
+    pref: tuple[tuple[AdKey, int], ...] = ()  # L2Advertisements whose preferences score this node (elect Rule 1a)
 
 
 @dataclass(slots=True)
@@ -67,6 +68,7 @@ class L2Rec:
     ad_keys: frozenset[AdKey] = frozenset()
     local: frozenset[str] | None = None  # ETP Local: nodes with a serving endpoint; None for Cluster
     best: bytes = b""  # the owner's election key
+    score: int = 0  # the owner's preference score (elect Rule 1a); ranks before ``best``
     anchor: bytes = b""  # the first IP as bytes (what the election hashes after "<node>#")
 
 
@@ -173,11 +175,13 @@ def _node_info(state: State, plan: Plan, name: str) -> NodeInfo | None:
     l2: frozenset[AdKey] = frozenset()
     bgp: frozenset[AdKey] = frozenset()
     peers: tuple[str, ...] = ()
+    pref: tuple[tuple[AdKey, int], ...] = ()
     if cfg is not None and plan.bcfg is not None:
         l2 = frozenset(_ad_key(ad) for ad in cfg.l2_advertisements if elect.ad_selects_node(ad, labels))
         bgp = frozenset(_ad_key(ad.obj) for ad in plan.bcfg.ads if elect.ad_selects_node(ad.obj, labels))
         peers = bgpplan.node_peers(plan.bcfg, labels)
-    return NodeInfo(labels=labels, problem=elect.node_problem(state, node), l2=l2, bgp=bgp, peers=peers)
+        pref = elect.node_preferences(cfg.l2_advertisements, labels)
+    return NodeInfo(labels=labels, problem=elect.node_problem(state, node), l2=l2, bgp=bgp, peers=peers, pref=pref)
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -210,9 +214,9 @@ def _elect(plan: Plan, rec: L2Rec) -> None:
         return
     sha = hashlib.sha256
     digests = [sha(p + anchor).digest() for p in prefixes]
-    best = min(digests)
-    rec.owner = names[digests.index(best)]
-    rec.best = best
+    scores = [elect.score_of(plan.nodes[n].pref, rec.ad_keys) for n in names]  # type: ignore[union-attr]
+    i = min(range(len(names)), key=lambda j: (-scores[j], digests[j]))
+    rec.owner, rec.best, rec.score = names[i], digests[i], scores[i]
 
 
 def _forget(plan: Plan, key: ServiceKey) -> tuple[str, ...]:
@@ -307,7 +311,7 @@ def _plan_l2(state: State, plan: Plan, key: ServiceKey, ips: tuple[str, ...], po
     if (prev is not None and prev.owner is not None and prev.ips[0] == ips[0] and prev.ad_keys == rec.ad_keys
             and prev.local == rec.local and _eligible(plan.nodes.get(prev.owner), rec.ad_keys)):
         # same election inputs, and node changes are always propagated at once: the owner stands (no re-ranking)
-        rec.owner, rec.best = prev.owner, prev.best
+        rec.owner, rec.best, rec.score = prev.owner, prev.best, prev.score
     else:
         _elect(plan, rec)
     if rec.owner is not None:
@@ -437,7 +441,8 @@ def _node_changed(state: State, plan: Plan, name: str) -> None:
     if lost or (old is not None and old.problem is None and new is not None and new.problem is None):
         for key in sorted(plan.owned_by.get(name, ())):
             _plan_service(state, plan, key)
-    gained = new is not None and new.problem is None and (old is None or old.problem is not None or not new.l2 <= old.l2)
+    gained = new is not None and new.problem is None and (old is None or old.problem is not None or not new.l2 <= old.l2
+                                                          or new.pref != old.pref)
     if not gained:
         return
     assert new is not None
@@ -455,7 +460,7 @@ def _node_changed(state: State, plan: Plan, name: str) -> None:
                 again.append(key)
             continue
         plan.compared += 1
-        if sha(prefix + rec.anchor).digest() < rec.best:
+        if (-elect.score_of(new.pref, rec.ad_keys), sha(prefix + rec.anchor).digest()) < (-rec.score, rec.best):
             again.append(key)
     for key in sorted(again):
         _plan_service(state, plan, key)

@@ -51,13 +51,21 @@ pools = st.sampled_from([
     schema.IPAddressPool(namespace=NS, name="q", labels=(("tier", "prod"),), addresses=("10.1.0.0/30",)),
 ])
 
+def pref(weight: int, *sels: tuple[str, str]) -> schema.PreferredNodeSelector:
+    return schema.PreferredNodeSelector(weight=weight, preference=schema.LabelSelector(match_labels=tuple(sels)))
+
+
+# preferredNodeSelectors: none, one, two adding up, an empty preference (every node), equal weights in two ads
+prefs = st.sampled_from([(), (), (pref(50, ("zone", "a")),), (pref(30, ("l2", "yes")), pref(70, ("zone", "b"))),
+                         (pref(10),), (pref(100, ("l2", "yes")),)])
+
 l2ads = st.builds(
-    lambda name, pools_, psel, nsel, ifs, ssel: schema.L2Advertisement(
+    lambda name, pools_, psel, nsel, ifs, ssel, pns: schema.L2Advertisement(
         namespace=NS, name=name, ip_address_pools=pools_, ip_address_pool_selectors=psel, node_selectors=nsel,
-        interfaces=ifs, service_selectors=ssel),
+        interfaces=ifs, service_selectors=ssel, preferred_node_selectors=pns),
     st.sampled_from(["l2a", "l2b"]), st.sampled_from([(), ("p",), ("q",)]),
     st.sampled_from([(), (sel("tier", "prod"),)]), maybe_sel, st.sampled_from([(), ("eth0",), ("eth0", "eth1")]),
-    svc_sel,
+    svc_sel, prefs,
 )
 
 bgpads = st.builds(
@@ -178,7 +186,7 @@ def check_one_owner(state: statemod.State) -> None:
     assert all(len(v) == 1 for v in announced.values()), announced
 
 
-@settings(max_examples=60)
+@settings(max_examples=400)
 @given(st.lists(events, min_size=1, max_size=30))
 def test_incremental_equals_full_recompute_and_the_reference_after_every_event(evs) -> None:
     state = statemod.new()

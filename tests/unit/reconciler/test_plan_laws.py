@@ -186,7 +186,7 @@ def check_one_owner(state: statemod.State) -> None:
     assert all(len(v) == 1 for v in announced.values()), announced
 
 
-@settings(max_examples=400)
+@settings(max_examples=60)
 @given(st.lists(events, min_size=1, max_size=30))
 def test_incremental_equals_full_recompute_and_the_reference_after_every_event(evs) -> None:
     state = statemod.new()

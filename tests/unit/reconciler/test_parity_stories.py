@@ -190,3 +190,30 @@ def test_prefer_dual_stack_additional_ip_failure_names_the_family_as_metallb(tmp
          "cannot assign additional IP in PreferDualStack: no available IPs in pool p for ipv6 IPFamily"),
     ]
     assert explained(*evs, key="default/d")["reason"] == "partialDualStack"
+
+
+# --- reason names (issue 13 item 3) ---------------------------------------------------------------------------------
+
+
+def test_no_serving_endpoint_is_no_endpoints_in_bgp_and_l2(tmp_path: Path) -> None:
+    """MetalLB's BGP speaker says ``noEndpoints`` when no endpoint serves anywhere; streamlb uses that name in both
+    modes (README: MetalLB's L2 path says ``notOwner`` for it)."""
+    evs = [
+        pool("p", "10.0.0.0/29"),
+        schema.K8sUpsert(obj=schema.Node(name="n1")),
+        schema.K8sUpsert(obj=schema.L2Advertisement(namespace=NS, name="l2")),
+        schema.K8sUpsert(obj=schema.BGPAdvertisement(namespace=NS, name="b")),
+        schema.K8sUpsert(obj=schema.BGPPeer(namespace=NS, name="r", my_asn=64512, peer_asn=64513,
+                                            peer_address="192.0.2.1")),
+        svc("a"),
+        schema.K8sUpsert(obj=schema.EndpointSlice(namespace="default", name="a-1", service_name="a", endpoints=(
+            schema.Endpoint(addresses=("10.244.0.1",), ready=False, node_name="n1"),))),
+    ]
+    out = replayed(tmp_path, *evs)
+    assert out["services"]["default/a"]["l2"] == {"10.0.0.0": {"node": None, "reason": "noEndpoints"}}
+    assert out["bgp"] == {}
+    st = fold.fold(evs, statemod.new())
+    ex = explain.explain(st, "default/a")
+    assert ex is not None
+    assert ex["bgp"]["not_announcing"] == {"noEndpoints": ["n1"]}
+    assert ex["l2"]["10.0.0.0"]["nodes"] == {"noEndpoints": ["n1"]}

@@ -74,8 +74,8 @@ class PeerTransport:
     do: the inbound connection runs a second Session, and RFC 4271 §6.8 (:func:`fastpath.session.collision_loser`)
     is applied after every message on either connection. The loser is closed with NOTIFICATION Cease/Connection
     Collision Resolution; when the inbound connection wins it becomes :attr:`session` (and the transport dials again
-    only after it ends). An inbound connection that reaches OpenConfirm while we have no connection of our own is
-    adopted the same way, and a dial that completes after that is dropped before its OPEN.
+    only after it ends). An inbound connection that reaches OpenConfirm while we are not dialling (or Established
+    while we are) is adopted the same way, and a dial that completes after that is dropped before its OPEN.
     """
 
     def __init__(
@@ -236,10 +236,12 @@ class PeerTransport:
             ours.close_collision(now)
             self.collisions += 1
             self._adopt(cand)
-        elif ours.state in (State.IDLE, State.CONNECT, State.ACTIVE) and cand.state in (
-            State.OPEN_CONFIRM, State.ESTABLISHED
+        elif (ours.state in (State.IDLE, State.ACTIVE) and cand.state in (State.OPEN_CONFIRM, State.ESTABLISHED)) or (
+            ours.state is State.CONNECT and cand.state is State.ESTABLISHED
         ):
-            self._adopt(cand)  # no connection of our own: the peer's is the session
+            # no connection of our own (a dial in progress is awaited while the peer's is only in OpenConfirm, so
+            # that §6.8 decides by identifier if it completes): the peer's connection is the session
+            self._adopt(cand)
         else:
             return
         self._poke()

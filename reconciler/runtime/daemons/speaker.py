@@ -40,7 +40,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, start_http_serv
 
 from events import codec, log as logmod, schema
 from events.position import ZERO, Position
-from fastpath.emit.bgp import PeerSpec, PeerTransport
+from fastpath.emit.bgp import Listener, PeerSpec, PeerTransport, start_listener
 from fastpath.session import Route, SessionConfig
 from reconciler import effects as effmod
 from reconciler import fold, planning, snapshot as snapmod, state as statemod
@@ -61,6 +61,7 @@ class SpeakerSettings:
     status_interval: float = 1.0
     backoff_max: float = 5.0
     bgp_backoff_max: float = 120.0
+    bgp_listen_port: int | None = None  # accept peers' own connections on this port (collisions: RFC 4271 §6.8)
     l2: bool = True
     bgp: bool = True
     announce_liveness: bool = True
@@ -125,6 +126,7 @@ class Speaker:
         self.pos: Position = ZERO
         self.view = planning.NodeView(settings.node)
         self.peers: dict[str, _Peer] = {}
+        self.listener: Listener | None = None
         self.redis_up = False
         self.skipped = 0
         self.applied = 0
@@ -262,12 +264,16 @@ class Speaker:
         kw = {"socket_factory": self._socket_factory} if self._socket_factory else {}
         t = PeerTransport(spec, cfg, clock=self.clock, **kw)
         t.session.router_id_fallback = router_id_for(self.s.node)
+        if self.listener is not None:
+            self.listener.add(t)
         return t
 
     def _sync_peers(self) -> None:
         selected = self._selected_peers()
         for name in sorted(set(self.peers) - set(selected)):
             p = self.peers.pop(name)
+            if self.listener is not None:
+                self.listener.remove(p.transport)
             asyncio.get_running_loop().create_task(p.transport.stop(withdraw=True))
             logger.info("peer deselected", extra={"peer": name})
         routes: dict[str, dict[str, Route]] = {n: {} for n in selected}
@@ -302,6 +308,7 @@ class Speaker:
                 "advertised": len(s.advertised),
                 "desired": len(p.routes),
                 "counters": dict(vars(s.counters)),
+                "collisions": p.transport.collisions,
             }
         l2: dict[str, Any] = {}
         if self.l2 is not None:
@@ -355,6 +362,7 @@ class Speaker:
         loop = asyncio.get_running_loop()
         if self.l2 is not None:
             self.l2.start()
+        await self._listen()
         caught_up = False
         synced = False
         backoff = 0.0
@@ -411,8 +419,27 @@ class Speaker:
             read.cancel()
         await self.shutdown()
 
+    async def _listen(self) -> None:
+        """Accept the peers' own connections (routers configured to connect out), if asked to; a port that cannot
+        be bound is reported and the speaker runs without (it still connects out)."""
+        port = self.s.bgp_listen_port
+        if not self.s.bgp or not port:
+            return
+        kw = {"socket_factory": self._socket_factory} if self._socket_factory else {}
+        for host in ("::", "0.0.0.0"):
+            try:
+                self.listener = await start_listener(host, port, **kw)
+                logger.info("accepting BGP connections", extra={"port": port, "address": host})
+                return
+            except OSError as exc:
+                error = exc
+        logger.warning("cannot listen for BGP connections; connecting out only",
+                       extra={"port": port, "error": str(error)})
+
     async def shutdown(self) -> None:
         keep = self.s.keep_on_exit
+        if self.listener is not None:
+            self.listener.close()
         await asyncio.gather(*(p.transport.stop(withdraw=not keep) for p in self.peers.values()),
                              return_exceptions=True)
         if self.l2 is not None:

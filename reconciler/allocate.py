@@ -474,7 +474,7 @@ def sharing_problem(state: State, key: ServiceKey, svc: schema.Service, a: Addr)
         if o is None or sharing_key(o) != sk or backend_key(o) != bk or not sharing_key(o):
             mismatch = True
     if mismatch:
-        return f"can't change sharing key for \"{key}\", address also in use by {','.join(others)}"
+        return f"can't change sharing key for {go_quote(key)}, address also in use by {','.join(others)}"
     mine = service_ports(svc)
     for o in other_svcs:
         assert o is not None
@@ -996,7 +996,7 @@ def _allocate(state, idx: Index, key, svc, fams, want, single_ok, req, pool_ann)
     if pool_ann:
         pool = idx.cfg.pool_by_name.get(pool_ann)
         if pool is None:
-            return Reason.UNKNOWN_POOL, f'unknown pool "{pool_ann}"'
+            return Reason.UNKNOWN_POOL, f"unknown pool {go_quote(pool_ann)}"
         # MetalLB's AllocateFromPool: free addresses first, then the family selection, then Assign's checks
         got = _try_pool(state, idx, pool, want, single_ok, key, svc, svc_primary=primary_family(svc, fams))
         if got is None:

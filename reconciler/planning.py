@@ -214,7 +214,12 @@ def _elect(plan: Plan, rec: L2Rec) -> None:
         return
     sha = hashlib.sha256
     digests = [sha(p + anchor).digest() for p in prefixes]
-    scores = [elect.score_of(plan.nodes[n].pref, rec.ad_keys) for n in names]  # type: ignore[union-attr]
+    nodes = plan.nodes
+    if not any(nodes[n].pref for n in names):  # type: ignore[union-attr]  # no preferences: the hash alone
+        best = min(digests)
+        rec.owner, rec.best, rec.score = names[digests.index(best)], best, 0
+        return
+    scores = [elect.score_of(nodes[n].pref, rec.ad_keys) for n in names]  # type: ignore[union-attr]
     i = min(range(len(names)), key=lambda j: (-scores[j], digests[j]))
     rec.owner, rec.best, rec.score = names[i], digests[i], scores[i]
 

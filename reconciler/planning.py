@@ -214,11 +214,11 @@ def _elect(plan: Plan, rec: L2Rec) -> None:
         return
     sha = hashlib.sha256
     digests = [sha(p + anchor).digest() for p in prefixes]
-    nodes = plan.nodes
-    if not any(nodes[n].pref for n in names):  # type: ignore[union-attr]  # no preferences: the hash alone
+    if not any(ad.preferred_node_selectors for ad in rec.ads):  # no preferences: the hash alone
         best = min(digests)
         rec.owner, rec.best, rec.score = names[digests.index(best)], best, 0
         return
+    nodes = plan.nodes
     scores = [elect.score_of(nodes[n].pref, rec.ad_keys) for n in names]  # type: ignore[union-attr]
     i = min(range(len(names)), key=lambda j: (-scores[j], digests[j]))
     rec.owner, rec.best, rec.score = names[i], digests[i], scores[i]
@@ -465,7 +465,8 @@ def _node_changed(state: State, plan: Plan, name: str) -> None:
                 again.append(key)
             continue
         plan.compared += 1
-        if (-elect.score_of(new.pref, rec.ad_keys), sha(prefix + rec.anchor).digest()) < (-rec.score, rec.best):
+        score = elect.score_of(new.pref, rec.ad_keys) if new.pref else 0  # elect Rule 1a, then the hash
+        if score > rec.score or (score == rec.score and sha(prefix + rec.anchor).digest() < rec.best):
             again.append(key)
     for key in sorted(again):
         _plan_service(state, plan, key)

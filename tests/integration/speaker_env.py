@@ -269,6 +269,8 @@ class Bird:
                 "  error wait time 1, 2;",
                 "  graceful restart on;",
             ]
+            if not p["passive"]:
+                body.append("  connect delay time 1;")  # first dial 1 s after start (BIRD's default: 5 s)
             if p["password"]:
                 body.append(f'  password "{p["password"]}";')
             if p["peer_as"] == self.asn:

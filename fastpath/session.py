@@ -300,6 +300,9 @@ class Session:
         """Lose a connection collision (RFC 4271 §6.8): NOTIFICATION Cease/Connection Collision Resolution, close."""
         if self.want_close:
             return
+        # what is still unsent (the KEEPALIVE answering the peer's OPEN) must not leave: the peer would take this
+        # connection to Established and then see it closed
+        self._out.clear()
         if self.state in (State.OPEN_SENT, State.OPEN_CONFIRM, State.ESTABLISHED):
             self._notify(ErrorCode.CEASE, CEASE_COLLISION, b"", "connection collision resolution")
         self._events.append(Event("collision", "closed by connection collision resolution", ErrorCode.CEASE,

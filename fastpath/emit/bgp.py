@@ -61,6 +61,7 @@ class PeerSpec:
 
 
 SocketFactory = Callable[[int], socket.socket]
+HOLD_FOR_DIAL = 3.0  # seconds the peer's connection waits in OpenConfirm for a dial of ours that is under way
 
 
 def _default_factory(family: int) -> socket.socket:
@@ -99,6 +100,7 @@ class PeerTransport:
         self._inbound: Session | None = None  # the peer's connection while it competes with ours
         self._inbound_task: asyncio.Task | None = None
         self._served: set[Session] = set()  # sessions whose connection a ``_serve`` loop is running
+        self._hold_until: float | None = None  # the peer's connection waits (KEEPALIVE unsent) for our dial
         self.collisions = 0  # connections closed by collision resolution (observability, tests)
         self.on_event: Callable[[PeerTransport, object], None] | None = None
 
@@ -231,22 +233,35 @@ class PeerTransport:
         loser = collision_loser(ours, cand)
         if loser is cand:
             cand.close_collision(now)
+            self._hold_until = None
             self.collisions += 1
         elif loser is ours:
             ours.close_collision(now)
             self.collisions += 1
             self._adopt(cand)
-        elif (ours.state in (State.IDLE, State.ACTIVE) and cand.state in (State.OPEN_CONFIRM, State.ESTABLISHED)) or (
-            ours.state is State.CONNECT and cand.state is State.ESTABLISHED
+        elif cand.state is State.OPEN_CONFIRM and ours.state is State.CONNECT and (
+            self._hold_until is None or now < self._hold_until
         ):
-            # no connection of our own (a dial in progress is awaited while the peer's is only in OpenConfirm, so
-            # that §6.8 decides by identifier if it completes): the peer's connection is the session
-            self._adopt(cand)
+            # our dial is under way: the peer's connection waits in OpenConfirm with its KEEPALIVE unsent (see
+            # _holding), so that §6.8 decides by identifier when our connection gets the peer's OPEN; a dial that
+            # hangs is given up after HOLD_FOR_DIAL seconds
+            if self._hold_until is None:
+                self._hold_until = now + HOLD_FOR_DIAL
+            return
+        elif ours.state in (State.IDLE, State.CONNECT, State.ACTIVE) and cand.state in (
+            State.OPEN_CONFIRM, State.ESTABLISHED
+        ):
+            self._adopt(cand)  # no connection of our own: the peer's is the session
         else:
             return
         self._poke()
 
+    def _holding(self, s: Session) -> bool:
+        """Is ``s`` the peer's connection waiting for our dial (its output held back)?"""
+        return self._inbound is s and self._hold_until is not None and s.state is State.OPEN_CONFIRM
+
     def _adopt(self, cand: Session) -> None:
+        self._hold_until = None
         old = self.session
         cand.config = old.config  # active again: when this connection ends, the transport dials
         self.session = cand
@@ -260,6 +275,7 @@ class PeerTransport:
         finally:
             if self._inbound is s:
                 self._inbound = None
+                self._hold_until = None
             if task is not None and self._inbound_task is task:
                 self._inbound_task = None
             self._poke()  # the run loop dials again if this was the session
@@ -277,7 +293,9 @@ class PeerTransport:
             s.prepare()  # then the initial table is packed while the peer's OPEN is on its way
             while True:
                 self._resolve()
-                await self._flush(writer, s)
+                held = self._holding(s)
+                if not held:
+                    await self._flush(writer, s)
                 self._emit_events(s)
                 if s.want_close:
                     reason = s.last_error or "closed"
@@ -292,6 +310,8 @@ class PeerTransport:
                     reason = f"read: {exc}" if exc else "connection closed by peer"
                     break
                 dl = s.next_deadline()
+                if held and self._hold_until is not None:
+                    dl = self._hold_until if dl is None else min(dl, self._hold_until)
                 now = self.clock()
                 timeout = None if dl is None else max(0.0, dl - now)
                 wake.clear()

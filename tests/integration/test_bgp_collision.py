@@ -106,6 +106,13 @@ def router_dialled(ns) -> bool:
     return any(line.strip() for line in out.splitlines())
 
 
+def router_initiated(ns) -> bool:
+    """The one BGP connection was opened by the router (its remote port, seen from the router, is 179)."""
+    out = ns.run("ss", "-Htn", "state", "established", "( sport = :179 or dport = :179 )").stdout
+    (line,) = [x for x in out.splitlines() if x.strip()]
+    return line.split()[-1].rsplit(":", 1)[1] == "179"
+
+
 def bgp_connections(ns) -> int:
     """Established TCP connections to or from port 179 in ``ns`` (the router's side of every session)."""
     out = ns.run("ss", "-Htn", "state", "established", "( sport = :179 or dport = :179 )").stdout
@@ -131,11 +138,11 @@ def make_router(kind: str, rtr, workdir: Path):
     if kind == "gobgp":
         r = GoBgp(rtr, workdir, 64513, "10.78.0.200")  # higher identifier than the speaker's 10.78.0.5
         r.neighbor(SPK, 64512, passive=False)
-        return r, lambda: r.neighbor_state(SPK) == "established", lambda: {
+        return r, True, lambda: r.neighbor_state(SPK) == "established", lambda: {
             p: sorted(v["communities"]) for p, v in r.rib("ipv4").items()}
     r = Bird(rtr, workdir, 64513, "10.78.0.1")  # lower identifier: the speaker's connection must win
     r.neighbor("spk", RTR, SPK, 64512, passive=False)
-    return r, lambda: r.protocol_state("spk") == "Established", lambda: {
+    return r, False, lambda: r.protocol_state("spk") == "Established", lambda: {
         p: sorted(v["communities"]) for p, v in r.rib("spk").items()}
 
 
@@ -145,7 +152,7 @@ def test_active_router_and_speaker_converge_on_one_session_across_restarts(net, 
     want = {pfx: sorted(cs) for (peer, pfx), (_, cs) in planning.node_plan(
         fold.fold(cluster_log(), statemod.new()), "node-a").bgp.items() if peer == "router"}
     assert len(want) == 3, want
-    router, established, rib = make_router(kind, rtr_ns, tmp_path)
+    router, router_wins, established, rib = make_router(kind, rtr_ns, tmp_path)
     speaker = Speak(spk_ns, log, tmp_path)
 
     def freeze(who, sig: int) -> None:
@@ -191,6 +198,8 @@ def test_active_router_and_speaker_converge_on_one_session_across_restarts(net, 
             p = wait_for(lambda: speaker.peer(newer_than=watch), 10, what="a fresh speaker status")
             assert p["state"] == "Established" and p["counters"]["established_count"] == count, (i, p)
             assert established() and rib() == want
+            if i % 2:  # a collision was forced: the higher BGP Identifier's connection survived
+                assert router_initiated(rtr_ns) == router_wins, f"restart {i}: the wrong connection survived"
         collisions = sum(1 for line in speaker.logfile.read_text().splitlines() if "peer router: collision" in line)
         print(f"{kind}: {RESTARTS} restarts, connections closed by collision resolution: {collisions}")
         assert collisions >= RESTARTS // 2, "every router restart must have produced a collision"

@@ -55,7 +55,7 @@ async def scenario() -> list[int]:
                 side = a if i % 2 else b
                 await side.stop()
                 await side.start()
-            for _ in range(400):
+            for _ in range(1500):  # up to 15 s on a busy machine
                 if (a.t.state is State.ESTABLISHED and b.t.state is State.ESTABLISHED
                         and a.connections() == 1 and b.connections() == 1):
                     break

@@ -261,6 +261,10 @@ def main(argv: list[str] | None = None) -> int:
         from benchmarks import bench_fuzz
 
         return bench_fuzz.main(argv[1:])
+    if argv[:1] == ["bfd-fuzz"]:  # the BFD decoder campaign: python -m benchmarks bfd-fuzz --n N
+        from benchmarks import bench_bfd
+
+        return bench_bfd.main(argv[1:])
     ap = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="small sizes (a CI smoke test, no thresholds)")
     ap.add_argument("--only", action="append", default=[], help="run only this benchmark (repeatable)")

@@ -125,6 +125,9 @@ def validate(event: schema.Event) -> None:
                     for i, ep in enumerate(obj.endpoints):
                         for j, ip in enumerate(ep.addresses):
                             _check_ip(ip, f"{where}: endpoints[{i}].addresses[{j}]")
+                case schema.Node():
+                    for i, ip in enumerate(obj.internal_ips):
+                        _check_ip(ip, f"{where}: internalIPs[{i}]")
                 case _:
                     pass
         case schema.K8sDelete(ref=ref):

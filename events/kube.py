@@ -108,8 +108,14 @@ class RawCondition(_Raw):
     status: str = ""
 
 
+class RawNodeAddress(_Raw):
+    type: str = ""
+    address: str = ""
+
+
 class RawNodeStatus(_Raw):
     conditions: list[RawCondition] | None = None
+    addresses: list[RawNodeAddress] | None = None
 
 
 class RawNode(_Raw):
@@ -373,7 +379,23 @@ def _node(obj: dict[str, Any]) -> schema.Node:
     _name(raw.metadata, "Node", False)
     conds = (raw.status.conditions if raw.status else None) or ()
     unavailable = any(c.type == "NetworkUnavailable" and c.status == "True" for c in conds)
-    return schema.Node(name=raw.metadata.name, labels=_pairs(raw.metadata.labels), network_unavailable=unavailable)
+    # InternalIPs (for `router-config`): the kubelet reports them; one that does not parse is left out, not fatal
+    internal = []
+    for a in (raw.status.addresses if raw.status else None) or ():
+        if a.type == "InternalIP" and _parses_ip(a.address):
+            ip = str(ipaddress.ip_address(a.address.strip()))
+            if ip not in internal:
+                internal.append(ip)
+    return schema.Node(name=raw.metadata.name, labels=_pairs(raw.metadata.labels), network_unavailable=unavailable,
+                       internal_ips=tuple(internal))
+
+
+def _parses_ip(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text.strip())
+    except ValueError:
+        return False
+    return "%" not in text
 
 
 def _namespace(obj: dict[str, Any]) -> schema.Namespace:

@@ -98,6 +98,7 @@ class Service(_Object, tag="Service", kw_only=True):
 
 class Node(_Object, tag="Node", kw_only=True):
     network_unavailable: bool = False
+    internal_ips: tuple[str, ...] = ()  # status.addresses of type InternalIP, canonical, in status order
 
 
 class Namespace(_Object, tag="Namespace", kw_only=True):

@@ -7,6 +7,7 @@ Keys, for cluster name ``c`` (braces put one cluster's keys in one Redis Cluster
     streamlb:{c}:deadletter    stream   reason, e — added under the original entry's ID
     streamlb:{c}:decisions     stream   pos, hash, d
     streamlb:{c}:speaker:{n}   string   heartbeat of the speaker on node n (PX ttl)
+    streamlb:{c}:status:{n}    string   JSON of the speaker's status() on node n (PX ttl, longer than the heartbeat)
     streamlb:{c}:leader        string   leader lock of ``streamlb run`` (SET NX PX)
 
 Theory of operation
@@ -83,6 +84,13 @@ class Keys:
     @property
     def speaker_prefix(self) -> str:
         return self._k("speaker:")
+
+    def status(self, node: str) -> str:
+        return self._k(f"status:{node}")
+
+    @property
+    def status_prefix(self) -> str:
+        return self._k("status:")
 
 
 def _hosts(netloc: str, default_port: int) -> tuple[str | None, list[tuple[str, int]]]:
@@ -407,6 +415,91 @@ class StreamLog:
             for k in self.client.scan_iter(match=pattern, count=1000, **kw):
                 out.add((k.decode() if isinstance(k, bytes) else k)[len(prefix):])
         return out
+
+    def _scan_suffixes(self, prefix: str) -> list[str]:
+        pattern = prefix.replace("{", "\\{").replace("}", "\\}") + "*"
+        out = []
+        with _wrap():
+            kw = {"target_nodes": redis.cluster.RedisCluster.PRIMARIES} if isinstance(
+                self.client, redis.cluster.RedisCluster) else {}
+            for k in self.client.scan_iter(match=pattern, count=1000, **kw):
+                out.append((k.decode() if isinstance(k, bytes) else k)[len(prefix):])
+        return sorted(set(out))
+
+    # --- speaker status keys (streamlb:{c}:status:{node}): written by each speaker, read by doctor and the leader
+
+    def publish_status(self, node: str, payload: bytes, ttl_ms: int) -> None:
+        """Store the speaker's status JSON for ``node`` (replaced whole; expires after ``ttl_ms``)."""
+        with _wrap():
+            self.client.set(self.keys.status(node), payload, px=ttl_ms)
+
+    def clear_status(self, node: str) -> None:
+        with _wrap():
+            self.client.delete(self.keys.status(node))
+
+    def speaker_statuses(self) -> dict[str, dict]:
+        """node -> the last status each speaker published (JSON objects; unreadable values are skipped)."""
+        import json
+
+        nodes = self._scan_suffixes(self.keys.status_prefix)
+        if not nodes:
+            return {}
+        with _wrap():
+            values = [self.client.get(self.keys.status(n)) for n in nodes]
+        out: dict[str, dict] = {}
+        for n, v in zip(nodes, values):
+            if v is None:
+                continue  # expired between SCAN and GET
+            try:
+                obj = json.loads(v)
+            except ValueError:
+                continue
+            if isinstance(obj, dict):
+                out[n] = obj
+        return out
+
+    def deadletter_count(self) -> int:
+        with _wrap():
+            return int(self.client.xlen(self.keys.deadletter))
+
+    def newest_deadletter(self) -> tuple[Position, str] | None:
+        """The newest dead letter's ID and reason, or None."""
+        with _wrap():
+            rows = self.client.xrevrange(self.keys.deadletter, max="+", min="-", count=1)
+        if not rows:
+            return None
+        return _pos(rows[0][0]), rows[0][1].get(b"reason", b"").decode("utf-8", "replace")
+
+    def last_decisions(self) -> tuple[Position, dict] | None:
+        """The newest decisions entry (its ID and fields), or None."""
+        with _wrap():
+            rows = self.client.xrevrange(self.keys.decisions, max="+", min="-", count=1)
+        return (_pos(rows[0][0]), rows[0][1]) if rows else None
+
+    def acl_dryrun(self, user: str, *command: str) -> tuple[bool | None, str]:
+        """Would Redis let ``user`` run ``command`` (``ACL DRYRUN``, Redis >= 7)? (True, "") when allowed, (False,
+        Redis' explanation) when refused, (None, the error) when this connection may not ask or ``user`` is unknown.
+        """
+        with _wrap():
+            try:
+                reply = self.client.execute_command("ACL", "DRYRUN", user, *command)
+            except redis.exceptions.ResponseError as exc:  # NOPERM, unknown user, unknown command, Redis < 7
+                return None, str(exc)
+        if reply in (b"OK", "OK"):
+            return True, ""
+        return False, reply.decode("utf-8", "replace") if isinstance(reply, bytes) else str(reply)
+
+    def acl_user_enabled(self, user: str) -> bool | None:
+        """Is ``user`` on (``ACL GETUSER`` flags)? None when it does not exist or this connection may not ask."""
+        with _wrap():
+            try:
+                info = self.client.acl_getuser(user)
+            except redis.exceptions.ResponseError:
+                return None
+        if not info:
+            return None
+        flags = [f.decode() if isinstance(f, bytes) else f for f in info.get("flags", ())]
+        return "on" in flags
 
     def trim_below(self, position: Position) -> int:
         """Drop entries with IDs below ``position`` (approximate, whole macro-nodes). Returns how many."""

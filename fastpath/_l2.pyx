@@ -392,3 +392,64 @@ def parse_neighbor_solicitation(frame, iface_mac):
         )
     finally:
         PyBuffer_Release(&view)
+
+
+# --- conflict probes (see _l2_py) ---------------------------------------------------------------------------------
+
+cdef const unsigned char *ZERO6 = b"\x00\x00\x00\x00\x00\x00"
+cdef uint8_t ICMP6_NS = _c.Icmp6Type.NEIGHBOR_SOLICITATION
+
+
+def build_arp_probe(mac, ip4):
+    """An ARP probe (RFC 5227 §2.1.1) for ``ip4``: broadcast request, sender = (``mac``, 0.0.0.0), target MAC all
+    zero, target IP = ``ip4``; 42 bytes."""
+    cdef bytes m = _mac(mac)
+    cdef uint32_t ip = _ip4(ip4)
+    cdef bytes out = PyBytes_FromStringAndSize(NULL, ARP_LEN)
+    cdef const unsigned char *mp = <const unsigned char *>PyBytes_AS_STRING(m)
+    _arp(<unsigned char *>PyBytes_AS_STRING(out), BCAST, mp, 1, mp, 0, ZERO6, ip)
+    return out
+
+
+def solicited_node(ip6):
+    """The solicited-node multicast address ff02::1:ff00:0/104 + the low 24 bits of ``ip6`` (RFC 4291 §2.7.1)."""
+    cdef bytes t = _ip6(ip6)
+    return (0xFF02 << 112) | (1 << 32) | (0xFF << 24) | int.from_bytes(t[13:], "big")
+
+
+def build_ns_probe(mac, ip6):
+    """A duplicate-address-detection Neighbor Solicitation (RFC 4862 §5.4.2) for ``ip6``: from ::, to the target's
+    solicited-node group, hop limit 255, no options; 78 bytes."""
+    cdef bytes m = _mac(mac)
+    cdef bytes target = _ip6(ip6)
+    cdef bytes out = PyBytes_FromStringAndSize(NULL, 78)
+    cdef unsigned char *p = <unsigned char *>PyBytes_AS_STRING(out)
+    cdef const unsigned char *t = <const unsigned char *>PyBytes_AS_STRING(target)
+    cdef uint32_t s
+    p[0] = 0x33
+    p[1] = 0x33
+    p[2] = 0xFF
+    memcpy(p + 3, t + 13, 3)
+    memcpy(p + 6, PyBytes_AS_STRING(m), 6)
+    put_u16(p + 12, ETH_IPV6)
+    put_u32(p + 14, 0x60000000)
+    put_u16(p + 18, 24)
+    p[20] = 58
+    p[21] = HOP_LIMIT
+    memset(p + 22, 0, 16)
+    # destination ff02::1:ffXX:XXXX
+    memset(p + 38, 0, 16)
+    p[38] = 0xFF
+    p[39] = 0x02
+    p[49] = 0x01
+    p[50] = 0xFF
+    memcpy(p + 51, t + 13, 3)
+    p[54] = ICMP6_NS
+    p[55] = 0
+    p[56] = 0
+    p[57] = 0
+    memset(p + 58, 0, 4)
+    memcpy(p + 62, t, 16)
+    s = sum16(p + 22, 32) + 24 + 58 + sum16(p + 54, 24)
+    put_u16(p + 56, fold16(s))
+    return out

@@ -177,6 +177,39 @@ def write_ndp_burst(out: bytearray, mac: bytes, ips: Sequence[int], offset: int 
     return len(frames)
 
 
+# --- conflict probes ----------------------------------------------------------------------------------------------
+#
+# A speaker asks whether anybody else uses an address it owns without claiming the address itself, so that the
+# question never changes a neighbour's cache: RFC 5227 §2.1.1 for IPv4 and the DAD form of RFC 4862 §5.4.2 for IPv6.
+
+
+def build_arp_probe(mac: bytes, ip4: int) -> bytes:
+    """An ARP probe (RFC 5227 §2.1.1) for ``ip4``: broadcast request, sender = (``mac``, 0.0.0.0), target MAC all
+    zero, target IP = ``ip4``; 42 bytes. A host using ``ip4`` answers with a reply whose sender IP is ``ip4``."""
+    m = _mac(mac)
+    return _arp(ETH_BROADCAST, m, ArpOp.REQUEST, m, 0, _ZERO_MAC, _ip4(ip4))
+
+
+def solicited_node(ip6: int) -> int:
+    """The solicited-node multicast address ff02::1:ff00:0/104 + the low 24 bits of ``ip6`` (RFC 4291 §2.7.1)."""
+    return (0xFF02 << 112) | (1 << 32) | (0xFF << 24) | (int.from_bytes(_ip6(ip6)[13:], "big"))
+
+
+def build_ns_probe(mac: bytes, ip6: int) -> bytes:
+    """A duplicate-address-detection Neighbor Solicitation (RFC 4862 §5.4.2) for ``ip6``: from the unspecified
+    address ::, to the target's solicited-node group (Ethernet 33:33 + its low 32 bits), hop limit 255, no
+    source link-layer option; 78 bytes. A host using ``ip6`` answers with an advertisement to ff02::1."""
+    m = _mac(mac)
+    target = _ip6(ip6)
+    group = solicited_node(ip6).to_bytes(16, "big")
+    src = bytes(16)
+    body = struct.pack("!BBH4x16s", Icmp6Type.NEIGHBOR_SOLICITATION, 0, 0, target)
+    csum = _icmp6_checksum(src, group, body)
+    body = body[:2] + csum.to_bytes(2, "big") + body[4:]
+    ip6h = struct.pack("!IHBB16s16s", 0x60000000, len(body), 58, NDP_HOP_LIMIT, src, group)
+    return b"\x33\x33" + group[12:] + m + EtherType.IPV6.to_bytes(2, "big") + ip6h + body
+
+
 # --- parsers for the responder ---------------------------------------------------------------------------------------
 
 

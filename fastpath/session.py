@@ -135,6 +135,7 @@ class SessionConfig:
     families: tuple[str, ...] = ("ipv4", "ipv6")
     backoff_initial: float = 1.0
     backoff_max: float = 120.0
+    connect_retry: float | None = None  # BGPPeer connectTime: a fixed ConnectRetry interval (FRR ``timers connect``)
     extended_message: bool = True
     open_hold: float = 240.0  # hold timer while waiting for the peer's OPEN (RFC 4271 suggests 4 minutes)
 
@@ -189,6 +190,7 @@ class Session:
         self._advertised: dict[str, Route] = {}
         self._backoff = 0.0
         self._connect_at: float | None = None if config.passive else now
+        self._attempt_at: float | None = None
         self._hold_deadline: float | None = None
         self._keepalive_at: float | None = None
         self._hold = 0
@@ -218,6 +220,7 @@ class Session:
         """The transport started a TCP connect."""
         self.state = State.CONNECT
         self._connect_at = None
+        self._attempt_at = now
         self.counters.connect_attempts += 1
 
     def connection_made(self, now: float, local_address: str, local_address6: str | None = None) -> None:
@@ -277,7 +280,11 @@ class Session:
         self._buf.clear()
         self._out.clear()
         self.want_close = False
-        if not self.config.passive:
+        if not self.config.passive and self.config.connect_retry:
+            # connectTime: attempts start connectTime apart (RFC 4271 ConnectRetryTimer, FRR ``timers connect``)
+            start = self._attempt_at if self._attempt_at is not None else now
+            self._connect_at = max(now, start + self.config.connect_retry)
+        elif not self.config.passive:
             self._connect_at = now + self._backoff
             self._backoff = min(
                 self.config.backoff_max, self.config.backoff_initial if self._backoff == 0 else self._backoff * 2

@@ -134,6 +134,17 @@ class PeerTransport:
             except (asyncio.TimeoutError, asyncio.CancelledError):
                 task.cancel()
 
+    def drop(self, reason: str) -> None:
+        """Close the connection now without a NOTIFICATION (BFD saw the path die, so nothing would arrive); the
+        session then reconnects on its usual schedule. A competing connection of the peer's goes too."""
+        for s in (self.session, self._inbound):
+            if s is None:
+                continue
+            if s.state in (State.OPEN_SENT, State.OPEN_CONFIRM, State.ESTABLISHED) and not s.want_close:
+                s.last_error = reason
+                s.want_close = True
+        self._poke()
+
     def accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         """Hand over a connection the peer opened: queued for a passive session, raced against ours (§6.8) for an
         active one."""

@@ -111,10 +111,24 @@ def test_tail_follow_prints_new_entries_until_interrupted(redis_server) -> None:
     p = subprocess.Popen([sys.executable, "-m", "reconciler", "events", "tail", "-n", "0", "--follow"],
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True)
     try:
-        time.sleep(1.0)  # let it start following at the head
-        new = lg.append([schema.SpeakerDown(node="new")])[0]
-        line = p.stdout.readline()
-        assert json.loads(line) == {"pos": str(new), "event": {"kind": "speaker.down", "node": "new"}}
+        # The follower starts at the head as of its start-up, which on a loaded machine may take seconds: keep
+        # appending (bounded) until it prints, then the lines must be our entries, in order, never the old one.
+        import select
+
+        appended: list[str] = []
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            appended.append(str(lg.append([schema.SpeakerDown(node=f"new{len(appended)}")])[0]))
+            if select.select([p.stdout], [], [], 0.3)[0]:
+                break
+        first = json.loads(p.stdout.readline())
+        assert first["pos"] in appended and first["event"]["kind"] == "speaker.down"
+        i = appended.index(first["pos"])
+        assert first["event"]["node"] == f"new{i}"
+        nxt = str(lg.append([schema.SpeakerDown(node="last")])[0])
+        rest = [json.loads(p.stdout.readline()) for _ in range(len(appended) - i)]
+        assert [r["pos"] for r in rest] == appended[i + 1:] + [nxt]
+        assert rest[-1]["event"] == {"kind": "speaker.down", "node": "last"}
         os.kill(p.pid, signal.SIGINT)
         assert p.wait(timeout=10) == 0
         assert "Traceback" not in p.stderr.read()

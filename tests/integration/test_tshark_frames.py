@@ -157,6 +157,36 @@ def test_neighbor_advertisements(tshark: str, tmp_path: Path) -> None:
             assert (f["icmpv6.nd.na.flag.s"], f["icmpv6.nd.na.flag.o"]) == (["1"], ["0"])
 
 
+def test_conflict_probes(tshark: str, tmp_path: Path) -> None:
+    """ARP probes (RFC 5227 §2.1.1) and DAD neighbour solicitations (RFC 4862 §5.4.2) as tshark reads them."""
+    rng = random.Random(5)
+    cases = []
+    for _ in range(8):
+        mac = bytes([rng.randrange(256) & 0xFE] + [rng.randrange(256) for _ in range(5)])
+        ip4 = rng.randrange(1, 2**32)
+        cases.append((4, mac, ip4, l2.build_arp_probe(mac, ip4)))
+        target = (0x20010DB8 << 96) | rng.randrange(2**64)
+        cases.append((6, mac, target, l2.build_ns_probe(mac, target)))
+    flat = dissect(tshark, tmp_path, [Ether(c[-1]) for c in cases])
+    for (version, mac, target, frame), f in zip(cases, flat):
+        assert f["eth.src"] == [mac_str(mac)]
+        if version == 4:
+            assert len(frame) == 42 and f["eth.dst"] == ["ff:ff:ff:ff:ff:ff"] and f["arp.opcode"] == ["1"]
+            assert f["arp.src.hw_mac"] == [mac_str(mac)] and f["arp.src.proto_ipv4"] == ["0.0.0.0"]
+            assert f["arp.dst.hw_mac"] == ["00:00:00:00:00:00"]
+            assert f["arp.dst.proto_ipv4"] == [str(ipaddress.IPv4Address(target))]
+            assert f["arp.isprobe"] == ["1"]  # tshark's own RFC 5227 probe detection
+            continue
+        group = ipaddress.IPv6Address("ff02::1:ff00:0") + (target & 0xFFFFFF)
+        assert len(frame) == 78
+        assert f["eth.dst"] == ["33:33:" + ":".join(f"{b:02x}" for b in group.packed[12:])]
+        assert f["ipv6.src"] == ["::"] and f["ipv6.dst"] == [str(group)] and f["ipv6.hlim"] == ["255"]
+        assert f["icmpv6.type"] == ["135"] and f["icmpv6.code"] == ["0"]
+        assert f["icmpv6.checksum.status"] == ["1"]
+        assert f["icmpv6.nd.ns.target_address"] == [str(ipaddress.IPv6Address(target))]
+        assert "icmpv6.opt.type" not in f  # DAD: no source link-layer address option
+
+
 # --- BGP -------------------------------------------------------------------------------------------------------------
 
 

@@ -71,14 +71,15 @@ def test_report_names_what_streamlb_ignores(dump) -> None:
     cfg, cluster, _ = dump
     res = migrate.import_metallb([(str(cfg), cfg.read_text()), (str(cluster), cluster.read_text())])
     msgs = {(f.subject, f.message.split(":")[0]) for f in res.findings}
-    for fld in ("bfdProfile", "vrf", "ebgpMultiHop", "connectTime"):
-        assert any(s == "BGPPeer metallb-system/tor-b" and m.startswith(f"spec.{fld}=") for s, m in msgs), fld
-    assert any(s == "BGPPeer metallb-system/rr" and m.startswith("spec.keepaliveTime=") for s, m in msgs)
+    assert any(s == "BGPPeer metallb-system/tor-b" and m.startswith("spec.vrf=") for s, m in msgs)
+    for fld in ("bfdProfile", "ebgpMultiHop", "connectTime"):  # enforced by the speaker now: no finding
+        assert not any(m.startswith(f"spec.{fld}=") for s, m in msgs), fld
+    assert not any(m.startswith("spec.keepaliveTime=") for s, m in msgs)
     assert ("ConfigMap metallb-system/bgpextras", "raw FRR configuration appended by MetalLB in FRR mode is "
             "ignored by streamlb") in {(f.subject, f.message) for f in res.findings}
     subjects = {f.subject for f in res.findings}
     assert "FRRConfiguration frr-k8s-system/metallb-worker-001" in subjects
-    assert "BFDProfile metallb-system/fast" in subjects
+    assert "BFDProfile metallb-system/fast" not in subjects  # no echoMode: nothing to report
     assert "Service shop/other-lb" in subjects  # another load-balancer class: left alone
     assert any("random order" in f.message and "general, spare" in f.message for f in res.findings)
     # both BGPPeer versions are read, and imported as the API server serves them (v1beta2)
@@ -178,3 +179,11 @@ def test_malformed_objects_are_rejected_with_a_reason_not_fatal(tmp_path: Path) 
     assert len(res.rejected) == 1 and "d.yaml: document 2" == res.rejected[0]["where"]
     assert "port" in res.rejected[0]["reason"]
     assert [e.obj.name for e in res.events] == ["p"]
+
+
+def test_bfd_echo_mode_is_reported_unsupported() -> None:
+    text = ("apiVersion: metallb.io/v1beta1\nkind: BFDProfile\nmetadata: {name: echo, namespace: metallb-system}\n"
+            "spec: {echoMode: true, receiveInterval: 300}\n")
+    res = migrate.import_metallb([("bfd.yaml", text)])
+    msgs = [f.message for f in res.findings if f.subject == "BFDProfile metallb-system/echo"]
+    assert len(msgs) == 1 and "echo is not supported" in msgs[0]

@@ -33,6 +33,8 @@ _COMMAND_MODULES = {
     "run": None,
     "speak": None,
     "kube": None,
+    "routercfg": None,
+    "doctor": None,
 }
 
 

@@ -1,7 +1,8 @@
 """``streamlb frames``: wire bytes for people and test tools (design.md §6).
 
 Every command prints each frame or message as one lowercase hex line, in input order. ``frames decode`` reads any
-of them back (BGP messages are recognised by their all-ones marker, everything else is read as an Ethernet frame).
+of them back (BGP messages are recognised by their all-ones marker, BFD control packets by version 1 and a length
+field equal to their size, everything else is read as an Ethernet frame; ``--kind`` overrides the guess).
 Bad input exits with status 2 and one line naming the option, no traceback.
 """
 
@@ -16,7 +17,7 @@ from typing import Annotated, Optional
 import typer
 from rich.console import Console
 
-from fastpath import bgp, l2, model
+from fastpath import bfd, bgp, l2, model
 from fastpath.constants import Capability, MsgType
 
 app = typer.Typer(
@@ -100,6 +101,20 @@ class Output(str, Enum):
     text = "text"
 
 
+class Kind(str, Enum):
+    auto = "auto"
+    bgp = "bgp"
+    bfd = "bfd"
+    l2 = "l2"
+
+
+class BfdState(str, Enum):
+    admin_down = "admin-down"
+    down = "down"
+    init = "init"
+    up = "up"
+
+
 # --- commands --------------------------------------------------------------------------------------------------------
 
 
@@ -124,6 +139,26 @@ def ndp(
     target = _addr(ip, "--ip", 6)
     source = None if src is None else int(_addr(src, "--src", 6))
     _emit([l2.build_ndp_advert(_mac(mac), int(target), source)])
+
+
+@app.command("bfd")
+def bfd_control(
+    my_disc: Annotated[int, typer.Option("--my-disc", help="My discriminator.", min=1, max=2**32 - 1)],
+    your_disc: Annotated[int, typer.Option("--your-disc", help="Your discriminator (0: not known yet).",
+                                           min=0, max=2**32 - 1)] = 0,
+    state: Annotated[BfdState, typer.Option("--state", help="Session state.")] = BfdState.down,
+    diag: Annotated[int, typer.Option("--diag", help="Diagnostic code.", min=0, max=31)] = 0,
+    tx_ms: Annotated[int, typer.Option("--tx-ms", help="Desired min TX interval, ms.", min=0, max=4294967)] = 1000,
+    rx_ms: Annotated[int, typer.Option("--rx-ms", help="Required min RX interval, ms.", min=0, max=4294967)] = 300,
+    mult: Annotated[int, typer.Option("--mult", help="Detect multiplier.", min=1, max=255)] = 3,
+    poll: Annotated[bool, typer.Option("--poll", help="Set the P bit.")] = False,
+    final: Annotated[bool, typer.Option("--final", help="Set the F bit.")] = False,
+) -> None:
+    """A BFD control packet (RFC 5880 §4.1, 24 bytes: the UDP payload sent to port 3784 or 4784)."""
+    st = {"admin-down": 0, "down": 1, "init": 2, "up": 3}[state.value]
+    if st > 1 and your_disc == 0:
+        raise _fail("--your-disc: must be set in state init or up (RFC 5880 §6.8.6)")
+    _emit([bfd.build_control(st, diag, mult, my_disc, your_disc, tx_ms * 1000, rx_ms * 1000, 0, poll, final)])
 
 
 @app.command("bgp-open")
@@ -199,16 +234,18 @@ def bgp_keepalive() -> None:
 def decode(
     hex_: Annotated[str, typer.Argument(metavar="HEX", help="A frame or message in hex (spaces and colons allowed).")],
     output: Annotated[Output, typer.Option("--output", "-o", help="json or text.")] = Output.text,
+    kind: Annotated[Kind, typer.Option("--kind", help="What the bytes are (auto: guess).")] = Kind.auto,
 ) -> None:
-    """Decode one BGP message or one ARP / Neighbor Solicitation / Advertisement frame."""
+    """Decode one BGP message, one BFD control packet (the UDP payload) or one ARP / Neighbor Solicitation /
+    Advertisement frame."""
     cleaned = re.sub(r"[\s:]", "", hex_.strip().removeprefix("0x"))
     try:
         data = bytes.fromhex(cleaned)
     except ValueError:
         raise _fail("HEX: not hexadecimal") from None
     try:
-        obj = describe(data)
-    except (bgp.BgpError, model.FrameError) as exc:
+        obj = describe(data, kind.value)
+    except (bgp.BgpError, bfd.BfdError, model.FrameError) as exc:
         raise _fail(f"cannot decode: {exc}") from None
     if output is Output.json:
         typer.echo(json.dumps(obj, indent=2, sort_keys=True))
@@ -276,10 +313,27 @@ def _attrs(a: model.Attrs | None) -> dict | None:
     }
 
 
-def describe(data: bytes) -> dict:
-    """A JSON-ready description of one BGP message or L2 frame (addresses as text)."""
-    if data[:16] == b"\xff" * 16:
+def _looks_like_bfd(data: bytes) -> bool:
+    # a control packet is 24 bytes (+ an authentication section) and says so in byte 3; an Ethernet frame that
+    # streamlb handles is at least 42 bytes
+    return 24 <= len(data) < 42 and data[0] >> 5 == 1 and data[3] == len(data)
+
+
+def describe(data: bytes, kind: str = "auto") -> dict:
+    """A JSON-ready description of one BGP message, BFD control packet or L2 frame (addresses as text)."""
+    if kind == "bgp" or (kind == "auto" and data[:16] == b"\xff" * 16):
         return _describe_bgp(data)
+    if kind == "bfd" or (kind == "auto" and _looks_like_bfd(data)):
+        c = bfd.parse_control(data)
+        return {
+            "kind": "bfd", "length": data[3], "version": data[0] >> 5, "diag": c.diag,
+            "diag_name": bfd.Diag(c.diag).name.lower().replace("_", "-") if c.diag <= 8 else "reserved",
+            "state": c.state, "state_name": bfd.STATE_NAMES[c.state], "poll": c.poll, "final": c.final,
+            "control_plane_independent": c.cpi, "authentication": c.auth_present, "demand": c.demand,
+            "detect_mult": c.detect_mult, "my_discriminator": c.my_disc, "your_discriminator": c.your_disc,
+            "desired_min_tx_us": c.min_tx, "required_min_rx_us": c.min_rx,
+            "required_min_echo_rx_us": c.min_echo_rx, "auth": c.auth.hex(),
+        }
     f = l2.decode_frame(data)
     if isinstance(f, model.ArpFrame):
         return {

@@ -131,6 +131,8 @@ def register(app: typer.Typer) -> None:
                 metrics.serve(metrics_port, metrics_addr)
             except OSError as exc:
                 raise _fail(f"--metrics-port {metrics_port}: {exc.strerror or exc}", code=1) from None
+        if writer is not None and hasattr(writer, "speaker_statuses"):
+            writer.speaker_statuses = lg.speaker_statuses  # the IPNotInNodeSubnet warning reads the status keys
         d = daemonmod.Daemon(lg, settings, metrics=metrics, status_writer=writer)
         stop = threading.Event()
         daemonmod.install_signal_handlers(stop)

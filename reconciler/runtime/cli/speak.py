@@ -54,6 +54,18 @@ def register(app: typer.Typer) -> None:
         status_file: Annotated[Optional[str], typer.Option("--status-file", help="Where to write the status JSON "
                                                            f"(default {DEFAULT_STATUS_DIR}/speaker-NODE.json).")] = None,
         heartbeat_ttl_ms: Annotated[int, typer.Option("--heartbeat-ttl-ms", min=100)] = 15_000,
+        conflict_probe: Annotated[bool, typer.Option(
+            "--conflict-probe/--no-conflict-probe",
+            help="Now and then ARP-probe (RFC 5227) / DAD-probe (RFC 4862) the IPs this node announces and report "
+                 "any other host that answers (status `conflicts`, `streamlb doctor`).")] = True,
+        conflict_probe_interval: Annotated[float, typer.Option(
+            "--conflict-probe-interval", min=0.1, help="Seconds between probes of one IP.")] = 60.0,
+        conflict_probe_rate: Annotated[float, typer.Option(
+            "--conflict-probe-rate", min=0.1, help="At most this many probe frames per second in all.")] = 20.0,
+        status_ttl_ms: Annotated[int, typer.Option(
+            "--status-ttl-ms", min=1000, help="Lifetime of the status key in Redis (streamlb:{c}:status:NODE); "
+                                             "longer than the heartbeat so doctor sees what a dead speaker last "
+                                             "said.")] = 60_000,
         metrics_port: Annotated[Optional[int], typer.Option("--metrics-port", envvar="STREAMLB_METRICS_PORT")] = None,
         metrics_addr: Annotated[str, typer.Option("--metrics-addr")] = "0.0.0.0",
         lb_class: Annotated[Optional[str], typer.Option("--lb-class", envvar="STREAMLB_LB_CLASS")] = None,
@@ -87,7 +99,7 @@ def register(app: typer.Typer) -> None:
             raise _fail(f"--status-file {status_path}: {exc.strerror}", code=1) from None
         settings = SpeakerSettings(
             node=node, keep_on_exit=keep_on_exit, secrets_dir=secrets_dir, status_file=status_path,
-            heartbeat_ttl_ms=heartbeat_ttl_ms, lb_class=lb_class, l2=l2, bgp=bgp,
+            heartbeat_ttl_ms=heartbeat_ttl_ms, lb_class=lb_class, l2=l2, bgp=bgp, status_ttl_ms=status_ttl_ms,
             bgp_listen_port=bgp_listen_port or None, bgp_backoff_max=bgp_backoff_max,
         )
         metrics = SpeakerMetrics()
@@ -107,7 +119,15 @@ def register(app: typer.Typer) -> None:
                 l2sp.open()
             except rawsock.NeedsCapability as exc:
                 raise _fail(str(exc), code=1) from None
-        sp = Speaker(lg, settings, l2=l2sp, metrics=metrics)
+        prober = addresses = None
+        if l2sp is not None:
+            from fastpath.emit import probe
+
+            addresses = probe.interface_addresses
+            if conflict_probe:
+                prober = probe.ConflictProber(l2sp.responder, interval=conflict_probe_interval,
+                                              rate=conflict_probe_rate)
+        sp = Speaker(lg, settings, l2=l2sp, metrics=metrics, prober=prober, addresses=addresses)
 
         async def main() -> None:
             stop = asyncio.Event()
@@ -152,9 +172,24 @@ def register(app: typer.Typer) -> None:
             con.print(f"L2: {len(l2['announced'])} IPs on {', '.join(l2['interfaces']) or '-'}; "
                       f"gratuitous {l2['gratuitous_sent']}, requests {l2['requests_received']}, "
                       f"responses {l2['responses_sent']}", markup=False)
+        for i in data.get("interfaces") or ():
+            con.print(f"interface {i['name']} {i['mac']}: {', '.join(i['addresses']) or '-'}", markup=False)
+        for c in data.get("conflicts") or ():
+            con.print(f"CONFLICT {c['ip']}: also answered by {c['mac']} on {c['interface']} "
+                      f"(since {c['first_seen']}, last {c['last_seen']})", markup=False)
         t = Table("peer", "address", "state", "advertised", "updates", "notifications out/in", "last error")
         for name, p in data.get("peers", {}).items():
             c = p["counters"]
             t.add_row(name, p["address"], p["state"], f"{p['advertised']}/{p['desired']}", str(c["updates_out"]),
                       f"{c['notifications_out']}/{c['notifications_in']}", p["last_error"] or "-")
         con.print(t)
+        bfd = data.get("bfd") or {}
+        if bfd:
+            t = Table("BFD peer", "address", "state", "remote disc", "tx/rx ms", "detect", "flaps", "in/out",
+                      "dropped (TTL)", "echo")
+            for name, b in bfd.items():
+                t.add_row(name, f"{b['peer']}{' (multihop)' if b['multihop'] else ''}", b["state"],
+                          str(b["remote_discriminator"]), f"{b['transmit_interval_ms']:g}/{b['receive_interval_ms']:g}",
+                          f"{b['detection_time_ms']:g} ms", str(b["flaps"]), f"{b['packets_in']}/{b['packets_out']}",
+                          str(b["ttl_dropped"]), b["echo"])
+            con.print(t)

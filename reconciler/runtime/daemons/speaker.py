@@ -21,6 +21,10 @@ Rules:
    (BGP Cease, L2 stops answering) and announces ``speaker.down``. With ``keep_on_exit`` it closes BGP without a
    NOTIFICATION (a graceful-restart helper keeps the routes), leaves the heartbeat to expire and appends nothing.
 4. A restart re-announces from the current decisions: the first sync of a fresh view announces everything.
+5. Its status (the status file and the Redis key ``streamlb:{c}:status:{node}``, design.md §2) carries what
+   ``streamlb doctor`` and the leader need and the log never holds: the announcing interfaces with their addresses,
+   address conflicts seen by the probes (:mod:`fastpath.emit.probe`) and when each session entered its state. The
+   key is written at once when one of those changes and every ``status_publish_interval`` otherwise.
 """
 
 from __future__ import annotations
@@ -44,8 +48,22 @@ from fastpath.emit.bgp import Listener, PeerSpec, PeerTransport, start_listener
 from fastpath.session import Route, SessionConfig
 from reconciler import effects as effmod
 from reconciler import fold, planning, snapshot as snapmod, state as statemod
+from reconciler.runtime.daemons.speaker_bfd import SpeakerBfd, peer_timers
 
 logger = logging.getLogger("streamlb.speak")
+
+
+def _iso(t: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))
+
+
+def _status_signature(status: dict) -> bytes:
+    """The parts of a status whose change is worth a new status key at once (not counters or positions)."""
+    peers = {n: (p.get("state"), p.get("last_error"), p.get("advertised")) for n, p in status.get("peers", {}).items()}
+    keep = {k: status.get(k) for k in ("plan", "interfaces", "conflicts", "bfd", "log_up")}
+    keep["peers"] = peers
+    keep["announced"] = (status.get("l2") or {}).get("announced")
+    return json.dumps(keep, sort_keys=True, default=str).encode()
 
 
 @dataclass
@@ -65,6 +83,9 @@ class SpeakerSettings:
     l2: bool = True
     bgp: bool = True
     announce_liveness: bool = True
+    status_ttl_ms: int = 60_000  # the status key outlives the heartbeat, so doctor sees what a dead speaker last said
+    status_publish_interval: float = 5.0  # seconds between status keys when nothing changed
+    address_interval: float = 10.0  # seconds between reads of the interfaces' addresses
 
 
 class SpeakerMetrics:
@@ -115,8 +136,22 @@ class Speaker:
         metrics: SpeakerMetrics | None = None,
         clock: Callable[[], float] = time.monotonic,
         socket_factory: Callable[[int], socket.socket] | None = None,
+        prober: Any = None,
+        addresses: Callable[[list[str]], dict[str, list[str]]] | None = None,
+        wall: Callable[[], float] = time.time,
     ) -> None:
         self.log = log
+        self.prober = prober
+        self._addresses = addresses
+        self.wall = wall
+        self._iface_addrs: dict[str, list[str]] = {}
+        self._addrs_at = -1e18
+        self._addrs_busy = False
+        self._published: tuple[bytes, float] | None = None  # (signature, when) of the last status key
+        self._publishing = False
+        self._publish_error: str | None = None
+        self._peer_since: dict[str, tuple[str, float]] = {}
+        self._bfd_since: dict[str, tuple[str, float]] = {}
         self.s = settings
         self.l2 = l2
         self.metrics = metrics or SpeakerMetrics()
@@ -137,6 +172,7 @@ class Speaker:
         self._status_at = -1e18
         self._booted = False
         self._announced_up = False
+        self.bfd = SpeakerBfd(self.metrics.registry, self._drop_bgp)
 
     # --- log side ---------------------------------------------------------------------------------------------
 
@@ -239,8 +275,7 @@ class Speaker:
         return None
 
     def _transport(self, peer: schema.BGPPeer) -> PeerTransport:
-        hold = 90 if peer.hold_time_ms is None else peer.hold_time_ms // 1000
-        ka = None if peer.keepalive_time_ms is None else max(1, peer.keepalive_time_ms // 1000)
+        hold, ka, connect_retry, connect_timeout = peer_timers(peer)
         local_as = peer.local_asn or peer.my_asn
         cfg = SessionConfig(
             local_as=local_as,
@@ -251,6 +286,7 @@ class Speaker:
             graceful_restart=True,
             restarting=True,
             backoff_max=self.s.bgp_backoff_max,
+            connect_retry=connect_retry,
         )
         spec = PeerSpec(
             name=peer.name,
@@ -259,7 +295,7 @@ class Speaker:
             source_address=peer.source_address or None,
             password=self._password(peer),
             ebgp_multihop=peer.ebgp_multi_hop,
-            connect_timeout=10.0 if peer.connect_time_ms is None else peer.connect_time_ms / 1000,
+            connect_timeout=connect_timeout,
         )
         kw = {"socket_factory": self._socket_factory} if self._socket_factory else {}
         t = PeerTransport(spec, cfg, clock=self.clock, **kw)
@@ -294,6 +330,13 @@ class Speaker:
             if routes[name] != p.routes:
                 p.routes = routes[name]
                 p.transport.set_routes(p.routes.values())
+        cfg = self.state.config
+        self.bfd.sync(selected, {b.name: b for b in (cfg.bfd_profiles if cfg is not None else ())})
+
+    def _drop_bgp(self, name: str, reason: str) -> None:
+        p = self.peers.get(name)
+        if p is not None:
+            p.transport.drop(reason)
 
     # --- status -----------------------------------------------------------------------------------------------
 
@@ -321,7 +364,7 @@ class Speaker:
                 "gratuitous_sent": c.gratuitous_sent,
                 "dropped": dict(sorted(c.dropped.items())),
             }
-        return {
+        out = {
             "node": self.s.node,
             "position": str(self.pos),
             "applied": self.applied,
@@ -330,7 +373,94 @@ class Speaker:
             "plan": self.view.current.to_json(),
             "l2": l2,
             "peers": peers,
+            "bfd": self.bfd.status(),
         }
+        self._diagnostics(out)
+        return out
+
+    # --- diagnostics in the status (interfaces, conflicts, since-times; read by streamlb doctor) ------------------
+
+    def _diagnostics(self, out: dict) -> None:
+        now = self.wall()
+        for name, p in out["peers"].items():
+            seen = self._peer_since.get(name)
+            if seen is None or seen[0] != p["state"]:
+                seen = self._peer_since[name] = (p["state"], now)
+            p["since"] = _iso(seen[1])
+        for name in [n for n in self._peer_since if n not in out["peers"]]:
+            del self._peer_since[name]
+        bfd = out.get("bfd")
+        if isinstance(bfd, dict):  # BFD sessions by peer name (when BFD runs): when each entered its state
+            for name, b in bfd.items():
+                if isinstance(b, dict) and "state" in b:
+                    seen = self._bfd_since.get(name)
+                    if seen is None or seen[0] != b["state"]:
+                        seen = self._bfd_since[name] = (b["state"], now)
+                    b["since"] = _iso(seen[1])
+            for name in [n for n in self._bfd_since if n not in bfd]:
+                del self._bfd_since[name]
+        ifaces = []
+        if self.l2 is not None:
+            for name, i in sorted(self.l2.responder.ifaces.items()):
+                ifaces.append({"name": name, "mac": ":".join(f"{b:02x}" for b in i.mac),
+                               "addresses": list(self._iface_addrs.get(name, ()))})
+        out["interfaces"] = ifaces
+        out["interfaces_known"] = self._addresses is not None and self._addrs_at > -1e18
+        out["conflicts"] = self.prober.conflicts() if self.prober is not None else []
+        out["conflict_probe"] = self.prober is not None
+        out["conflict_probe_error"] = getattr(self.prober, "last_error", None)
+        out["written_at"] = _iso(now)
+
+    def _refresh_addresses(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Re-read the announcing interfaces' addresses now and then, off the event loop (netlink is blocking)."""
+        if self._addresses is None or self.l2 is None or self._addrs_busy:
+            return
+        now = self.clock()
+        if now - self._addrs_at < self.s.address_interval:
+            return
+        self._addrs_busy = True
+        names = sorted(self.l2.responder.ifaces)
+
+        def done(fut: asyncio.Future) -> None:
+            self._addrs_busy = False
+            self._addrs_at = self.clock()
+            try:
+                self._iface_addrs = fut.result()
+            except Exception as exc:  # noqa: BLE001 - a diagnostic; never fatal
+                logger.warning("cannot read interface addresses", extra={"error": str(exc)})
+
+        loop.run_in_executor(None, self._addresses, names).add_done_callback(done)
+
+    def _publish_status(self, loop: asyncio.AbstractEventLoop, status: dict) -> None:
+        """Put the status into ``streamlb:{c}:status:{node}`` when it changed, else every publish interval
+        (SET PX in a worker thread; a Redis outage only delays it)."""
+        if not hasattr(self.log, "publish_status") or self._publishing:
+            return
+        sig = _status_signature(status)
+        now = self.clock()
+        if self._published is not None and self._published[0] == sig and \
+                now - self._published[1] < self.s.status_publish_interval:
+            return
+        payload = json.dumps(status, sort_keys=True).encode()
+        self._publishing = True
+
+        def put() -> None:
+            self.log.publish_status(self.s.node, payload, self.s.status_ttl_ms)
+
+        def done(fut: asyncio.Future) -> None:
+            self._publishing = False
+            try:
+                fut.result()
+                self._published = (sig, now)
+                self._publish_error = None
+            except logmod.LogUnavailable:
+                pass
+            except Exception as exc:  # noqa: BLE001 - e.g. NOPERM: reported once per distinct error, never fatal
+                if str(exc) != self._publish_error:
+                    logger.warning("cannot publish the status key", extra={"error": str(exc)})
+                self._publish_error = str(exc)
+
+        loop.run_in_executor(None, put).add_done_callback(done)
 
     def _refresh_metrics(self) -> None:
         m = self.metrics
@@ -347,13 +477,14 @@ class Speaker:
             m.bgp_prefixes.labels(name).set(len(s.advertised))
             m.bgp_updates.labels(name).set(s.counters.updates_out)
             m.bgp_notifications.labels(name).set(s.counters.notifications_out)
+        self.bfd.refresh_metrics()
 
-    def _write_status(self) -> None:
+    def _write_status(self, status: dict | None = None) -> None:
         if not self.s.status_file:
             return
         path = Path(self.s.status_file)
         tmp = path.with_suffix(path.suffix + ".tmp")
-        tmp.write_text(json.dumps(self.status(), indent=1, sort_keys=True))
+        tmp.write_text(json.dumps(status if status is not None else self.status(), indent=1, sort_keys=True))
         os.replace(tmp, path)
 
     # --- main loop --------------------------------------------------------------------------------------------
@@ -363,6 +494,8 @@ class Speaker:
         if self.l2 is not None:
             self.l2.start()
         await self._listen()
+        if self.prober is not None:
+            self.prober.start()
         caught_up = False
         synced = False
         backoff = 0.0
@@ -372,10 +505,13 @@ class Speaker:
             if now - self._status_at >= self.s.status_interval:
                 self._status_at = now
                 self._refresh_metrics()
+                self._refresh_addresses(loop)
+                status = self.status()
                 try:
-                    self._write_status()
+                    self._write_status(status)
                 except OSError as exc:
                     logger.warning("cannot write status file", extra={"error": str(exc)})
+                self._publish_status(loop, status)
             if read is None:
                 read = loop.run_in_executor(None, self._read, caught_up)
             stopper = asyncio.ensure_future(stop.wait())
@@ -442,6 +578,9 @@ class Speaker:
             self.listener.close()
         await asyncio.gather(*(p.transport.stop(withdraw=not keep) for p in self.peers.values()),
                              return_exceptions=True)
+        if self.prober is not None:
+            await self.prober.stop()
+        await self.bfd.stop()  # AdminDown: the routers must not read our exit as a path failure
         if self.l2 is not None:
             await self.l2.stop()
         if self._announced_up and not keep:

@@ -11,7 +11,7 @@ communities,bfdprofiles -A -o yaml`` and ``kubectl get services,nodes,namespaces
   ones last, so a pending Service can never take an address another Service holds (MetalLB's restart rule);
 * a report of what streamlb will do differently: the Services whose address the fold would not keep (the check is
   a real fold of the produced events, not a prediction), Services MetalLB left pending that streamlb would serve,
-  MetalLB fields and objects streamlb ignores (FRR-only BGPPeer fields, BFD, raw FRR config), and the places where
+  MetalLB fields and objects streamlb ignores (FRR-only BGPPeer fields, BFD echo, raw FRR config), and the places where
   MetalLB chooses at random and streamlb by a fixed rule.
 
 Nothing here talks to a cluster or to Redis; the caller writes the events where it wants them.
@@ -80,16 +80,12 @@ class ImportResult:
 # to users, so it says what happens to their setting.
 
 PEER_FIELDS_IGNORED: dict[str, str] = {
-    "bfdProfile": "BFD is not enforced yet: the session runs without BFD (failure detection by the hold timer)",
     "vrf": "FRR-only: streamlb's speaker peers from the default VRF; the session is not opened in the VRF",
     "interface": "FRR-only (unnumbered BGP): streamlb's speaker needs peerAddress; this peer gets no session",
-    "ebgpMultiHop": "FRR-only: streamlb does not raise the TTL of the session for multi-hop eBGP",
-    "connectTime": "FRR-only: streamlb uses its own reconnect back-off",
     "dynamicASN": "FRR-only: streamlb's speaker needs an explicit peerASN; this peer gets no session",
     "localASN": "FRR-only: the local-as/replace-as rewrite is not applied; myASN is sent",
     "dualStackAddressFamily": "FRR-only: prefixes are sent only over a session of their own address family",
     "disableMP": "deprecated in MetalLB and without effect there too",
-    "keepaliveTime": "not configurable in streamlb: keepalives are sent every negotiated hold time / 3",
 }
 
 OBJECTS_IGNORED: dict[str, str] = {
@@ -189,7 +185,9 @@ def _raw_findings(obj: dict, metallb_namespaces: tuple[str, ...], lb_class: str 
             found.append(Finding("info", subject, "BGPPeer v1beta1 is deprecated; imported as v1beta2, as the API "
                                                   "server serves it"))
     elif kind == "BFDProfile" and group == "metallb.io":
-        found.append(Finding("warning", subject, "BFD profiles are accepted but not enforced yet"))
+        if spec.get("echoMode"):
+            found.append(Finding("warning", subject, "spec.echoMode: BFD echo is not supported; the session runs "
+                                                     "on control packets alone (reported as echo 'unsupported')"))
     elif kind == "ConfigMap" and api == "v1" and name in CONFIGMAPS and ns in metallb_namespaces:
         found.append(Finding("warning", subject, CONFIGMAPS[name]))
     elif kind == "Service" and api == "v1":

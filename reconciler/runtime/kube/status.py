@@ -4,6 +4,8 @@ What is written, per Service streamlb owns (type LoadBalancer and the load-balan
 
 * ``status.loadBalancer.ingress`` = ``[{"ip": ...}]`` in decision order (MetalLB writes only ``ip``);
 * the annotation ``metallb.io/ip-allocated-from-pool`` = the pool (removed when nothing is assigned);
+* a Warning Event ``IPNotInNodeSubnet``, once per Service, when an L2 IP lies outside every subnet of its
+  owner's announcing interfaces (judged from the speakers' status keys; never without them);
 * one Kubernetes Event per decision event (``IPAllocated``, ``AllocationFailed``, ``ClearAssignment`` ... with
   MetalLB's types and texts), reported by ``streamlb-controller``;
 
@@ -43,6 +45,7 @@ from reconciler.runtime.kube import api as kube_api
 logger = logging.getLogger("streamlb.status")
 
 POOL_ANNOTATION = "metallb.io/ip-allocated-from-pool"
+SUBNET_REASON = "IPNotInNodeSubnet"  # Warning Event: an L2 IP outside every subnet of its owner's interfaces
 MAX_INT64 = 2**63 - 1
 
 
@@ -62,6 +65,7 @@ class WriteResult:
     bgp_created: list[str] = field(default_factory=list)  # "namespace/name@node"
     bgp_updated: list[str] = field(default_factory=list)
     bgp_deleted: list[str] = field(default_factory=list)
+    subnet_warnings: list[str] = field(default_factory=list)  # Services warned IPNotInNodeSubnet
     failed: dict[str, str] = field(default_factory=dict)  # key -> reason; call again later
 
     @property
@@ -254,6 +258,36 @@ class StatusWriter:
                     raise
                 result.events_existing += 1
             self._events_done[done_key] = index + 1
+
+    def warn(self, key: str, reason: str, message: str) -> bool | None:
+        """Post one Warning Event on Service ``key``, at most once per Service object (the Event's name comes from
+        the Service uid and ``reason``, so a second call, or another leader's, is a 409). True when created, False
+        when it already existed, None when the Service is gone or not streamlb's."""
+        svc = self._get(self._path(key))
+        if svc is None or not self.owned(svc):
+            return None
+        meta = svc.get("metadata") or {}
+        uid = str(meta.get("uid") or "")
+        ns, _, name = key.partition("/")
+        digest = hashlib.sha256(f"{uid}\0{reason}".encode()).hexdigest()[:16]
+        now = self.wall()
+        body = {
+            "apiVersion": "v1", "kind": "Event",
+            "metadata": {"name": f"{name}.{digest}", "namespace": ns},
+            "involvedObject": {"apiVersion": "v1", "kind": "Service", "namespace": ns, "name": name, "uid": uid,
+                               "resourceVersion": meta.get("resourceVersion")},
+            "type": "Warning", "reason": reason, "message": message,
+            "source": {"component": "streamlb-controller"}, "reportingComponent": "streamlb-controller",
+            "reportingInstance": self.identity, "firstTimestamp": _second(now), "lastTimestamp": _second(now),
+            "count": 1,
+        }
+        try:
+            kube_api.request(self.api, "POST", f"/api/v1/namespaces/{ns}/events", body=body, timeout=10.0)
+        except kube_api.ApiError as exc:
+            if exc.status != 409:
+                raise
+            return False
+        return True
 
     def _pool(self, name: str, counts: dict[str, int], result: WriteResult) -> None:
         path = f"/apis/metallb.io/v1beta1/namespaces/{self.metallb_namespace}/ipaddresspools/{name}"
@@ -483,7 +517,7 @@ class DaemonStatusWriter:
     """
 
     def __init__(self, writer: StatusWriter, l2_interval: float = 10.0,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic, subnet_interval: float = 30.0) -> None:
         self.writer = writer
         self.l2_interval = l2_interval
         self.clock = clock
@@ -493,6 +527,40 @@ class DaemonStatusWriter:
         self.retry: set[str] = set()
         self._pools_written: dict[str, dict[str, int]] = {}
         self.last: WriteResult | None = None
+        # node -> speaker status (the status keys); set by ``streamlb run``. Feeds the IPNotInNodeSubnet warning.
+        self.speaker_statuses: Callable[[], dict[str, dict]] | None = None
+        self._subnet_warned: set[str] = set()
+        self.subnet_interval = subnet_interval  # the check costs a node plan per owner: not with every batch
+        self._subnet_at: float | None = None
+
+    def _warn_subnets(self, state: Any, result: WriteResult) -> None:
+        """Warn once per Service whose L2 IP lies outside every subnet of its owner's announcing interfaces (from the
+        speakers' status keys; an IP without speaker data is never judged). Speaker data never enters the fold."""
+        if self.speaker_statuses is None:
+            return
+        now = self.clock()
+        if self._subnet_at is not None and now - self._subnet_at < self.subnet_interval:
+            return
+        self._subnet_at = now
+        from reconciler.runtime import doctor
+
+        try:
+            statuses = self.speaker_statuses()
+        except Exception as exc:  # noqa: BLE001 - a diagnostic: never stop the write-back
+            logger.warning("cannot read speaker status keys: %s", exc)
+            return
+        keys = [k for k in sorted(state.services) if k not in self._subnet_warned]
+        for key, ips in doctor.l2_subnets(state, statuses, keys).items():
+            bad = [v for v in ips.values() if v["verdict"] == "no"]
+            if not bad:
+                continue
+            message = "; ".join(v["why"] for v in bad)
+            try:
+                if self.writer.warn(key, SUBNET_REASON, message) is not None:
+                    result.subnet_warnings.append(key)
+                self._subnet_warned.add(key)
+            except kube_api.ApiError as exc:
+                result.failed[f"{SUBNET_REASON}/{key}"] = str(exc)
 
     def __call__(self, batch: Any) -> WriteResult:
         state = batch.state
@@ -527,6 +595,7 @@ class DaemonStatusWriter:
                 except kube_api.ApiError as exc:
                     result.failed["ServiceL2Status"] = str(exc)
                     self._l2_at = None  # retry with the next batch
+            self._warn_subnets(state, result)
             bgp = bgp_peers(state)
             if bgp != self._bgp_written:
                 try:

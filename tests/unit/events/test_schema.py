@@ -68,5 +68,6 @@ def test_tags_appear_on_the_wire() -> None:
     e = schema.K8sUpsert(obj=schema.Node(name="n1"))
     assert msgspec.json.decode(msgspec.json.encode(e)) == {
         "kind": "k8s.upsert",
-        "obj": {"kind": "Node", "name": "n1", "namespace": "", "labels": [], "network_unavailable": False},
+        "obj": {"kind": "Node", "name": "n1", "namespace": "", "labels": [], "network_unavailable": False,
+                "internal_ips": []},
     }

@@ -1,4 +1,4 @@
-"""Fixtures for the fast-path tests: ``l2impl`` / ``bgpimpl`` run a test against each twin.
+"""Fixtures for the fast-path tests: ``l2impl`` / ``bgpimpl`` / ``bfdimpl`` run a test against each twin.
 
 With ``FASTPATH_NO_EXTENSIONS`` unset the compiled modules must import (an import failure is an error, not a
 skip); with it set only the pure twins are exercised, as a pure install would have them.
@@ -27,3 +27,8 @@ def l2impl(request: pytest.FixtureRequest):
 @pytest.fixture(params=IMPLS)
 def bgpimpl(request: pytest.FixtureRequest):
     return _load("bgp", request.param)
+
+
+@pytest.fixture(params=IMPLS)
+def bfdimpl(request: pytest.FixtureRequest):
+    return _load("bfd", request.param)

@@ -10,7 +10,7 @@ import os
 import pytest
 
 EXPECT_C = not os.environ.get("FASTPATH_NO_EXTENSIONS")
-AREAS = ["l2", "bgp"]
+AREAS = ["l2", "bgp", "bfd"]
 
 
 @pytest.mark.parametrize("area", AREAS)

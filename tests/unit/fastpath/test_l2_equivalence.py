@@ -106,3 +106,14 @@ def test_valid_frames_are_accepted_by_both() -> None:
         assert type(mod.parse_arp_request(arp, b"\x02" * 6)).__name__ == "ArpRequest"
         got = mod.parse_neighbor_solicitation(ns, b"\x02" * 6)
         assert type(got).__name__ == "NeighborSolicitation" and got.target == 0x20010DB8 << 96 | 1
+
+
+@given(fst.macs, fst.ip4s)
+def test_arp_probe(mac, ip) -> None:
+    assert _c().build_arp_probe(mac, ip) == py.build_arp_probe(mac, ip)
+
+
+@given(fst.macs, fst.ip6s)
+def test_ns_probe(mac, ip) -> None:
+    assert _c().build_ns_probe(mac, ip) == py.build_ns_probe(mac, ip)
+    assert _c().solicited_node(ip) == py.solicited_node(ip)

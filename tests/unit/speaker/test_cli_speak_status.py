@@ -33,6 +33,18 @@ def test_status_table_and_json(tmp_path: Path) -> None:
     assert r.exit_code == 0 and json.loads(r.output) == STATUS
 
 
+def test_status_table_shows_interfaces_and_conflicts(tmp_path: Path) -> None:
+    f = tmp_path / "s.json"
+    f.write_text(json.dumps({**STATUS, "interfaces": [
+        {"name": "eth0", "mac": "02:00:00:00:00:01", "addresses": ["10.0.0.1/24", "2001:db8::1/64"]}],
+        "conflicts": [{"ip": "10.0.0.10", "mac": "02:00:00:00:00:99", "interface": "eth0",
+                       "first_seen": "2026-01-01T00:00:00Z", "last_seen": "2026-01-01T00:01:00Z"}]}))
+    r = CliRunner().invoke(app, ["status", "--status-file", str(f)], env={"COLUMNS": "200"})
+    assert r.exit_code == 0, r.output
+    assert "interface eth0 02:00:00:00:00:01: 10.0.0.1/24, 2001:db8::1/64" in r.output
+    assert "CONFLICT 10.0.0.10: also answered by 02:00:00:00:00:99 on eth0" in r.output
+
+
 def test_status_errors(tmp_path: Path) -> None:
     r = CliRunner().invoke(app, ["status", "--status-file", str(tmp_path / "none.json")])
     assert r.exit_code == 1 and "no status file" in r.output and "Traceback" not in r.output
@@ -62,3 +74,20 @@ def test_metrics_names() -> None:
     assert 'metallb_bgp_session_up{peer="router"} 1.0' in text
     assert "metallb_layer2_gratuitous_sent 10.0" in text
     assert "streamlb_speaker_redis_up 0.0" in text
+
+
+def test_status_table_shows_bfd_sessions(tmp_path: Path) -> None:
+    import random
+
+    from fastpath.bfd_session import BfdConfig, BfdSession
+
+    s = BfdSession(BfdConfig(300_000, 300_000, 3), 0x11, 0.0, random.Random(0))
+    bfd = s.status()
+    bfd.update(peer="10.0.0.254", multihop=False, minimum_ttl=255, echo="unsupported", source_port=50000,
+               ttl_dropped=2, send_errors=0, last_error="")
+    f = tmp_path / "s.json"
+    f.write_text(json.dumps({**STATUS, "bfd": {"router": bfd}}))
+    r = CliRunner().invoke(app, ["status", "--status-file", str(f)], env={"COLUMNS": "200"})
+    assert r.exit_code == 0, r.output
+    row = next(line for line in r.output.splitlines() if "router" in line and "Down" in line)
+    assert "10.0.0.254" in row and "unsupported" in row and "1000/300" in row

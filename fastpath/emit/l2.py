@@ -227,6 +227,9 @@ class Responder:
         self._v4: dict[int, tuple[str, ...]] = {}
         self._v6: dict[int, tuple[str, ...]] = {}
         self.counters = L2Counters()
+        # called with (ip, interface name, sender MAC) when another host's ARP request (a gratuitous ARP, say)
+        # gives an IP announced here as its own sender address: the speaker decides what that means
+        self.on_claim: Callable[[str, str, bytes], None] | None = None
 
     def set_interfaces(self, ifaces: dict[str, Interface]) -> None:
         self.ifaces = dict(ifaces)
@@ -261,6 +264,8 @@ class Responder:
                 self._drop(str(req))
                 return None
             self.counters.requests_received += 1
+            if self.on_claim is not None and req.sender_mac != iface.mac and req.sender_ip in self._v4:
+                self.on_claim(str(ipaddress.IPv4Address(req.sender_ip)), iface.name, req.sender_mac)
             allowed = self._v4.get(req.target_ip)
             if allowed is None or (allowed and iface.name not in allowed):
                 self._drop("notAnnounced")

@@ -90,22 +90,24 @@ def test_leader_failover_after_kill_9(redis_server, daemons) -> None:
 def test_speaker_heartbeat_expiry_and_return_become_events(redis_server, daemons) -> None:
     lg = stream.StreamLog.from_url(redis_server.url, "live")
     d = daemons(redis_server.url, "live", "r", "--monitor-interval", "0.1").start()
-    hb = liveness.Heartbeat(lg, "node-a", ttl_ms=600)
-    hb.start()  # speaker.up + heartbeat thread
+    hb = liveness.Heartbeat(lg, "node-a", interval_ms=100, ttl_ms=600)
+    hb.start()  # the heartbeat thread; a speaker appends nothing itself
 
     def liveness_events():
         return [e for e in (logmod.decode_record(r) for r in lg.read()) if not isinstance(e, schema.K8sUpsert)]
 
-    time.sleep(1.5)
-    assert liveness_events() == [schema.SpeakerUp(node="node-a")]  # heartbeats never enter the log
-    hb._stop.set()  # the speaker hangs: no more heartbeats, no clean exit
-    hb._thread.join()
+    d.wait_log("caught up", 1)
+    time.sleep(1.5)  # the replica has looked at the keys many times (it saw node-a beat)
+    assert liveness_events() == []  # heartbeats never enter the log
+    hb._ticker.stop()  # the speaker hangs: no more heartbeats, no clean exit
     wait_for(lambda: schema.SpeakerDown(node="node-a") in liveness_events(), what="speaker.down")
     wait_for(lambda: (hb.beat(), liveness_events()[-1] == schema.SpeakerUp(node="node-a"))[1], what="speaker.up")
-    lg.clear_heartbeat("node-a")
+    lg.clear_heartbeat("node-a")  # a clean exit deletes the key
+    wait_for(lambda: liveness_events()[-1] == schema.SpeakerDown(node="node-a"), what="speaker.down after exit")
     time.sleep(0.5)
-    assert liveness_events() == [schema.SpeakerUp(node="node-a"), schema.SpeakerDown(node="node-a"),
-                                 schema.SpeakerUp(node="node-a"), schema.SpeakerDown(node="node-a")]
+    assert liveness_events() == [schema.SpeakerDown(node="node-a"), schema.SpeakerUp(node="node-a"),
+                                 schema.SpeakerDown(node="node-a")]
+    assert d.alive()
 
 
 def test_redis_unreachable_at_start_is_retried_until_it_appears(tmp_path, daemons) -> None:
@@ -126,3 +128,33 @@ def test_redis_unreachable_at_start_is_retried_until_it_appears(tmp_path, daemon
     finally:
         d.stop()
         srv.stop()
+
+
+def test_a_replica_booting_from_a_snapshot_declares_down_a_node_that_died_while_no_replica_watched(
+        redis_server, daemons) -> None:
+    """The stranded-node defect of issue 18, as reproduced there: final snapshot by SIGTERM, the speaker dies,
+    later a new replica boots from the snapshot; it must append speaker.down for the node (it never saw it beat)."""
+    lg = stream.StreamLog.from_url(redis_server.url, "strand")
+    lg.append([schema.K8sUpsert(obj=schema.Node(name="node-a")), schema.K8sUpsert(obj=schema.Node(name="node-b"))])
+    hb = {n: liveness.Heartbeat(lg, n, interval_ms=100, ttl_ms=600) for n in ("node-a", "node-b")}
+    for h in hb.values():
+        h.start()
+    first = daemons(redis_server.url, "strand", "first").start()
+    first.wait_idle_at(str(lg.head()))
+    time.sleep(0.5)
+    assert first.stop() == 0  # SIGTERM: final snapshot
+    snap = lg.load_snapshot()
+    assert snap is not None and snap.position == lg.head()
+    hb["node-a"]._ticker.stop()  # node-a dies while no replica runs
+    wait_for(lambda: lg.alive_speakers() == {"node-b"}, what="node-a's key expired")
+    second = daemons(redis_server.url, "strand", "second").start()
+    second.wait_log("loaded snapshot", 1)
+    wait_for(lambda: [e for e in (logmod.decode_record(r) for r in lg.read())
+                      if isinstance(e, (schema.SpeakerUp, schema.SpeakerDown))] == [schema.SpeakerDown(node="node-a")],
+             what="speaker.down for the node that died unwatched")
+    time.sleep(0.5)  # and nothing about the live one
+    assert [e for e in (logmod.decode_record(r) for r in lg.read())
+            if isinstance(e, (schema.SpeakerUp, schema.SpeakerDown))] == [schema.SpeakerDown(node="node-a")]
+    hb["node-b"].stop()
+    second.stop()
+    lg.close()

@@ -17,6 +17,7 @@ from typing import Annotated, Any, Optional
 import typer
 
 from reconciler.runtime.cli.events import DEFAULT_URL, ClusterName, RedisUrl, _fail
+from reconciler.runtime.daemons import liveness
 
 _status_writer_factory: Callable[[dict[str, Any]], Any] | None = None
 
@@ -73,12 +74,14 @@ def register(app: typer.Typer) -> None:
                                                          help="...or after this many seconds.")] = 60.0,
         retention: Annotated[bool, typer.Option("--trim/--no-trim", envvar="STREAMLB_TRIM",
                                                 help="Trim the stream below the newest snapshot.")] = False,
-        leader_ttl: Annotated[int, typer.Option("--leader-ttl-ms", min=100, help="Leader lock TTL.")] = 10_000,
-        monitor_interval: Annotated[float, typer.Option("--monitor-interval", min=0.01,
-                                                        help="Seconds between speaker liveness scans.")] = 1.0,
-        speaker_ttl: Annotated[float, typer.Option("--speaker-ttl", min=0.1,
-                                                   help="Heartbeat TTL of speakers (s): a new leader waits this "
-                                                        "long before judging speakers it never saw.")] = 15.0,
+        leader_ttl: Annotated[int, typer.Option("--leader-ttl-ms", min=100, help="Leader lock TTL.")
+                              ] = liveness.LEADER_TTL_MS,
+        monitor_interval: Annotated[float, typer.Option(
+            "--monitor-interval", min=0.01, help="Seconds between two looks at the speakers' heartbeat keys (every "
+                                                 "replica).")] = liveness.MONITOR_INTERVAL,
+        speaker_ttl: Annotated[float, typer.Option(
+            "--speaker-ttl", min=0.0, help="Seconds after its first look before this replica judges nodes it never "
+                                           "saw beating (a speaker still starting).")] = liveness.UNSEEN_GRACE,
         hash_interval: Annotated[float, typer.Option("--hash-interval", min=0.0,
                                                      help="Seconds between state hashes in decisions entries "
                                                           "(0: every entry).")] = 5.0,
@@ -123,6 +126,9 @@ def register(app: typer.Typer) -> None:
 
         try:
             lg = stream.StreamLog.from_url(redis_url, cluster, page=page)
+            from reconciler.runtime.cli.speak import liveness_log
+
+            live_lg = liveness_log(redis_url, cluster, 0.5)
         except ValueError as exc:
             raise _fail(str(exc)) from None
         metrics = Metrics()
@@ -133,7 +139,7 @@ def register(app: typer.Typer) -> None:
                 raise _fail(f"--metrics-port {metrics_port}: {exc.strerror or exc}", code=1) from None
         if writer is not None and hasattr(writer, "speaker_statuses"):
             writer.speaker_statuses = lg.speaker_statuses  # the IPNotInNodeSubnet warning reads the status keys
-        d = daemonmod.Daemon(lg, settings, metrics=metrics, status_writer=writer)
+        d = daemonmod.Daemon(lg, settings, metrics=metrics, status_writer=writer, liveness_log=live_lg)
         stop = threading.Event()
         daemonmod.install_signal_handlers(stop)
         logging.getLogger("streamlb.run").info("starting", extra={"replica": settings.replica, "cluster": cluster})

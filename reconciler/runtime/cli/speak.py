@@ -12,6 +12,7 @@ from typing import Annotated, Optional
 import typer
 
 from reconciler.runtime.cli.events import DEFAULT_URL, ClusterName, RedisUrl, _fail
+from reconciler.runtime.daemons import liveness
 
 DEFAULT_STATUS_DIR = "/run/streamlb"
 
@@ -20,6 +21,18 @@ def _status_path(node: str | None, status_file: str | None) -> str:
     if status_file:
         return status_file
     return f"{DEFAULT_STATUS_DIR}/speaker-{node}.json"
+
+
+def liveness_log(url: str, cluster: str, timeout: float):
+    """A StreamLog on a connection of its own with a short timeout, for heartbeats and the liveness monitor: a
+    refresh stuck behind a slow read, or waiting 30 s on a dead server, would defeat a sub-second TTL."""
+    from events import stream
+
+    client = stream.connect(url, socket_timeout=timeout)
+    pool = getattr(client, "connection_pool", None)
+    if pool is not None and hasattr(pool, "connection_kwargs"):
+        pool.connection_kwargs["socket_connect_timeout"] = timeout
+    return stream.StreamLog(client, cluster)
 
 
 def register(app: typer.Typer) -> None:
@@ -53,7 +66,16 @@ def register(app: typer.Typer) -> None:
             "--secrets-dir", help="BGP passwords: DIR/<secret name>/password or DIR/<peer name>.")] = None,
         status_file: Annotated[Optional[str], typer.Option("--status-file", help="Where to write the status JSON "
                                                            f"(default {DEFAULT_STATUS_DIR}/speaker-NODE.json).")] = None,
-        heartbeat_ttl_ms: Annotated[int, typer.Option("--heartbeat-ttl-ms", min=100)] = 15_000,
+        heartbeat_interval_ms: Annotated[int, typer.Option(
+            "--heartbeat-interval-ms", min=10, help="Refresh the heartbeat key this often (README \"Failure "
+                                                    "detection\").")] = liveness.HEARTBEAT_INTERVAL_MS,
+        heartbeat_ttl_ms: Annotated[int, typer.Option(
+            "--heartbeat-ttl-ms", min=50, help="TTL of the heartbeat key: this node is declared down when no "
+                                               "refresh arrived for this long.")] = liveness.HEARTBEAT_TTL_MS,
+        restart_grace_ms: Annotated[int, typer.Option(
+            "--restart-grace-ms", min=0, help="With --keep-on-exit: the heartbeat key outlives the process this "
+                                              "long, so a quick restart is not a node death.")
+        ] = liveness.RESTART_GRACE_MS,
         conflict_probe: Annotated[bool, typer.Option(
             "--conflict-probe/--no-conflict-probe",
             help="Now and then ARP-probe (RFC 5227) / DAD-probe (RFC 4862) the IPs this node announces and report "
@@ -85,13 +107,18 @@ def register(app: typer.Typer) -> None:
             if not Path(log_file).is_file():
                 raise _fail(f"{log_file}: no such file")
             lg = FileLog(log_file)
+            hb_log = None
         else:
             from events import stream
 
             try:
                 lg = stream.StreamLog.from_url(redis_url, cluster)
+                hb_log = liveness_log(redis_url, cluster, heartbeat_ttl_ms / 2000)
             except ValueError as exc:
                 raise _fail(str(exc)) from None
+        if heartbeat_interval_ms >= heartbeat_ttl_ms:
+            raise _fail(f"--heartbeat-interval-ms ({heartbeat_interval_ms}) must be below --heartbeat-ttl-ms "
+                        f"({heartbeat_ttl_ms})")
         status_path = _status_path(node, status_file)
         try:
             Path(status_path).parent.mkdir(parents=True, exist_ok=True)
@@ -99,7 +126,8 @@ def register(app: typer.Typer) -> None:
             raise _fail(f"--status-file {status_path}: {exc.strerror}", code=1) from None
         settings = SpeakerSettings(
             node=node, keep_on_exit=keep_on_exit, secrets_dir=secrets_dir, status_file=status_path,
-            heartbeat_ttl_ms=heartbeat_ttl_ms, lb_class=lb_class, l2=l2, bgp=bgp, status_ttl_ms=status_ttl_ms,
+            heartbeat_ttl_ms=heartbeat_ttl_ms, heartbeat_interval_ms=heartbeat_interval_ms,
+            restart_grace_ms=restart_grace_ms, lb_class=lb_class, l2=l2, bgp=bgp, status_ttl_ms=status_ttl_ms,
             bgp_listen_port=bgp_listen_port or None, bgp_backoff_max=bgp_backoff_max,
         )
         metrics = SpeakerMetrics()
@@ -127,7 +155,8 @@ def register(app: typer.Typer) -> None:
             if conflict_probe:
                 prober = probe.ConflictProber(l2sp.responder, interval=conflict_probe_interval,
                                               rate=conflict_probe_rate)
-        sp = Speaker(lg, settings, l2=l2sp, metrics=metrics, prober=prober, addresses=addresses)
+        sp = Speaker(lg, settings, l2=l2sp, metrics=metrics, prober=prober, addresses=addresses,
+                     heartbeat_log=hb_log)
 
         async def main() -> None:
             stop = asyncio.Event()
@@ -167,6 +196,13 @@ def register(app: typer.Typer) -> None:
         con = Console(highlight=False)
         con.print(f"node {data['node']}  position {data['position']}  applied {data['applied']}  "
                   f"log {'up' if data['log_up'] else 'DOWN'}", markup=False)
+        hb = data.get("heartbeat") or {}
+        if hb:
+            age = hb.get("last_ok_age_s")
+            con.print(f"heartbeat: every {hb['interval_ms']} ms, TTL {hb['ttl_ms']} ms; last refresh "
+                      f"{'never' if age is None else f'{age:.1f} s ago'}, largest gap {hb['max_gap_s']:.3f} s, "
+                      f"failures {hb['failures']}" + ("; LINKS DOWN (heartbeat withdrawn)" if hb.get("link_down")
+                                                      else ""), markup=False)
         l2 = data.get("l2") or {}
         if l2:
             con.print(f"L2: {len(l2['announced'])} IPs on {', '.join(l2['interfaces']) or '-'}; "

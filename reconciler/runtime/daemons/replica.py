@@ -12,7 +12,10 @@ the leader lock (``SET NX PX``, renewed at a third of its TTL) and, while it hol
   costs O(Services), design.md §4);
 * writes a snapshot every ``snapshot_every`` entries or ``snapshot_interval`` seconds, and, when retention is
   configured, trims the event stream below that snapshot once it reads back;
-* runs the speaker liveness monitor (:mod:`reconciler.runtime.daemons.liveness`).
+
+Every replica, leader or not, also runs the speaker liveness monitor in a thread of its own
+(:mod:`reconciler.runtime.daemons.liveness`): a node's death must not wait for a leader election, nor for a
+long batch to be folded.
 
 Rules:
 
@@ -58,13 +61,13 @@ class Settings:
     snapshot_every: int = 10_000  # entries folded between snapshots (leader)
     snapshot_interval: float = 60.0  # seconds between snapshots when anything was folded (leader)
     retention: bool = False  # trim the stream below the newest durable snapshot
-    leader_ttl_ms: int = 10_000
+    leader_ttl_ms: int = liveness.LEADER_TTL_MS
     block_ms: int = 1000  # XREAD BLOCK per follow call
     page: int = 1000  # entries per catch-up page / per follow batch
     lb_class: str | None = None
     replica: str = field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}")
-    monitor_interval: float = 1.0  # seconds between liveness scans (leader)
-    speaker_ttl: float = 15.0  # a new leader judges speakers it never saw beat only after this long
+    monitor_interval: float = liveness.MONITOR_INTERVAL  # seconds between liveness scans (every replica)
+    speaker_ttl: float = liveness.UNSEEN_GRACE  # nodes never seen beating are judged only after this long
     checkpoint_ms: int = 0  # 0: no checkpoints; else the stream-ID ms bucket of rule 4
     checkpoint_file: str | None = None  # JSON lines {"pos", "hash", "kind"} appended per checkpoint
     publish: bool = True
@@ -119,8 +122,9 @@ _payload_encoder = msgspec.msgpack.Encoder(order="sorted")
 class Daemon:
     def __init__(self, log: ClusterLog, settings: Settings | None = None, *, metrics: Metrics | None = None,
                  status_writer: StatusWriter | None = None, clock: Callable[[], float] = time.monotonic,
-                 wall: Callable[[], float] = time.time) -> None:
+                 wall: Callable[[], float] = time.time, liveness_log: ClusterLog | None = None) -> None:
         self.log = log
+        self.liveness_log = liveness_log if liveness_log is not None else log  # its own short-timeout connection
         self.s = settings or Settings()
         self.metrics = metrics or Metrics()
         self.status_writer = status_writer
@@ -137,7 +141,6 @@ class Daemon:
         self._snapshot_at = clock()
         self._snapshot_wall: float | None = None
         self._lead_checked = -1e18
-        self._monitor_at = -1e18
         self._verify_at = clock()
         self._signatures: dict[str, tuple] = {}
         self._last_bucket: int | None = None
@@ -149,7 +152,10 @@ class Daemon:
         self._hashed_at = -1e18
         self._lag_base: tuple[int, int] | None = None
         self._booted_from_zero = True
-        self.monitor = liveness.Monitor()
+        self.monitor = liveness.Monitor(self.s.speaker_ttl)
+        self._alloc_metrics_at = -1e18
+        self._liveness_down = False
+        self._frozen_at: int | None = None
         self.stop_event = threading.Event()
 
     # -- start --------------------------------------------------------------------------------------------
@@ -197,8 +203,6 @@ class Daemon:
             records = self.log.read_page(self.pos, self.s.page)
         else:
             block = self.s.block_ms if timeout_ms is None else timeout_ms
-            if self.leader:  # the liveness monitor must not wait behind an idle stream
-                block = max(1, min(block, int(self.s.monitor_interval * 1000)))
             records = self.log.follow(self.pos, block)
         if records:
             epoch, ours = self.log.probe(self.pos)
@@ -277,7 +281,6 @@ class Daemon:
             else:
                 try:
                     fold.apply(self.state, event)
-                    self.monitor.observe(event)
                     return
                 except Exception as exc:  # noqa: BLE001 - a fold bug must not stop the replica (rule 1)
                     reason = f"fold refused the event: {type(exc).__name__}: {exc}"
@@ -361,17 +364,38 @@ class Daemon:
         if self._since_snapshot and (self._since_snapshot >= self.s.snapshot_every
                                      or now - self._snapshot_at >= self.s.snapshot_interval):
             self.save_snapshot()
-        if self.caught_up and now - self._monitor_at >= self.s.monitor_interval:
-            self._monitor_at = now
-            changes = self.monitor.changes(self.log.alive_speakers(), self.state,
-                                           judge_unseen=now - self._leader_since >= self.s.speaker_ttl)
-            if changes:
-                self.log.append(changes)
-                for ev in changes:
-                    kind = type(ev).__struct_config__.tag
-                    self.metrics.speaker_changes.labels(kind=kind).inc()
-                    logger.info("speaker liveness change", extra={"event": kind, "node": ev.node})
+        if now - self._alloc_metrics_at >= 1.0:
+            self._alloc_metrics_at = now
             self.metrics.update_allocator(self.state)
+
+    # -- liveness (every replica) -------------------------------------------------------------------------
+
+    def liveness_tick(self) -> list[schema.Event]:
+        """One look at the heartbeat keys: append the changes (runs in the monitor thread; also callable directly).
+        Judged only once caught up, so a stale fold does not make a replica append stale changes."""
+        if not self.caught_up or self.regressed is not None:
+            return []
+        if self._frozen_at is None or self.applied - self._frozen_at >= liveness.FREEZE_EVERY:
+            liveness.freeze_heap(full=self._frozen_at is None)  # no GC pause may hold this thread (see there)
+            self._frozen_at = self.applied
+        try:
+            alive = self.liveness_log.alive_speakers()
+            st = self.state
+            nodes = [o.name for o in list(st.objects["Node"].values())]
+            changes = self.monitor.changes(alive, nodes, set(st.speakers_down), self.clock())
+            if changes:
+                self.liveness_log.append(changes)
+        except logmod.LogUnavailable as exc:
+            if not self._liveness_down:
+                logger.warning("liveness monitor: redis unreachable", extra={"error": str(exc)})
+                self._liveness_down = True
+            return []
+        self._liveness_down = False
+        for ev in changes:
+            kind = type(ev).__struct_config__.tag
+            self.metrics.speaker_changes.labels(kind=kind).inc()
+            logger.info("speaker liveness change", extra={"event": kind, "node": ev.node})
+        return changes
 
     def save_snapshot(self) -> None:
         h = decisions.state_hash(self.state)
@@ -440,6 +464,7 @@ class Daemon:
     def run(self, stop: threading.Event | None = None, on_idle: Callable[[Daemon], None] | None = None) -> None:
         """Boot and loop until ``stop`` is set (or SIGTERM/SIGINT when installed by the CLI)."""
         stop = stop or self.stop_event
+        ticker = self._start_monitor()
         booted = False
         was_idle = False
         while not stop.is_set():
@@ -471,7 +496,17 @@ class Daemon:
                 self._lead_checked = -1e18
                 self._backoff = min(self.s.backoff_max, max(0.05, self._backoff * 2))
                 stop.wait(self._backoff)
+        if ticker is not None:
+            ticker.stop()
         self.shutdown()
+
+    def _start_monitor(self) -> liveness.Ticker | None:
+        """The liveness monitor's thread (a daemon thread: it never keeps the process alive)."""
+        if self.s.monitor_interval <= 0:
+            return None
+        ticker = liveness.Ticker(self.liveness_tick, self.s.monitor_interval, "liveness-monitor")
+        ticker.start()
+        return ticker
 
     def shutdown(self) -> None:
         try:

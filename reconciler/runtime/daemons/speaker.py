@@ -17,9 +17,13 @@ Rules:
 1. The wire keeps the last decisions while the log is unreachable: a Redis outage only stops folding; it is
    reported (``streamlb_speaker_redis_up`` 0, one log line per outage) and the speaker resumes from its position.
 2. Bad entries are skipped and counted, never fatal (the leader of ``streamlb run`` dead-letters them).
-3. On start the speaker announces ``speaker.up`` and keeps its heartbeat key fresh; on a clean exit it withdraws
-   (BGP Cease, L2 stops answering) and announces ``speaker.down``. With ``keep_on_exit`` it closes BGP without a
-   NOTIFICATION (a graceful-restart helper keeps the routes), leaves the heartbeat to expire and appends nothing.
+3. The speaker never appends to the stream (design.md §2). Once caught up and synced it keeps its heartbeat key
+   fresh from a thread of its own (:mod:`reconciler.runtime.daemons.liveness`); the ``streamlb run`` replicas turn
+   the key's disappearance and return into ``speaker.down`` / ``speaker.up``. On a clean exit it withdraws (BGP
+   Cease, L2 stops answering) and deletes the key. With ``keep_on_exit`` it closes BGP without a NOTIFICATION (a
+   graceful-restart helper keeps the routes) and leaves the key alive for ``restart_grace_ms``.
+   A speaker that folds a ``speaker.down`` for its own node while it runs refreshes its key at once, so the
+   replicas append ``speaker.up`` again.
 4. A restart re-announces from the current decisions: the first sync of a fresh view announces everything.
 5. Its status (the status file and the Redis key ``streamlb:{c}:status:{node}``, design.md §2) carries what
    ``streamlb doctor`` and the leader need and the log never holds: the announcing interfaces with their addresses,
@@ -40,7 +44,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, start_http_server
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
 from events import codec, log as logmod, schema
 from events.position import ZERO, Position
@@ -49,6 +53,7 @@ from fastpath.session import Route, SessionConfig
 from reconciler import effects as effmod
 from reconciler import fold, planning, snapshot as snapmod, state as statemod
 from reconciler.runtime.daemons.speaker_bfd import SpeakerBfd, peer_timers
+from reconciler.runtime.daemons import liveness
 
 logger = logging.getLogger("streamlb.speak")
 
@@ -71,7 +76,9 @@ class SpeakerSettings:
     node: str
     page: int = 1000
     block_ms: int = 500
-    heartbeat_ttl_ms: int = 15_000
+    heartbeat_ttl_ms: int = liveness.HEARTBEAT_TTL_MS
+    heartbeat_interval_ms: int = liveness.HEARTBEAT_INTERVAL_MS
+    restart_grace_ms: int = liveness.RESTART_GRACE_MS  # keep_on_exit: how long the key outlives the process
     keep_on_exit: bool = False
     lb_class: str | None = None
     secrets_dir: str | None = None
@@ -107,6 +114,10 @@ class SpeakerMetrics:
                                  registry=r)
         self.bgp_notifications = Gauge("streamlb_speaker_bgp_notifications_sent", "NOTIFICATIONs sent.", ["peer"],
                                        registry=r)
+        self.heartbeat_gap = Histogram(
+            "streamlb_speaker_heartbeat_interval_seconds", "Time between two acknowledged heartbeat refreshes.",
+            registry=r, buckets=(0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0, 2.5),
+        )
         self.redis_up.set(0)
 
     def serve(self, port: int, addr: str = "0.0.0.0"):
@@ -139,6 +150,7 @@ class Speaker:
         prober: Any = None,
         addresses: Callable[[list[str]], dict[str, list[str]]] | None = None,
         wall: Callable[[], float] = time.time,
+        heartbeat_log: Any = None,
     ) -> None:
         self.log = log
         self.prober = prober
@@ -168,11 +180,23 @@ class Speaker:
         self.last_effects_at: float | None = None
         self.on_effects: Callable[[list, float], None] | None = None
         self._down_since: float | None = None
-        self._heartbeat_at = -1e18
         self._status_at = -1e18
         self._booted = False
-        self._announced_up = False
         self.bfd = SpeakerBfd(self.metrics.registry, self._drop_bgp)
+        self.heartbeat: liveness.Heartbeat | None = None
+        hb_log = heartbeat_log if heartbeat_log is not None else log
+        if settings.announce_liveness and hasattr(hb_log, "heartbeat"):
+            link_ok = None
+            if l2 is not None:  # a node cut off from its LAN stops beating (README "Failure detection")
+                link_ok = liveness.LinkWatch(self._l2_interfaces).check
+            self.heartbeat = liveness.Heartbeat(
+                hb_log, settings.node, interval_ms=settings.heartbeat_interval_ms, ttl_ms=settings.heartbeat_ttl_ms,
+                link_ok=link_ok, on_beat=self.metrics.heartbeat_gap.observe)
+        self._frozen_at = 0
+        self._yielded: set[str] = set()  # L2 IPs given up while cut off from the log (another node claimed them)
+        responder = getattr(l2, "responder", None)
+        if self.heartbeat is not None and responder is not None and hasattr(responder, "on_claim"):
+            responder.on_claim = self._claimed
 
     # --- log side ---------------------------------------------------------------------------------------------
 
@@ -197,19 +221,9 @@ class Speaker:
         """Blocking read (runs in a worker thread)."""
         if not self._booted:
             self._boot()
-        if self.s.announce_liveness and not self._announced_up and hasattr(self.log, "heartbeat"):
-            self.log.heartbeat(self.s.node, self.s.heartbeat_ttl_ms)
-            self.log.append([schema.SpeakerUp(node=self.s.node)])
-            self._announced_up = True
-            self._heartbeat_at = self.clock()
-        if self._announced_up and self.clock() - self._heartbeat_at >= self.s.heartbeat_ttl_ms / 3000:
-            self.log.heartbeat(self.s.node, self.s.heartbeat_ttl_ms)
-            self._heartbeat_at = self.clock()
         if hasattr(self.log, "read_page") and not caught_up:
             return self.log.read_page(self.pos, self.s.page)
         block = self.s.block_ms
-        if self._announced_up:
-            block = min(block, max(1, int(self.s.heartbeat_ttl_ms / 3)))
         recs = self.log.follow(self.pos, block)
         if not recs and not hasattr(self.log, "read_page"):
             time.sleep(block / 1000)  # a file log does not block
@@ -222,6 +236,8 @@ class Speaker:
             try:
                 event = logmod.decode_record(rec)
                 fold.apply(self.state, event)
+                if isinstance(event, schema.SpeakerDown):
+                    self._folded_own_down(event)
                 self.applied += 1
                 self.metrics.events_applied.inc()
             except (codec.DecodeError, Exception) as exc:  # noqa: BLE001 - rule 2
@@ -230,12 +246,55 @@ class Speaker:
                 logger.warning("skipped entry", extra={"pos": str(rec.position), "reason": str(exc)})
             self.pos = rec.position
 
+    def _l2_interfaces(self) -> list[str]:
+        return list(getattr(getattr(self.l2, "responder", None), "ifaces", None) or ())
+
+    def _folded_own_down(self, event: schema.SpeakerDown) -> None:
+        """A live speaker reading that its node is down (its key expired during a stall, or a stale duplicate
+        from a replica) re-asserts itself: refresh the key now; the replicas then append ``speaker.up``."""
+        if event.node == self.s.node and self.heartbeat is not None and self.heartbeat.running:
+            logger.warning("the log says this speaker is down while it runs; refreshing the heartbeat",
+                           extra={"node": self.s.node})
+            self.heartbeat.beat_soon()
+
+    def _claimed(self, ip: str, iface: str, mac: bytes) -> None:
+        """Another host announced an IP this node answers for. While this speaker's heartbeat has expired (it is
+        cut off from Redis, so the replicas have declared it down and moved its IPs), that is the new owner: stop
+        answering for the IP, or two nodes would answer. Otherwise (Redis reachable, or unreachable for everyone
+        and no one took over) keep answering; ``streamlb doctor`` reports address conflicts."""
+        if ip in self._yielded or self.heartbeat is None or not self.heartbeat.running:
+            return
+        if not self.heartbeat.expired():
+            return
+        ifaces = getattr(getattr(self.l2, "responder", None), "ifaces", {}) or {}
+        if any(i.mac == mac for i in ifaces.values()):
+            return  # our own burst, heard on another interface of this node
+        logger.warning("cut off from the log and another node claims this IP: no longer answering for it",
+                       extra={"ip": ip, "interface": iface, "claimed_by": mac.hex(":")})
+        self._yielded.add(ip)
+        self.l2.withdraw(ip)
+
+    def _restore_yielded(self) -> None:
+        """Back on the log and caught up: IPs given up while cut off that the plan still gives this node (nobody
+        had taken over after all) are announced again; the others were withdrawn by the plan meanwhile."""
+        if not self._yielded or self.heartbeat is None or self.heartbeat.expired():
+            return
+        for ip in sorted(self._yielded, key=effmod.ip_key):
+            ifaces = self.view.current.l2.get(ip)
+            if ifaces is not None and self.l2 is not None:
+                logger.info("announcing a yielded IP again", extra={"ip": ip})
+                self.l2.announce(ip, tuple(ifaces))
+        self._yielded.clear()
+
     # --- wire side --------------------------------------------------------------------------------------------
 
     def sync(self) -> list:
         """Bring the wire in line with the node's plan; returns the effects executed."""
         effs = self.view.sync(self.state)
         if self.l2 is not None:
+            for e in effs:
+                if isinstance(e, (effmod.L2Withdraw, effmod.L2Announce)):
+                    self._yielded.discard(e.ip)
             for e in effs:
                 if isinstance(e, effmod.L2Withdraw):
                     self.l2.withdraw(e.ip)
@@ -374,6 +433,7 @@ class Speaker:
             "l2": l2,
             "peers": peers,
             "bfd": self.bfd.status(),
+            "heartbeat": self.heartbeat.status() if self.heartbeat is not None else None,
         }
         self._diagnostics(out)
         return out
@@ -551,6 +611,17 @@ class Speaker:
             if caught_up and (records or not synced):
                 self.sync()
                 synced = True
+                if self.heartbeat is not None and not self.heartbeat.running:
+                    # only now: a node is "up" once its speaker serves the current decisions; the heap's one full
+                    # collection happens before the first beat (liveness.freeze_heap)
+                    liveness.freeze_heap(full=True)
+                    self._frozen_at = self.applied
+                    self.heartbeat.start()
+                elif self.applied - self._frozen_at >= liveness.FREEZE_EVERY:
+                    liveness.freeze_heap()
+                    self._frozen_at = self.applied
+            if caught_up and self._yielded:
+                self._restore_yielded()
         if read is not None:
             read.cancel()
         await self.shutdown()
@@ -583,11 +654,10 @@ class Speaker:
         await self.bfd.stop()  # AdminDown: the routers must not read our exit as a path failure
         if self.l2 is not None:
             await self.l2.stop()
-        if self._announced_up and not keep:
-            try:
-                await asyncio.get_running_loop().run_in_executor(None, self._say_down)
-            except logmod.LogUnavailable:
-                logger.warning("could not append speaker.down (log unreachable)")
+        if self.heartbeat is not None and self.heartbeat.running:
+            # no key: the replicas append speaker.down at their next look; keep_on_exit: a restart grace
+            await asyncio.get_running_loop().run_in_executor(
+                None, self.heartbeat.stop, self.s.restart_grace_ms if keep else None)
         self._refresh_metrics()
         try:
             self._write_status()
@@ -595,6 +665,3 @@ class Speaker:
             pass
         logger.info("stopped", extra={"pos": str(self.pos), "keep_on_exit": keep})
 
-    def _say_down(self) -> None:
-        self.log.append([schema.SpeakerDown(node=self.s.node)])
-        self.log.clear_heartbeat(self.s.node)

@@ -91,3 +91,20 @@ def test_status_table_shows_bfd_sessions(tmp_path: Path) -> None:
     assert r.exit_code == 0, r.output
     row = next(line for line in r.output.splitlines() if "router" in line and "Down" in line)
     assert "10.0.0.254" in row and "unsupported" in row and "1000/300" in row
+
+
+def test_status_table_shows_the_heartbeat(tmp_path: Path) -> None:
+    f = tmp_path / "s.json"
+    f.write_text(json.dumps({**STATUS, "heartbeat": {"interval_ms": 100, "ttl_ms": 600, "last_ok_age_s": 0.04,
+                                                     "max_gap_s": 0.183, "failures": 2, "link_down": True}}))
+    r = CliRunner().invoke(app, ["status", "--status-file", str(f)], env={"COLUMNS": "200"})
+    assert r.exit_code == 0, r.output
+    assert "every 100 ms, TTL 600 ms" in r.output and "largest gap 0.183 s" in r.output
+    assert "failures 2" in r.output and "LINKS DOWN" in r.output
+
+
+def test_speak_rejects_an_interval_not_below_the_ttl(tmp_path: Path) -> None:
+    r = CliRunner().invoke(app, ["speak", "--node", "n", "--no-l2", "--no-bgp", "--status-file",
+                                 str(tmp_path / "s.json"), "--heartbeat-interval-ms", "600",
+                                 "--heartbeat-ttl-ms", "600"])
+    assert r.exit_code != 0 and "must be below --heartbeat-ttl-ms" in r.output and "Traceback" not in r.output

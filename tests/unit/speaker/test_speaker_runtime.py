@@ -1,8 +1,9 @@
 """The speaker's shell logic without a network: an in-process cluster log, a recording L2 side, BGP off.
 
-Checks the contract of reconciler/runtime/daemons/speaker.py: speaker.up and heartbeat at start, effects executed in plan
-order (withdrawals first), a log outage keeps the wire and is reported, bad entries are skipped, SIGTERM-style
-shutdown withdraws and appends speaker.down, keep-on-exit does not, and a restarted speaker re-announces.
+Checks the contract of reconciler/runtime/daemons/speaker.py: a heartbeat key (and no stream entry of its own) once
+serving, effects executed in plan order (withdrawals first), a log outage keeps the wire and is reported, bad entries
+are skipped, SIGTERM-style shutdown withdraws and deletes the key, keep-on-exit leaves it for the restart grace, and a
+restarted speaker re-announces.
 """
 
 from __future__ import annotations
@@ -115,10 +116,10 @@ def test_speaker_follows_plan_and_reports_outage(tmp_path: Path) -> None:
     async def main() -> None:
         stop, task = await run_until(sp, lambda: l2.owned)
         assert l2.calls == [("announce", "10.0.0.10")]
-        # the speaker announced itself and keeps its heartbeat
+        # the speaker keeps its heartbeat key and appends nothing itself (design.md §2)
+        await run_wait(lambda: "node-a" in log.alive_speakers())
         kinds = [type(logmod.decode_record(r)).__name__ for r in log.read()]
-        assert "SpeakerUp" in kinds
-        assert "node-a" in log.alive_speakers()
+        assert "SpeakerUp" not in kinds
         # a second Service: announced without touching the first
         log.append(events_of(tmp_path, svc("api")))
         await run_wait(lambda: len(l2.owned) == 2)
@@ -149,29 +150,33 @@ def test_speaker_follows_plan_and_reports_outage(tmp_path: Path) -> None:
     asyncio.run(main())
     assert l2.stopped
     kinds = [type(logmod.decode_record(r)).__name__ for r in log.read() if r.data != b"\x00garbage"]
-    assert kinds[-1] == "SpeakerDown"
-    assert "node-a" not in log.alive_speakers()
+    assert "SpeakerDown" not in kinds and "SpeakerUp" not in kinds
+    assert "node-a" not in log.alive_speakers()  # deleted: the replicas append speaker.down at once
 
 
-def test_keep_on_exit_appends_nothing_and_restart_reannounces(tmp_path: Path) -> None:
-    log = LocalCluster()
+def test_keep_on_exit_leaves_the_key_for_the_restart_grace_and_restart_reannounces(tmp_path: Path) -> None:
+    clock = [1000.0]
+    log = LocalCluster(lambda: clock[0])
     log.append(events_of(tmp_path, CONFIG + "---" + svc("web")))
+    n = len(list(log.read()))
 
     async def one_life(keep: bool) -> RecordingL2:
         l2 = RecordingL2()
-        sp = Speaker(log, SpeakerSettings(node="node-a", block_ms=20, bgp=False, keep_on_exit=keep), l2=l2)
-        stop, task = await run_until(sp, lambda: l2.owned)
+        sp = Speaker(log, SpeakerSettings(node="node-a", block_ms=20, bgp=False, keep_on_exit=keep,
+                                          restart_grace_ms=15_000), l2=l2)
+        stop, task = await run_until(sp, lambda: l2.owned and sp.heartbeat.beats >= 1)
         stop.set()
         await asyncio.wait_for(task, 10)
         return l2
 
     first = asyncio.run(one_life(True))
-    n = len(list(log.read()))
     assert first.calls == [("announce", "10.0.0.10")]
-    assert type(logmod.decode_record(list(log.read())[-1])).__name__ == "SpeakerUp"
+    clock[0] += 14  # a planned restart within the grace is not a node death
+    assert log.alive_speakers() == {"node-a"}
     second = asyncio.run(one_life(False))  # restart: everything announced again from the current decisions
     assert second.calls == [("announce", "10.0.0.10")]
-    assert len(list(log.read())) == n + 2  # speaker.up, speaker.down
+    assert log.alive_speakers() == set()  # a clean exit without keep: key gone at once
+    assert len(list(log.read())) == n  # neither life appended anything
 
 
 def test_router_id_fallback_is_crc32_of_node_name_little_endian() -> None:

@@ -1,0 +1,372 @@
+"""Two nodes, a router and a client in network namespaces, for node-death and partition tests (and
+``benchmarks/bench_liveness.py``).
+
+Layout (every namespace and veth is made here and removed by ``close``)::
+
+                     router namespace "hub": bridge br0 (the LAN) + redis-server on the management links
+      node-a  eth0 ──┤ br0 ├── eth0  node-b         client: eth0 on br0 (watches ARP, keeps a neighbour table)
+              mgmt ──┤ redis ├── mgmt
+
+Each node runs one ``streamlb run`` replica and one ``streamlb speak`` inside its namespace, both reaching Redis
+over the node's ``mgmt`` link (a management network separate from the service LAN, so each partition can be cut on
+its own). The test process reaches the same Redis over a Unix socket. A node "dies" by losing both links and having
+its two processes SIGKILLed.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+from events import inputs, log as logmod, schema, stream
+from reconciler import fold, planning, state as statemod
+from tests.integration.speaker_env import Netns, Topology, addr, sh, wait_for
+
+ROOT = Path(__file__).resolve().parents[2]
+REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
+NODES = ("node-a", "node-b")
+ROLE = {"node-a": "a", "node-b": "b"}
+MACS = {"node-a": "02:00:5e:40:00:0a", "node-b": "02:00:5e:40:00:0b"}
+LAN = {"node-a": "10.92.0.1", "node-b": "10.92.0.2"}
+MGMT = {"node-a": ("10.93.1.1", "10.93.1.254"), "node-b": ("10.93.2.1", "10.93.2.254")}
+CLIENT = "10.92.0.100"
+REDIS_PORT = 6379
+
+
+def config_yaml(n_services: int) -> str:
+    docs = ["""
+apiVersion: metallb.io/v1beta1
+kind: IPAddressPool
+metadata: {name: l2pool, namespace: metallb-system}
+spec: {addresses: [10.92.0.50-10.92.0.69]}
+---
+apiVersion: metallb.io/v1beta1
+kind: L2Advertisement
+metadata: {name: l2, namespace: metallb-system}
+spec: {ipAddressPools: [l2pool]}
+---
+apiVersion: v1
+kind: Node
+metadata: {name: node-a, labels: {kubernetes.io/hostname: node-a}}
+---
+apiVersion: v1
+kind: Node
+metadata: {name: node-b, labels: {kubernetes.io/hostname: node-b}}
+"""]
+    for i in range(n_services):
+        docs.append(f"""
+apiVersion: v1
+kind: Service
+metadata: {{name: svc{i}, namespace: default}}
+spec:
+  type: LoadBalancer
+  clusterIP: 10.96.1.{i + 10}
+  clusterIPs: [10.96.1.{i + 10}]
+  ipFamilies: [IPv4]
+  ports: [{{port: 80, protocol: TCP}}]
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata:
+  name: svc{i}-x
+  namespace: default
+  labels: {{kubernetes.io/service-name: svc{i}}}
+addressType: IPv4
+endpoints:
+  - addresses: [10.244.1.{i + 10}]
+    conditions: {{ready: true}}
+    nodeName: node-a
+""")
+    return "---".join(docs)
+
+
+def yaml_events(path: Path, text: str) -> list[schema.Event]:
+    path.write_text(text)
+    return [o.event for rec in inputs.read_file(path) for o in rec.outcomes if isinstance(o, inputs.Accepted)]
+
+
+class ArpWatch:
+    """Every ARP frame the client's eth0 receives, with its arrival time (``time.time()``), from a thread."""
+
+    def __init__(self, ns: Netns) -> None:
+        with ns.entered():
+            self.sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x0806))
+        self.sock.bind(("eth0", 0x0806))
+        self.sock.settimeout(0.2)
+        self.frames: list[tuple[float, str, str, str]] = []  # (t, eth src, sender ip, target ip)
+        self._stop = False
+        self._thread = threading.Thread(target=self._run, name="arpwatch", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop:
+            try:
+                data = self.sock.recv(128)
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            t = time.time()
+            if len(data) < 42:
+                continue
+            self.frames.append((t, data[6:12].hex(":"), socket.inet_ntoa(data[28:32]), socket.inet_ntoa(data[38:42])))
+
+    def first_garp(self, ip: str, mac: str, after: float) -> float | None:
+        """Arrival time of the first gratuitous ARP (sender = target = ``ip``) from ``mac`` after ``after``."""
+        for t, src, sip, tip in list(self.frames):
+            if t >= after and src == mac and sip == tip == ip:
+                return t
+        return None
+
+    def garps_from(self, mac: str, after: float, before: float = float("inf")) -> list[tuple[float, str]]:
+        return [(t, sip) for t, src, sip, tip in list(self.frames) if after <= t < before and src == mac and sip == tip]
+
+    def close(self) -> None:
+        self._stop = True
+        self._thread.join(2)
+        self.sock.close()
+
+
+class Proc:
+    """One daemon inside a node namespace (``ip netns exec`` execs it: the PID is the daemon's)."""
+
+    def __init__(self, ns: Netns, argv: list[str], logfile: Path, env: dict, cwd: Path = ROOT) -> None:
+        self.ns, self.argv, self.logfile, self.env, self.cwd = ns, argv, logfile, env, cwd
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> Proc:
+        with open(self.logfile, "ab") as f:
+            self.proc = subprocess.Popen(["ip", "netns", "exec", self.ns.name, *self.argv], stdout=subprocess.DEVNULL,
+                                         stderr=f, env=self.env, cwd=self.cwd)
+        return self
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def kill(self) -> None:
+        if self.alive():
+            os.kill(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(10)
+
+    def stop(self, timeout: float = 20.0) -> int | None:
+        if not self.alive():
+            return None if self.proc is None else self.proc.returncode
+        os.kill(self.proc.pid, signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            return None
+
+
+class LivenessCluster:
+    """The layout above. ``code_root`` runs another checkout of streamlb (the benchmark's "previous defaults")."""
+
+    def __init__(self, tmp: Path, *, n_services: int = 6, speak_args: tuple[str, ...] = (),
+                 run_args: tuple[str, ...] = (), code_root: Path = ROOT, env: dict | None = None,
+                 cluster: str = "live") -> None:
+        self.tmp = Path(tmp)
+        self.tmp.mkdir(parents=True, exist_ok=True)
+        self.n_services = n_services
+        self.speak_args, self.run_args = tuple(speak_args), tuple(run_args)
+        self.code_root = Path(code_root)
+        self.env = dict(os.environ, PYTHONPATH=str(self.code_root), **(env or {}))
+        self.cluster = cluster
+        self.topo = Topology()
+        self.ns: dict[str, Netns] = {}
+        self.speakers: dict[str, Proc] = {}
+        self.replicas: dict[str, Proc] = {}
+        self.redis: subprocess.Popen | None = None
+        self.watch: ArpWatch | None = None
+        self.lg: stream.StreamLog | None = None
+        self._links = 0
+
+    # -- set-up ---------------------------------------------------------------------------------------------------
+
+    def _link(self, a: Netns, a_if: str, b: Netns, b_if: str) -> None:
+        self._links += 1
+        ta, tb = f"la{self.topo.tag}{self._links}", f"lb{self.topo.tag}{self._links}"
+        sh("ip", "link", "add", ta, "type", "veth", "peer", "name", tb)
+        sh("ip", "link", "set", ta, "netns", a.name)
+        sh("ip", "link", "set", tb, "netns", b.name)
+        a.run("ip", "link", "set", ta, "name", a_if)
+        b.run("ip", "link", "set", tb, "name", b_if)
+        a.run("ip", "link", "set", a_if, "up")
+        b.run("ip", "link", "set", b_if, "up")
+
+    def start(self) -> LivenessCluster:
+        hub = self.ns["hub"] = self.topo.ns("hub")
+        self.topo.bridge(hub)
+        for node in NODES:
+            r = ROLE[node]
+            x = self.ns[node] = self.topo.ns(r)
+            self._link(x, "eth0", hub, f"p{r}")
+            hub.run("ip", "link", "set", f"p{r}", "master", "br0")
+            x.run("ip", "link", "set", "eth0", "address", MACS[node])
+            addr(x, "eth0", f"{LAN[node]}/24")
+            self._link(x, "mgmt", hub, f"mg-{r}")
+            addr(x, "mgmt", f"{MGMT[node][0]}/24")
+            addr(hub, f"mg-{r}", f"{MGMT[node][1]}/24")
+        c = self.ns["client"] = self.topo.ns("c")
+        self._link(c, "eth0", hub, "pc")
+        hub.run("ip", "link", "set", "pc", "master", "br0")
+        addr(c, "eth0", f"{CLIENT}/24")
+        sock = self.tmp / "redis.sock"
+        with open(self.tmp / "redis.out", "wb") as f:
+            self.redis = subprocess.Popen(
+                ["ip", "netns", "exec", hub.name, REDIS_SERVER, "--port", str(REDIS_PORT), "--bind",
+                 *[MGMT[n][1] for n in NODES], "--unixsocket", str(sock), "--unixsocketperm", "777", "--dir",
+                 str(self.tmp), "--save", "", "--appendonly", "no", "--daemonize", "no", "--protected-mode", "no"],
+                stdout=f, stderr=f)
+        wait_for(lambda: sock.exists(), 20, what="redis-server socket")
+        self.lg = stream.StreamLog.from_url(f"unix://{sock}", self.cluster)
+        wait_for(lambda: self._ping(), 20, what="redis-server answers")
+        self.lg.append(yaml_events(self.tmp / "config.yaml", config_yaml(self.n_services)))
+        self.watch = ArpWatch(c)
+        return self
+
+    def _ping(self) -> bool:
+        try:
+            return bool(self.lg.client.ping())
+        except Exception:  # noqa: BLE001 - not up yet
+            return False
+
+    def url(self, node: str) -> str:
+        return f"redis://{MGMT[node][1]}:{REDIS_PORT}/0"
+
+    def start_node(self, node: str) -> None:
+        r = ROLE[node]
+        py = [sys.executable, "-m", "reconciler"]
+        self.replicas[node] = Proc(self.ns[node], [
+            *py, "run", "--redis-url", self.url(node), "--cluster", self.cluster, "--replica", f"run-{r}",
+            "--log-format", "json", *self.run_args], self.tmp / f"run-{r}.log", self.env, self.code_root).start()
+        self.start_node_speaker(node)
+
+    def start_node_speaker(self, node: str) -> None:
+        r = ROLE[node]
+        py = [sys.executable, "-m", "reconciler"]
+        self.speakers[node] = Proc(self.ns[node], [
+            *py, "speak", "--node", node, "--redis-url", self.url(node), "--cluster", self.cluster, "--no-bgp",
+            "--exclude-interface", "mgmt", "--status-file", str(self.tmp / f"{node}.status.json"),
+            "--log-format", "json", *self.speak_args], self.tmp / f"speak-{r}.log", self.env,
+            self.code_root).start()
+
+    def close(self) -> None:
+        for p in [*self.speakers.values(), *self.replicas.values()]:
+            p.kill()
+        if self.watch is not None:
+            self.watch.close()
+        if self.lg is not None:
+            self.lg.close()
+        if self.redis is not None and self.redis.poll() is None:
+            self.redis.kill()
+            self.redis.wait(10)
+        self.topo.close()
+
+    # -- actions --------------------------------------------------------------------------------------------------
+
+    def kill_node(self, node: str) -> float:
+        """Node death: both links down, then SIGKILL of its speaker and its replica. Returns when it began."""
+        t0 = time.time()
+        x = self.ns[node]
+        sh("ip", "-n", x.name, "link", "set", "eth0", "down")
+        sh("ip", "-n", x.name, "link", "set", "mgmt", "down")
+        self.speakers[node].kill()
+        self.replicas[node].kill()
+        return t0
+
+    def revive_node(self, node: str) -> None:
+        x = self.ns[node]
+        sh("ip", "-n", x.name, "link", "set", "eth0", "up")
+        sh("ip", "-n", x.name, "link", "set", "mgmt", "up")
+        self.start_node(node)
+
+    def set_link(self, node: str, ifname: str, up: bool) -> None:
+        """Cut or restore one of a node's links from the router's side (the node's end loses carrier)."""
+        port = f"p{ROLE[node]}" if ifname == "eth0" else f"mg-{ROLE[node]}"
+        sh("ip", "-n", self.ns["hub"].name, "link", "set", port, "up" if up else "down")
+
+    # -- observations ---------------------------------------------------------------------------------------------
+
+    def state(self) -> statemod.State:
+        st = statemod.new()
+        for rec in self.lg.read():
+            try:
+                fold.apply(st, logmod.decode_record(rec))
+            except Exception:  # noqa: BLE001 - the daemons dead-letter the same entries
+                pass
+        return st
+
+    def owners(self, st: statemod.State | None = None) -> dict[str, str]:
+        """VIP -> owning node, from an offline fold of the stream (the oracle)."""
+        st = st or self.state()
+        out = {}
+        for node in NODES:
+            for ip in planning.node_plan(st, node).l2:
+                out[ip] = node
+        return out
+
+    def liveness_events(self) -> list[tuple[str, schema.Event]]:
+        out = []
+        for rec in self.lg.read():
+            try:
+                e = logmod.decode_record(rec)
+            except Exception:  # noqa: BLE001
+                continue
+            if isinstance(e, (schema.SpeakerUp, schema.SpeakerDown)):
+                out.append((str(rec.position), e))
+        return out
+
+    def neigh(self, ip: str) -> str:
+        out = self.ns["client"].run("ip", "neigh", "show", ip, "dev", "eth0").stdout.split()
+        return out[out.index("lladdr") + 1] if "lladdr" in out else ""
+
+    def poke(self, ip: str) -> None:
+        s = self.ns["client"].socket(socket.AF_INET, socket.SOCK_DGRAM)
+        try:
+            s.sendto(b"x", (ip, 9))
+        except OSError:
+            pass
+        finally:
+            s.close()
+
+    def status(self, node: str) -> dict:
+        import json
+
+        try:
+            return json.loads((self.tmp / f"{node}.status.json").read_text())
+        except (OSError, ValueError):
+            return {}
+
+    def alive_keys(self) -> set[str]:
+        return self.lg.alive_speakers()
+
+    def settled(self) -> dict[str, str] | None:
+        """Both speakers beating, the fold has both up, every VIP owned and resolved by the client to its owner."""
+        if self.alive_keys() != set(NODES):
+            return None
+        st = self.state()
+        if st.speakers_down:
+            return None
+        owners = self.owners(st)
+        if len(owners) != self.n_services:
+            return None
+        for ip, node in owners.items():
+            if self.neigh(ip) != MACS[node]:
+                self.poke(ip)
+                return None
+        for node in NODES:  # each speaker has applied it (its status file, rewritten every second)
+            mine = sorted(ip for ip, n in owners.items() if n == node)
+            if sorted((self.status(node).get("l2") or {}).get("announced", [])) != mine:
+                return None
+        return owners
+
+    def wait_settled(self, timeout: float = 90.0) -> dict[str, str]:
+        return wait_for(self.settled, timeout, interval=0.1, what="both nodes up and every VIP at its owner")

@@ -243,10 +243,12 @@ class PeerTransport:
         now = self.clock()
         loser = collision_loser(ours, cand)
         if loser is cand:
+            log.info("peer %s: connection collision: closing the peer's connection, keeping ours", self.spec.name)
             cand.close_collision(now)
             self._hold_until = None
             self.collisions += 1
         elif loser is ours:
+            log.info("peer %s: connection collision: closing our connection, keeping the peer's", self.spec.name)
             ours.close_collision(now)
             self.collisions += 1
             self._adopt(cand)

@@ -9,6 +9,7 @@ that every replica folds identical values (design.md §3).
 from __future__ import annotations
 
 import ipaddress
+import re
 
 import msgspec
 
@@ -101,6 +102,34 @@ def _check_pairs(pairs: schema.Pairs, where: str) -> None:
         raise DecodeError(f"{where}: keys must be unique and sorted")
 
 
+_OBJECT_KINDS = frozenset(schema.OBJECT_KINDS)
+_CLUSTER_SCOPED = frozenset({"Node", "Namespace"})
+# RFC 1123 subdomain, as Kubernetes requires of node names
+_NODE_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+METALLB_KINDS = frozenset({"IPAddressPool", "L2Advertisement", "BGPAdvertisement", "BGPPeer", "Community",
+                           "BFDProfile"})
+_METALLB_TYPES = (schema.IPAddressPool, schema.L2Advertisement, schema.BGPAdvertisement, schema.BGPPeer,
+                  schema.Community, schema.BFDProfile)
+
+
+def outside_namespaces(event: schema.Event, metallb_namespaces: tuple[str, ...]) -> str | None:
+    """A MetalLB object (upsert or delete) outside the MetalLB namespaces streamlb honours: the key it is ignored
+    and counted under (``metallb.io/KIND[namespace NS]``, as the Kubernetes translation counts it); else None.
+    MetalLB honours its own namespace only; so does every replica (design.md §3)."""
+    match event:
+        case schema.K8sUpsert(obj=obj):
+            if not isinstance(obj, _METALLB_TYPES):
+                return None
+            kind, ns = type(obj).__struct_config__.tag, obj.namespace
+        case schema.K8sDelete(ref=ref):
+            kind, ns = ref.kind, ref.namespace
+        case _:
+            return None
+    if kind in METALLB_KINDS and ns not in metallb_namespaces:
+        return f"metallb.io/{kind}[namespace {ns}]"
+    return None
+
+
 def validate(event: schema.Event) -> None:
     """Refuse an event that is well-typed but not canonical. Raises :class:`DecodeError`."""
     match event:
@@ -126,13 +155,26 @@ def validate(event: schema.Event) -> None:
                         for j, ip in enumerate(ep.addresses):
                             _check_ip(ip, f"{where}: endpoints[{i}].addresses[{j}]")
                 case schema.Node():
+                    if obj.namespace:
+                        raise DecodeError(f"{where}: a Node is cluster-scoped and has no namespace")
                     for i, ip in enumerate(obj.internal_ips):
                         _check_ip(ip, f"{where}: internalIPs[{i}]")
+                case schema.Namespace():
+                    if obj.namespace:
+                        raise DecodeError(f"{where}: a Namespace is cluster-scoped and has no namespace")
                 case _:
                     pass
         case schema.K8sDelete(ref=ref):
             if not ref.name:
                 raise DecodeError(f"{ref.kind}: empty name")
+            if ref.kind not in _OBJECT_KINDS:
+                raise DecodeError(f"k8s.delete of unknown kind {ref.kind!r} (kinds: {', '.join(schema.OBJECT_KINDS)})")
+            if ref.namespace and ref.kind in _CLUSTER_SCOPED:
+                raise DecodeError(f"k8s.delete of {ref.kind} {ref.namespace}/{ref.name}: a {ref.kind} is "
+                                  "cluster-scoped and has no namespace")
         case schema.SpeakerUp(node=node) | schema.SpeakerDown(node=node):
             if not node:
                 raise DecodeError(f"{event.__struct_config__.tag}: empty node name")
+            if len(node) > 253 or not _NODE_NAME.match(node):
+                raise DecodeError(f"{event.__struct_config__.tag}: {node[:80]!r} is not a Kubernetes node name "
+                                  "(lowercase RFC 1123 subdomain, at most 253 characters)")

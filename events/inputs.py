@@ -93,6 +93,13 @@ def _from_object(obj: Any, opts: Options) -> list[Outcome]:
     return [_checked(schema.K8sUpsert(obj=result))]
 
 
+def _native(event: schema.Event, opts: Options) -> Outcome:
+    """A native event (JSON or evlog): MetalLB objects outside the MetalLB namespaces are ignored and counted, as
+    translated objects are and as every replica does (codec.outside_namespaces)."""
+    key = codec.outside_namespaces(event, opts.metallb_namespaces)
+    return Accepted(event) if key is None else Ignored(key)
+
+
 def _checked(event: schema.Event) -> Outcome:
     try:
         codec.validate(event)
@@ -129,7 +136,7 @@ def _from_json_value(value: Any, opts: Options) -> list[Outcome]:
         return _from_watch(value, opts)
     if value.get("kind") in schema.EVENT_TAGS or ("kind" in value and "apiVersion" not in value):
         try:
-            return [Accepted(codec.from_builtins(value))]
+            return [_native(codec.from_builtins(value), opts)]
         except codec.DecodeError as exc:
             return [Rejected(str(exc))]
     return _from_object(value, opts)
@@ -139,14 +146,14 @@ def _from_json_value(value: Any, opts: Options) -> list[Outcome]:
 # Readers per format
 
 
-def _read_evlog(name: str, blob: bytes, version: int) -> Iterator[Record]:
+def _read_evlog(name: str, blob: bytes, version: int, opts: Options = Options()) -> Iterator[Record]:
     for frame in logfile.iter_frames(blob):
         rec = Record(name, frame.index)
         if frame.data is None:
             rec.outcomes.append(Rejected(frame.problem or "truncated frame"))
         else:
             try:
-                rec.outcomes.append(Accepted(upcast.decode_versioned(frame.data, version)))
+                rec.outcomes.append(_native(upcast.decode_versioned(frame.data, version), opts))
             except codec.DecodeError as exc:
                 rec.outcomes.append(Rejected(str(exc)))
         yield rec
@@ -252,7 +259,7 @@ def read_file(path: str | os.PathLike[str], opts: Options = Options()) -> Iterat
             version = logfile.read_header(blob)
         except logfile.LogCorrupt as exc:
             raise InputError(name, str(exc)) from None
-        return _read_evlog(name, blob, version)
+        return _read_evlog(name, blob, version, opts)
     text = blob.decode("utf-8")
     if fmt == "json":
         return _read_json(name, text, opts)

@@ -35,6 +35,11 @@ class LogUnavailable(RuntimeError):
     """The log's backend cannot be reached (retry later)."""
 
 
+class LogForbidden(RuntimeError):
+    """The log's backend refused an operation for lack of rights (a Redis ACL ``NOPERM``): retrying cannot help.
+    The message names the command, the key, the user and the role that may do it."""
+
+
 class LogCorrupt(RuntimeError):
     """The log's storage is damaged or went backwards; never re-fold silently."""
 

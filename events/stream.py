@@ -21,12 +21,24 @@ Theory of operation
 * Connection errors become :class:`events.log.LogUnavailable`; the caller retries with backoff.
 
 URLs (``STREAMLB_REDIS_URL``): everything redis-py's ``from_url`` takes (``redis://``, ``rediss://`` for TLS,
-``unix://``, ``user:password@``, ``?ssl_cert_reqs=...``), plus ``redis+sentinel://[:pw@]host:port[,host:port...]/
-service[/db]`` for Sentinel and ``redis+cluster://host:port[,host:port...]`` for Redis Cluster.
+``unix://``, ``user:password@``), plus ``redis+sentinel://[user:pw@]host:port[,host:port...]/service[/db]`` for
+Sentinel and ``redis+cluster://[user:pw@]host:port[,host:port...]`` for Redis Cluster; ``rediss+sentinel://`` and
+``rediss+cluster://`` are the same over TLS (to the sentinels and to the servers). TLS query parameters, for every
+TLS form: ``ssl_ca_certs=FILE`` (the CA that signed the server's certificate; default: the system's CAs),
+``ssl_certfile=FILE`` and ``ssl_keyfile=FILE`` (a client certificate, for ``tls-auth-clients yes``),
+``ssl_cert_reqs=required|optional|none`` (default ``required``: the server's certificate is verified),
+``ssl_check_hostname=true|false``. Sentinel: ``sentinel_username=``/``sentinel_password=`` when the sentinels
+require their own login. Credentials not in the URL come from ``STREAMLB_REDIS_USERNAME`` and
+``STREAMLB_REDIS_PASSWORD`` (or ``STREAMLB_REDIS_PASSWORD_FILE``), so one URL can be shared by components that log
+in as different users (:mod:`events.acl`).
+
+Rights: a command Redis refuses with ``NOPERM`` (an ACL) raises :class:`events.log.LogForbidden` naming the command,
+the key, the user and the role that may do it; nothing is retried (the rights will not change by waiting).
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -38,8 +50,8 @@ import redis.sentinel
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from events import codec, schema
-from events.log import LogUnavailable, Record, Snapshot
+from events import acl, codec, schema
+from events.log import LogForbidden, LogUnavailable, Record, Snapshot
 from events.position import ZERO, Position
 
 DEFAULT_URL = "redis://127.0.0.1:6379/0"
@@ -93,11 +105,13 @@ class Keys:
         return self._k("status:")
 
 
-def _hosts(netloc: str, default_port: int) -> tuple[str | None, list[tuple[str, int]]]:
-    password = None
+def _hosts(netloc: str, default_port: int) -> tuple[str | None, str | None, list[tuple[str, int]]]:
+    username = password = None
     if "@" in netloc:
         cred, netloc = netloc.rsplit("@", 1)
-        password = unquote(cred.split(":", 1)[1] if ":" in cred else cred) or None
+        user, sep, pw = cred.partition(":")
+        username = unquote(user) or None if sep else None
+        password = unquote(pw if sep else cred) or None
     out = []
     for part in netloc.split(","):
         if part.startswith("["):
@@ -108,34 +122,117 @@ def _hosts(netloc: str, default_port: int) -> tuple[str | None, list[tuple[str, 
             if not sep:
                 host, port = part, ""
         out.append((host, int(port) if port else default_port))
-    return password, out
+    return username, password, out
 
 
-def connect(url: str = DEFAULT_URL, *, socket_timeout: float | None = 30.0) -> redis.Redis:
-    """A redis-py client for ``url`` (see the module docstring for the accepted forms)."""
+_TLS_QUERY = ("ssl_ca_certs", "ssl_certfile", "ssl_keyfile", "ssl_cert_reqs", "ssl_check_hostname", "ssl_ca_path")
+
+
+def _tls_options(url: str, query: dict[str, list[str]]) -> dict:
+    out: dict = {}
+    for name in _TLS_QUERY:
+        if name in query:
+            v = query[name][-1]
+            if name == "ssl_check_hostname":
+                if v.lower() not in ("true", "false", "1", "0", "yes", "no"):
+                    raise ValueError(f"{_redact(url)}: ssl_check_hostname must be true or false, not {v!r}")
+                out[name] = v.lower() in ("true", "1", "yes")
+            elif name == "ssl_cert_reqs" and v not in ("required", "optional", "none"):
+                raise ValueError(f"{_redact(url)}: ssl_cert_reqs must be required, optional or none, not {v!r}")
+            else:
+                out[name] = v
+    return out
+
+
+def _redact(url: str) -> str:
     parts = urlsplit(url)
-    common = {"socket_timeout": socket_timeout, "socket_connect_timeout": 5.0}
-    if parts.scheme == "redis+sentinel":
-        password, hosts = _hosts(parts.netloc, 26379)
+    if "@" not in parts.netloc:
+        return url
+    cred, host = parts.netloc.rsplit("@", 1)
+    user = cred.split(":", 1)[0] if ":" in cred else ""
+    return parts._replace(netloc=f"{user}:***@{host}").geturl()
+
+
+def connect(url: str = DEFAULT_URL, *, socket_timeout: float | None = 30.0, username: str | None = None,
+            password: str | None = None) -> redis.Redis:
+    """A redis-py client for ``url`` (see the module docstring for the accepted forms). ``username`` and
+    ``password`` are used when the URL carries none; without them, the environment's
+    (:func:`credentials_from_env`), so every connection a component opens logs in as the same user."""
+    if username is None and password is None:
+        username, password = credentials_from_env()
+    parts = urlsplit(url)
+    query = parse_qs(parts.query)
+    # driver_info=None: no CLIENT SETINFO on connect (Redis 7.0 lacks it, and the ACL roles do not grant it)
+    common = {"socket_timeout": socket_timeout, "socket_connect_timeout": 5.0, "driver_info": None}
+    if parts.scheme in ("redis+sentinel", "rediss+sentinel"):
+        user, pw, hosts = _hosts(parts.netloc, 26379)
         path = [p for p in parts.path.split("/") if p]
         if not path:
-            raise ValueError(f"{url}: a Sentinel URL needs the service name: redis+sentinel://host:port/SERVICE")
+            raise ValueError(f"{_redact(url)}: a Sentinel URL needs the service name: redis+sentinel://host:port/SERVICE")
         service, db = path[0], int(path[1]) if len(path) > 1 else 0
-        q = parse_qs(parts.query)
-        sentinel_pw = q.get("sentinel_password", [None])[0]
+        tls = {"ssl": True, **_tls_options(url, query)} if parts.scheme.startswith("rediss") else {}
+        skw: dict = {"socket_timeout": 5.0, **tls}
+        if "sentinel_password" in query:
+            skw["password"] = query["sentinel_password"][-1]
+        if "sentinel_username" in query:
+            skw["username"] = query["sentinel_username"][-1]
         sentinel = redis.sentinel.Sentinel(
-            hosts, sentinel_kwargs={"password": sentinel_pw, "socket_timeout": 5.0} if sentinel_pw else
-            {"socket_timeout": 5.0}, password=password, db=db, **common,
+            hosts, sentinel_kwargs=skw, **_creds(user, pw, username, password), db=db, **tls, **common,
         )
         return sentinel.master_for(service)
     if parts.scheme in ("redis+cluster", "rediss+cluster"):
-        password, hosts = _hosts(parts.netloc, 6379)
+        user, pw, hosts = _hosts(parts.netloc, 6379)
         nodes = [redis.cluster.ClusterNode(h, p) for h, p in hosts]
-        return redis.cluster.RedisCluster(  # type: ignore[return-value]
-            startup_nodes=nodes, password=password, ssl=parts.scheme.startswith("rediss"), **common
-        )
+        tls = {"ssl": True, **_tls_options(url, query)} if parts.scheme.startswith("rediss") else {}
+        try:  # the cluster client connects at once to learn the slot map
+            return redis.cluster.RedisCluster(  # type: ignore[return-value]
+                startup_nodes=nodes, **_creds(user, pw, username, password), **tls, **common
+            )
+        except redis.exceptions.NoPermissionError as exc:
+            who = _creds(user, pw, username, password)["username"] or "default"
+            raise LogForbidden(forbidden_message(str(exc), "CLUSTER SLOTS", None, who)) from None
+    if parts.scheme == "rediss":
+        _tls_options(url, query)  # validate; redis-py reads them from the URL
+    kw: dict = dict(common)
+    if parts.username is None and parts.password is None:
+        kw.update({k: v for k, v in (("username", username), ("password", password)) if v})
     # no silent reconnect-and-retry: a restart must surface so the daemon re-checks its position
-    return redis.Redis.from_url(url, retry=Retry(NoBackoff(), 0), **common)
+    return redis.Redis.from_url(url, retry=Retry(NoBackoff(), 0), **kw)
+
+
+def _creds(url_user: str | None, url_pw: str | None, user: str | None, pw: str | None) -> dict:
+    """The URL's credentials if it has any, else the given ones (never a mix of both)."""
+    if url_user is not None or url_pw is not None:
+        return {"username": url_user, "password": url_pw}
+    return {"username": user, "password": pw}
+
+
+def credentials_from_env(environ: dict | None = None) -> tuple[str | None, str | None]:
+    """``STREAMLB_REDIS_USERNAME`` and ``STREAMLB_REDIS_PASSWORD`` (or the file ``STREAMLB_REDIS_PASSWORD_FILE``)."""
+    import os
+
+    env = os.environ if environ is None else environ
+    user = env.get("STREAMLB_REDIS_USERNAME") or None
+    pw = env.get("STREAMLB_REDIS_PASSWORD") or None
+    path = env.get("STREAMLB_REDIS_PASSWORD_FILE")
+    if pw is None and path:
+        try:
+            with open(path) as f:
+                pw = f.read().strip() or None
+        except OSError as exc:
+            raise ValueError(f"STREAMLB_REDIS_PASSWORD_FILE {path}: {exc.strerror or exc}") from None
+    return user, pw
+
+
+def username_of(client) -> str:
+    """The Redis user a client logs in as (``default`` without one)."""
+    for get in (lambda: client.connection_pool.connection_kwargs, lambda: client.nodes_manager.connection_kwargs):
+        try:
+            kw = get()
+        except AttributeError:
+            continue
+        return kw.get("username") or "default"
+    return "default"
 
 
 def _pos(raw: bytes | str) -> Position:
@@ -168,12 +265,14 @@ class StreamLog:
         if not cluster or any(c in cluster for c in "{}"):
             raise ValueError(f"invalid cluster name {cluster!r}")
         self.client = client
+        self.user = username_of(client)
         self.keys = Keys(cluster)
         self.page = page
         self.batch = batch
 
     @classmethod
     def from_url(cls, url: str = DEFAULT_URL, cluster: str = DEFAULT_CLUSTER, **kw) -> StreamLog:
+        """Connect to ``url``; credentials the URL lacks come from the environment (:func:`credentials_from_env`)."""
         return cls(connect(url), cluster, **kw)
 
     def close(self) -> None:
@@ -200,7 +299,7 @@ class StreamLog:
     def append_fields(self, entries: Iterable[dict]) -> list[Position]:
         """Append entries with arbitrary fields (tests of dead-lettering; imports of foreign entries)."""
         out: list[Position] = []
-        with _wrap():
+        with _wrap(self, "XADD", self.keys.events):
             pipe = self.client.pipeline(transaction=False)
             for f in entries:
                 pipe.xadd(self.keys.events, f)
@@ -209,7 +308,7 @@ class StreamLog:
 
     def _xadd(self, chunk: list[bytes], v: str) -> list[Position]:
         key = self.keys.events
-        with _wrap():
+        with _wrap(self, "XADD", key):
             if len(chunk) == 1:
                 return [_pos(self.client.xadd(key, {"e": chunk[0], "v": v}))]
             pipe = self.client.pipeline(transaction=False)
@@ -223,7 +322,7 @@ class StreamLog:
         cursor = after
         while left is None or left > 0:
             count = self.page if left is None else min(self.page, left)
-            with _wrap():
+            with _wrap(self, "XRANGE", self.keys.events):
                 rows = self.client.xrange(self.keys.events, min=f"({cursor}", max="+", count=count)
             if not rows:
                 return
@@ -237,7 +336,7 @@ class StreamLog:
                 return
 
     def read_page(self, after: Position, count: int | None = None) -> list[Record]:
-        with _wrap():
+        with _wrap(self, "XRANGE", self.keys.events):
             rows = self.client.xrange(self.keys.events, min=f"({after}", max="+", count=count or self.page)
         return [_record(i, f) for i, f in rows]
 
@@ -245,12 +344,12 @@ class StreamLog:
         """The last ``count`` entries, oldest first."""
         if count <= 0:
             return []
-        with _wrap():
+        with _wrap(self, "XREVRANGE", self.keys.events):
             rows = self.client.xrevrange(self.keys.events, max="+", min="-", count=count)
         return [_record(i, f) for i, f in reversed(rows)]
 
     def follow(self, after: Position, timeout_ms: int) -> list[Record]:
-        with _wrap():
+        with _wrap(self, "XREAD", self.keys.events):
             resp = self.client.xread({self.keys.events: str(after)}, count=self.page, block=max(1, timeout_ms))
         if not resp:
             return []
@@ -262,14 +361,14 @@ class StreamLog:
         return [_record(i, f) for i, f in rows]
 
     def head(self) -> Position:
-        with _wrap():
+        with _wrap(self, "XREVRANGE", self.keys.events):
             rows = self.client.xrevrange(self.keys.events, max="+", min="-", count=1)
         return _pos(rows[0][0]) if rows else ZERO
 
     def last_id(self) -> Position:
         """The stream's last generated ID (survives trimming; ``ZERO`` when the key does not exist). A value
         below a replica's applied position means the stream went backwards (Redis lost data)."""
-        with _wrap():
+        with _wrap(self, "XINFO STREAM", self.keys.events):
             try:
                 info = self.client.xinfo_stream(self.keys.events)
             except redis.exceptions.ResponseError as exc:
@@ -279,18 +378,18 @@ class StreamLog:
         return _pos(info["last-generated-id"])
 
     def has(self, position: Position) -> bool:
-        with _wrap():
+        with _wrap(self, "XRANGE", self.keys.events):
             return bool(self.client.xrange(self.keys.events, min=str(position), max=str(position), count=1))
 
     def first(self) -> Position | None:
-        with _wrap():
+        with _wrap(self, "XRANGE", self.keys.events):
             rows = self.client.xrange(self.keys.events, min="-", max="+", count=1)
         return _pos(rows[0][0]) if rows else None
 
     def epoch(self) -> str:
         """The identity (``run_id``) of the Redis process serving this cluster's keys: it changes on every
         restart or failover. On Redis Cluster, of the primary that owns the keys' slot."""
-        with _wrap():
+        with _wrap(self, "INFO", None):
             if isinstance(self.client, redis.cluster.RedisCluster):
                 node = self.client.get_node_from_key(self.keys.events)
                 info = self.client.info("server", target_nodes=node)
@@ -305,7 +404,7 @@ class StreamLog:
         was trimmed (trimming removes a prefix). One round trip on a single Redis."""
         if isinstance(self.client, redis.cluster.RedisCluster):
             return self.epoch(), position == ZERO or self.has(position)
-        with _wrap():
+        with _wrap(self, "INFO/XRANGE", self.keys.events):
             pipe = self.client.pipeline(transaction=False)
             pipe.info("server")
             pipe.xrange(self.keys.events, min=str(position), max=str(position), count=1)
@@ -314,7 +413,7 @@ class StreamLog:
 
     def entries_added(self) -> int:
         """How many entries were ever added to the stream (0 if it does not exist)."""
-        with _wrap():
+        with _wrap(self, "XINFO STREAM", self.keys.events):
             try:
                 info = self.client.xinfo_stream(self.keys.events)
             except redis.exceptions.ResponseError:
@@ -322,18 +421,18 @@ class StreamLog:
         return int(info.get("entries-added", info.get("length", 0)))
 
     def length(self) -> int:
-        with _wrap():
+        with _wrap(self, "XLEN", self.keys.events):
             return int(self.client.xlen(self.keys.events))
 
     def load_snapshot(self) -> Snapshot | None:
-        with _wrap():
+        with _wrap(self, "HGETALL", self.keys.snapshot):
             h = self.client.hgetall(self.keys.snapshot)
         if not h or b"pos" not in h or b"state" not in h:
             return None
         return Snapshot(_pos(h[b"pos"]), int(h.get(b"v", b"0")), h[b"state"], h.get(b"hash", b"").decode())
 
     def save_snapshot(self, snapshot: Snapshot) -> None:
-        with _wrap():
+        with _wrap(self, "HSET", self.keys.snapshot):
             self.client.hset(self.keys.snapshot, mapping={
                 "pos": str(snapshot.position), "v": str(snapshot.version), "state": snapshot.state,
                 "hash": snapshot.state_hash,
@@ -343,7 +442,7 @@ class StreamLog:
 
     def deadletter(self, position: Position, reason: str, data: bytes) -> bool:
         """Record a bad entry under its original ID. False if it is already there (another replica was first)."""
-        with _wrap():
+        with _wrap(self, "XADD", self.keys.deadletter):
             try:
                 self.client.xadd(self.keys.deadletter, {"reason": reason, "e": data}, id=str(position))
             except redis.exceptions.ResponseError as exc:
@@ -356,7 +455,7 @@ class StreamLog:
         cursor, left = after, limit
         while left is None or left > 0:
             count = self.page if left is None else min(self.page, left)
-            with _wrap():
+            with _wrap(self, "XRANGE", self.keys.deadletter):
                 rows = self.client.xrange(self.keys.deadletter, min=f"({cursor}", max="+", count=count)
             for i, f in rows:
                 cursor = _pos(i)
@@ -368,14 +467,14 @@ class StreamLog:
 
     def publish_decisions(self, position: Position, state_hash: str, payload: bytes,
                           maxlen: int | None = 100_000) -> Position:
-        with _wrap():
+        with _wrap(self, "XADD", self.keys.decisions):
             return _pos(self.client.xadd(
                 self.keys.decisions, {"pos": str(position), "hash": state_hash, "d": payload},
                 maxlen=maxlen, approximate=True,
             ))
 
     def decisions(self, after: Position = ZERO, count: int = 1000) -> list[tuple[Position, dict]]:
-        with _wrap():
+        with _wrap(self, "XRANGE", self.keys.decisions):
             rows = self.client.xrange(self.keys.decisions, min=f"({after}", max="+", count=count)
         return [(_pos(i), f) for i, f in rows]
 
@@ -383,33 +482,33 @@ class StreamLog:
         """Take or keep the leader lock. Renewal is compare-and-set, so a replica that lost the lock while
         paused cannot extend someone else's."""
         key = self.keys.leader
-        with _wrap():
+        with _wrap(self, "SET", key):
             if self.client.set(key, replica, nx=True, px=ttl_ms):
                 return True
             return bool(self.client.eval(_RENEW, 1, key, replica, ttl_ms))
 
     def release_lead(self, replica: str) -> None:
-        with _wrap():
+        with _wrap(self, "EVAL", self.keys.leader):
             self.client.eval(_RELEASE, 1, self.keys.leader, replica)
 
     def leader(self) -> str | None:
-        with _wrap():
+        with _wrap(self, "GET", self.keys.leader):
             v = self.client.get(self.keys.leader)
         return v.decode() if v is not None else None
 
     def heartbeat(self, node: str, ttl_ms: int) -> None:
-        with _wrap():
+        with _wrap(self, "SET", self.keys.speaker(node)):
             self.client.set(self.keys.speaker(node), b"1", px=ttl_ms)
 
     def clear_heartbeat(self, node: str) -> None:
-        with _wrap():
+        with _wrap(self, "DEL", self.keys.speaker(node)):
             self.client.delete(self.keys.speaker(node))
 
     def alive_speakers(self) -> set[str]:
         prefix = self.keys.speaker_prefix
         pattern = prefix.replace("{", "\\{").replace("}", "\\}") + "*"
         out = set()
-        with _wrap():
+        with _wrap(self, "SCAN", None):
             kw = {"target_nodes": redis.cluster.RedisCluster.PRIMARIES} if isinstance(
                 self.client, redis.cluster.RedisCluster) else {}
             for k in self.client.scan_iter(match=pattern, count=1000, **kw):
@@ -419,7 +518,7 @@ class StreamLog:
     def _scan_suffixes(self, prefix: str) -> list[str]:
         pattern = prefix.replace("{", "\\{").replace("}", "\\}") + "*"
         out = []
-        with _wrap():
+        with _wrap(self, "SCAN", None):
             kw = {"target_nodes": redis.cluster.RedisCluster.PRIMARIES} if isinstance(
                 self.client, redis.cluster.RedisCluster) else {}
             for k in self.client.scan_iter(match=pattern, count=1000, **kw):
@@ -430,11 +529,11 @@ class StreamLog:
 
     def publish_status(self, node: str, payload: bytes, ttl_ms: int) -> None:
         """Store the speaker's status JSON for ``node`` (replaced whole; expires after ``ttl_ms``)."""
-        with _wrap():
+        with _wrap(self, "SET", self.keys.status(node)):
             self.client.set(self.keys.status(node), payload, px=ttl_ms)
 
     def clear_status(self, node: str) -> None:
-        with _wrap():
+        with _wrap(self, "DEL", self.keys.status(node)):
             self.client.delete(self.keys.status(node))
 
     def speaker_statuses(self) -> dict[str, dict]:
@@ -444,7 +543,7 @@ class StreamLog:
         nodes = self._scan_suffixes(self.keys.status_prefix)
         if not nodes:
             return {}
-        with _wrap():
+        with _wrap(self, "GET", self.keys.status_prefix + "*"):
             values = [self.client.get(self.keys.status(n)) for n in nodes]
         out: dict[str, dict] = {}
         for n, v in zip(nodes, values):
@@ -459,12 +558,12 @@ class StreamLog:
         return out
 
     def deadletter_count(self) -> int:
-        with _wrap():
+        with _wrap(self, "XLEN", self.keys.deadletter):
             return int(self.client.xlen(self.keys.deadletter))
 
     def newest_deadletter(self) -> tuple[Position, str] | None:
         """The newest dead letter's ID and reason, or None."""
-        with _wrap():
+        with _wrap(self, "XREVRANGE", self.keys.deadletter):
             rows = self.client.xrevrange(self.keys.deadletter, max="+", min="-", count=1)
         if not rows:
             return None
@@ -472,7 +571,7 @@ class StreamLog:
 
     def last_decisions(self) -> tuple[Position, dict] | None:
         """The newest decisions entry (its ID and fields), or None."""
-        with _wrap():
+        with _wrap(self, "XREVRANGE", self.keys.decisions):
             rows = self.client.xrevrange(self.keys.decisions, max="+", min="-", count=1)
         return (_pos(rows[0][0]), rows[0][1]) if rows else None
 
@@ -503,7 +602,7 @@ class StreamLog:
 
     def trim_below(self, position: Position) -> int:
         """Drop entries with IDs below ``position`` (approximate, whole macro-nodes). Returns how many."""
-        with _wrap():
+        with _wrap(self, "XTRIM", self.keys.events):
             return int(self.client.xtrim(self.keys.events, minid=str(position), approximate=True))
 
 
@@ -522,12 +621,37 @@ return 0
 
 
 class _wrap:
-    """Turn connection-level failures into :class:`LogUnavailable` (the caller retries)."""
+    """Turn connection-level failures into :class:`LogUnavailable` (the caller retries) and ACL refusals into
+    :class:`LogForbidden` naming the command, the key, the user and the role that may do it."""
+
+    __slots__ = ("log", "command", "key")
+
+    def __init__(self, log: StreamLog | None = None, command: str = "", key: str | None = None) -> None:
+        self.log, self.command, self.key = log, command, key
 
     def __enter__(self) -> None:
         return None
 
     def __exit__(self, et, ev, tb) -> bool:
-        if ev is not None and isinstance(ev, _CONN_ERRORS):
+        if ev is None:
+            return False
+        if isinstance(ev, redis.exceptions.NoPermissionError):
+            raise LogForbidden(forbidden_message(str(ev), self.command, self.key,
+                                                 self.log.user if self.log is not None else "?")) from None
+        if isinstance(ev, _CONN_ERRORS):
             raise LogUnavailable(f"redis unavailable: {ev}") from ev
         return False
+
+
+def forbidden_message(error: str, command: str, key: str | None, user: str) -> str:
+    """One line: what Redis refused, to whom, and which streamlb role may do it."""
+    m = re.search(r"run the '([^']+)' command", error)
+    refused = m.group(1) if m else command.split("/")[0].lower()
+    target = f" on {key}" if key else ""
+    roles = acl.roles_allowed(refused.replace(" ", "|"), key)
+    if roles:
+        need = f"that needs the Redis user of the {' or '.join(roles)} role ({', '.join(acl.role(r).user for r in roles)})"
+    else:
+        need = "no streamlb role may do that"
+    return (f"Redis refused {refused.upper()}{target} to user {user!r} (NOPERM): {need}; "
+            "check STREAMLB_REDIS_USERNAME / the URL's user for this component")

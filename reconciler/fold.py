@@ -16,6 +16,11 @@ Rules:
 * Rule 1: nothing in this package reads a clock, randomness, the environment or files, or calls ``hash()``.
 * Rule 2: no decision depends on dict/set iteration order (see :mod:`reconciler.state`).
 * Rule 3: unknown event types are an error (``assert_never``), never silently skipped.
+* Rule 4: events a producer may write but in an unexpected form pass :func:`screen` first (the replicas call it
+  before ``apply``): a MetalLB object outside the MetalLB namespaces is ignored; a liveness event for a node no
+  Node object names, a liveness event that changes nothing and a delete of an unknown object are applied (they
+  change no decision) and counted. Malformed events never get here: :func:`events.codec.validate` refuses them
+  and the replicas dead-letter them.
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import assert_never
 
-from events import schema
+from events import codec, schema
 from reconciler import allocate, planning
 from reconciler import config as configmod
 from reconciler.state import State
@@ -153,6 +158,38 @@ def apply(state: State, event: schema.Event) -> State:
             assert_never(event)
     planning.after(state, event, token)
     return state
+
+
+# screen() reasons, stable names (metrics labels, README "Defensive fold")
+FOREIGN_NAMESPACE = "foreignNamespace"  # ignored: not applied
+UNKNOWN_NODE = "unknownNode"  # applied: recorded for when the Node appears, no decision changes now
+UNCHANGED_LIVENESS = "unchangedLiveness"  # applied: nothing changes (several replicas append the same change)
+UNKNOWN_OBJECT = "unknownObject"  # applied: a delete of an object never seen changes nothing
+
+
+def screen(state: State, event: schema.Event, metallb_namespaces: tuple[str, ...]) -> tuple[bool, str | None]:
+    """Rule 4: ``(apply it?, reason to count or None)`` for a well-formed event, before :func:`apply` sees it.
+
+    Pure and cheap (one or two dict lookups); reads the state, never changes it.
+    """
+    match event:
+        case schema.SpeakerUp(node=node) | schema.SpeakerDown(node=node):
+            if ("", node) not in state.objects["Node"]:
+                return True, UNKNOWN_NODE
+            if (node in state.speakers_down) == isinstance(event, schema.SpeakerDown):
+                return True, UNCHANGED_LIVENESS
+            return True, None
+        case schema.K8sDelete(ref=ref):
+            if codec.outside_namespaces(event, metallb_namespaces) is not None:
+                return False, FOREIGN_NAMESPACE
+            if (ref.namespace, ref.name) not in state.objects[ref.kind]:
+                return True, UNKNOWN_OBJECT
+            return True, None
+        case schema.K8sUpsert():
+            if codec.outside_namespaces(event, metallb_namespaces) is not None:
+                return False, FOREIGN_NAMESPACE
+            return True, None
+    return True, None
 
 
 def fold(events: Iterable[schema.Event], state: State | None = None) -> State:

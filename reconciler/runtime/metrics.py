@@ -30,6 +30,9 @@ class Metrics:
         )
         self.snapshot_age = Gauge("streamlb_snapshot_age_seconds", "Seconds since the newest snapshot was taken.",
                                   registry=r)
+        self.screened = Counter("streamlb_events_screened", "Entries in an unexpected form, by reason "
+                                "(foreignNamespace: ignored; unknownNode, unchangedLiveness, unknownObject: applied, "
+                                "no decision changed).", ["reason"], registry=r)
         self.snapshots = Counter("streamlb_snapshots_written", "Snapshots written by this replica.", registry=r)
         self.leader = Gauge("streamlb_leader", "1 while this replica holds the leader lock.", registry=r)
         self.redis_up = Gauge("streamlb_redis_up", "1 while Redis answers.", registry=r)

@@ -35,6 +35,7 @@ _COMMAND_MODULES = {
     "kube": None,
     "routercfg": None,
     "doctor": None,
+    "acl": "redis-acl",
 }
 
 
@@ -166,7 +167,13 @@ _register_commands()
 
 
 def main() -> None:
-    app()
+    from events.log import LogForbidden
+
+    try:
+        app()
+    except LogForbidden as exc:  # a Redis ACL refusal a command did not report itself: one line, no traceback
+        err.print(f"streamlb: error: {exc}", markup=False)
+        sys.exit(1)
 
 
 if __name__ == "__main__":

@@ -48,6 +48,11 @@ def _unavailable(exc: Exception) -> typer.Exit:
     return _fail(f"{exc} (is Redis running? set --redis-url / STREAMLB_REDIS_URL)", code=1)
 
 
+def _forbidden(exc: Exception) -> typer.Exit:
+    """A Redis ACL refusal (NOPERM): one line naming the command, key, user and role; exit 1."""
+    return _fail(str(exc), code=1)
+
+
 def _check_output(output: str) -> None:
     if output not in ("json", "table"):
         raise _fail(f"--output must be json or table, not {output!r}")
@@ -111,6 +116,8 @@ def append(
     except logmod.LogUnavailable as exc:
         err.print(f"streamlb: appended {appended} of {len(events)} events before the failure", markup=False)
         raise _unavailable(exc) from None
+    except logmod.LogForbidden as exc:
+        raise _fail(f"{exc}; appended {appended} of {len(events)} events", code=1) from None
     finally:
         lg.close()
     err.print(f"appended {appended} events from {len(records)} records"
@@ -176,6 +183,8 @@ def tail(
                     pos = rec.position
     except logmod.LogUnavailable as exc:
         raise _unavailable(exc) from None
+    except logmod.LogForbidden as exc:
+        raise _forbidden(exc) from None
     except KeyboardInterrupt:
         pass
     finally:
@@ -211,9 +220,9 @@ def export(
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, to)
-    except logmod.LogUnavailable as exc:
+    except (logmod.LogUnavailable, logmod.LogForbidden) as exc:
         tmp.unlink(missing_ok=True)
-        raise _unavailable(exc) from None
+        raise (_forbidden(exc) if isinstance(exc, logmod.LogForbidden) else _unavailable(exc)) from None
     except OSError as exc:
         tmp.unlink(missing_ok=True)
         raise _fail(f"{to}: cannot write: {exc.strerror or exc}") from None
@@ -261,6 +270,8 @@ def import_(
         lg.append_raw(frames)
     except logmod.LogUnavailable as exc:
         raise _unavailable(exc) from None
+    except logmod.LogForbidden as exc:
+        raise _forbidden(exc) from None
     finally:
         lg.close()
     err.print(f"imported {len(frames)} events{f', {refused} refused' if refused else ''}", markup=False)
@@ -284,6 +295,8 @@ def deadletters(
         rows = list(lg.deadletters(limit=count))
     except logmod.LogUnavailable as exc:
         raise _unavailable(exc) from None
+    except logmod.LogForbidden as exc:
+        raise _forbidden(exc) from None
     finally:
         lg.close()
     if output == "json":

@@ -198,7 +198,12 @@ def watch(
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
-    stats = w.run(stop, duration)
+    from events.log import LogForbidden
+
+    try:
+        stats = w.run(stop, duration)
+    except LogForbidden as exc:  # the wrong Redis user for the producer: waiting will not help
+        raise _fail(str(exc), 1) from None
     err.print(f"streamlb watch: appended {stats.appended}, unchanged {stats.skipped_unchanged}, rejected "
               f"{stats.rejected}, relists {stats.relists}, 410 Gone {stats.gone}", markup=False)
 

@@ -93,6 +93,9 @@ def register(app: typer.Typer) -> None:
                                                 help="text or json.")] = "text",
         log_level: Annotated[str, typer.Option("--log-level", help="debug, info, warning, error.")] = "info",
         lb_class: Annotated[Optional[str], typer.Option("--lb-class", envvar="STREAMLB_LB_CLASS")] = None,
+        metallb_namespace: Annotated[Optional[list[str]], typer.Option(
+            "--metallb-namespace", envvar="STREAMLB_METALLB_NAMESPACE",
+            help="Namespace whose MetalLB objects count (repeatable); others are ignored and counted.")] = None,
         replica: Annotated[Optional[str], typer.Option("--replica", help="Replica name (default host-pid).")] = None,
         checkpoint_ms: Annotated[int, typer.Option("--checkpoint-ms", min=0,
                                                    help="Record the state hash at each change of stream-ID "
@@ -118,6 +121,7 @@ def register(app: typer.Typer) -> None:
         settings = daemonmod.Settings(
             snapshot_every=snapshot_every, snapshot_interval=snapshot_interval, retention=retention,
             leader_ttl_ms=leader_ttl, monitor_interval=monitor_interval, speaker_ttl=speaker_ttl, hash_interval=hash_interval, page=page, lb_class=lb_class,
+            metallb_namespaces=tuple(metallb_namespace or ("metallb-system",)),
             checkpoint_ms=checkpoint_ms, checkpoint_file=checkpoint_file,
         )
         if replica:
@@ -142,6 +146,14 @@ def register(app: typer.Typer) -> None:
         d = daemonmod.Daemon(lg, settings, metrics=metrics, status_writer=writer, liveness_log=live_lg)
         stop = threading.Event()
         daemonmod.install_signal_handlers(stop)
-        logging.getLogger("streamlb.run").info("starting", extra={"replica": settings.replica, "cluster": cluster})
-        d.run(stop)
-        lg.close()
+        logger = logging.getLogger("streamlb.run")
+        logger.info("starting", extra={"replica": settings.replica, "cluster": cluster})
+        from events.log import LogForbidden
+
+        try:
+            d.run(stop)
+        except LogForbidden as exc:  # the wrong Redis user for this component: waiting will not help
+            logger.error("stopped: %s", exc, extra={"pos": str(d.pos)})
+            raise typer.Exit(1) from None
+        finally:
+            lg.close()

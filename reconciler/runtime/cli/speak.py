@@ -91,6 +91,9 @@ def register(app: typer.Typer) -> None:
         metrics_port: Annotated[Optional[int], typer.Option("--metrics-port", envvar="STREAMLB_METRICS_PORT")] = None,
         metrics_addr: Annotated[str, typer.Option("--metrics-addr")] = "0.0.0.0",
         lb_class: Annotated[Optional[str], typer.Option("--lb-class", envvar="STREAMLB_LB_CLASS")] = None,
+        metallb_namespace: Annotated[Optional[list[str]], typer.Option(
+            "--metallb-namespace", envvar="STREAMLB_METALLB_NAMESPACE",
+            help="Namespace whose MetalLB objects count (repeatable); others are ignored and counted.")] = None,
         log_format: Annotated[str, typer.Option("--log-format", envvar="STREAMLB_LOG_FORMAT")] = "text",
         log_level: Annotated[str, typer.Option("--log-level")] = "info",
     ) -> None:
@@ -129,6 +132,7 @@ def register(app: typer.Typer) -> None:
             heartbeat_ttl_ms=heartbeat_ttl_ms, heartbeat_interval_ms=heartbeat_interval_ms,
             restart_grace_ms=restart_grace_ms, lb_class=lb_class, l2=l2, bgp=bgp, status_ttl_ms=status_ttl_ms,
             bgp_listen_port=bgp_listen_port or None, bgp_backoff_max=bgp_backoff_max,
+            metallb_namespaces=tuple(metallb_namespace or ("metallb-system",)),
         )
         metrics = SpeakerMetrics()
         if metrics_port is not None:
@@ -166,7 +170,13 @@ def register(app: typer.Typer) -> None:
             logging.getLogger("streamlb.speak").info("starting", extra={"node": node, "cluster": cluster})
             await sp.run(stop)
 
-        asyncio.run(main())
+        from events.log import LogForbidden
+
+        try:
+            asyncio.run(main())
+        except LogForbidden as exc:  # the wrong Redis user for this component: waiting will not help
+            logging.getLogger("streamlb.speak").error("stopped: %s", exc, extra={"node": node, "pos": str(sp.pos)})
+            raise typer.Exit(1) from None
 
     @app.command()
     def status(

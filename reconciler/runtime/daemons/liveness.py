@@ -139,7 +139,7 @@ class Ticker:
             try:
                 self.tick()
             except Exception:  # noqa: BLE001 - a bug in one tick must not end liveness for good
-                logger.exception("liveness tick failed", extra={"thread": self.name})
+                logger.exception("liveness tick failed", extra={"ticker": self.name})
             now = self.clock()
             next_at = max(next_at + self.interval, now)
             self._wake.wait(max(0.0, next_at - now))
@@ -203,6 +203,7 @@ class Heartbeat:
         self.max_gap = 0.0
         self.link_down = False
         self.unreachable = False
+        self.forbidden: Exception | None = None  # Redis refused the key to this user (NOPERM): the speaker stops
         self._ticker: Ticker | None = None
         self._lock = threading.Lock()
 
@@ -210,7 +211,7 @@ class Heartbeat:
 
     def beat(self) -> bool:
         """Refresh the key (or delete it while the links are down). True when the key was refreshed."""
-        from events.log import LogUnavailable
+        from events.log import LogForbidden, LogUnavailable
 
         with self._lock:
             try:
@@ -226,6 +227,9 @@ class Heartbeat:
                     logger.info("link back: heartbeat resumed", extra={"node": self.node})
                     self.link_down = False
                 self.log.heartbeat(self.node, self.ttl_ms)
+            except LogForbidden as exc:  # the wrong Redis user: reported once by the speaker, which stops
+                self.forbidden = exc
+                return False
             except LogUnavailable as exc:
                 self.failures += 1
                 if not self.unreachable:
@@ -278,7 +282,7 @@ class Heartbeat:
     def stop(self, linger_ms: int | None = None) -> None:
         """Stop beating; delete the key (others append ``speaker.down`` at once), or with ``linger_ms`` leave it
         alive that long (a planned restart)."""
-        from events.log import LogUnavailable
+        from events.log import LogForbidden, LogUnavailable
 
         if self._ticker is not None:
             self._ticker.stop()
@@ -289,6 +293,8 @@ class Heartbeat:
                     self.log.heartbeat(self.node, linger_ms)
                 else:
                     self.log.clear_heartbeat(self.node)
+            except LogForbidden:
+                pass  # already reported: this user may not write the key
             except LogUnavailable:
                 logger.warning("could not update the heartbeat key on exit (redis unreachable); it expires "
                                "by itself", extra={"node": self.node})

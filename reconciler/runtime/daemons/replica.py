@@ -65,6 +65,7 @@ class Settings:
     block_ms: int = 1000  # XREAD BLOCK per follow call
     page: int = 1000  # entries per catch-up page / per follow batch
     lb_class: str | None = None
+    metallb_namespaces: tuple[str, ...] = ("metallb-system",)  # MetalLB objects elsewhere are ignored (fold rule 4)
     replica: str = field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}")
     monitor_interval: float = liveness.MONITOR_INTERVAL  # seconds between liveness scans (every replica)
     speaker_ttl: float = liveness.UNSEEN_GRACE  # nodes never seen beating are judged only after this long
@@ -280,7 +281,13 @@ class Daemon:
                 reason = str(exc)
             else:
                 try:
-                    fold.apply(self.state, event)
+                    ok, note = fold.screen(self.state, event, self.s.metallb_namespaces)  # fold rule 4
+                    if note is not None:
+                        self.metrics.screened.labels(reason=note).inc()
+                    if ok:
+                        fold.apply(self.state, event)
+                    else:
+                        logger.warning("ignored entry", extra={"pos": str(rec.position), "reason": note})
                     return
                 except Exception as exc:  # noqa: BLE001 - a fold bug must not stop the replica (rule 1)
                     reason = f"fold refused the event: {type(exc).__name__}: {exc}"

@@ -81,6 +81,7 @@ class SpeakerSettings:
     restart_grace_ms: int = liveness.RESTART_GRACE_MS  # keep_on_exit: how long the key outlives the process
     keep_on_exit: bool = False
     lb_class: str | None = None
+    metallb_namespaces: tuple[str, ...] = ("metallb-system",)  # MetalLB objects elsewhere are ignored (fold rule 4)
     secrets_dir: str | None = None
     status_file: str | None = None
     status_interval: float = 1.0
@@ -102,6 +103,8 @@ class SpeakerMetrics:
         self.events_applied = Counter("streamlb_speaker_events_applied", "Entries folded by this speaker.",
                                       registry=r)
         self.events_skipped = Counter("streamlb_speaker_events_skipped", "Bad entries skipped.", registry=r)
+        self.events_screened = Counter("streamlb_speaker_events_screened", "Entries in an unexpected form, by "
+                                       "reason (see streamlb_events_screened).", ["reason"], registry=r)
         self.l2_announced = Gauge("streamlb_speaker_l2_announced_ips", "IPs this node answers for.", registry=r)
         self.l2_gratuitous = Gauge("metallb_layer2_gratuitous_sent", "Gratuitous ARP/NA packets sent.", registry=r)
         self.l2_requests = Gauge("metallb_layer2_requests_received", "ARP/NDP requests received.", registry=r)
@@ -235,9 +238,13 @@ class Speaker:
                 continue
             try:
                 event = logmod.decode_record(rec)
-                fold.apply(self.state, event)
-                if isinstance(event, schema.SpeakerDown):
-                    self._folded_own_down(event)
+                ok, note = fold.screen(self.state, event, self.s.metallb_namespaces)  # fold rule 4
+                if note is not None:
+                    self.metrics.events_screened.labels(reason=note).inc()
+                if ok:
+                    fold.apply(self.state, event)
+                    if isinstance(event, schema.SpeakerDown):
+                        self._folded_own_down(event)
                 self.applied += 1
                 self.metrics.events_applied.inc()
             except (codec.DecodeError, Exception) as exc:  # noqa: BLE001 - rule 2
@@ -560,7 +567,11 @@ class Speaker:
         synced = False
         backoff = 0.0
         read: asyncio.Future | None = None
+        forbidden: Exception | None = None
         while not stop.is_set():
+            if self.heartbeat is not None and self.heartbeat.forbidden is not None:
+                forbidden = self.heartbeat.forbidden  # the wrong Redis user: withdraw, then report and stop
+                break
             now = self.clock()
             if now - self._status_at >= self.s.status_interval:
                 self._status_at = now
@@ -625,6 +636,8 @@ class Speaker:
         if read is not None:
             read.cancel()
         await self.shutdown()
+        if forbidden is not None:
+            raise forbidden
 
     async def _listen(self) -> None:
         """Accept the peers' own connections (routers configured to connect out), if asked to; a port that cannot

@@ -282,10 +282,23 @@ def test_replicas_and_commands(target) -> None:
     assert _pod(one(objs, "DaemonSet", "streamlb-speaker"))["containers"][0]["args"][:2] == ["speak", "--node"]
 
 
+def deploy_time_secrets() -> list[dict]:
+    """The Secrets the README has the user create before the first start (``streamlb redis-acl secrets``)."""
+    from typer.testing import CliRunner
+
+    from reconciler.runtime.cli.app import app
+
+    r = CliRunner().invoke(app, ["redis-acl", "secrets"])
+    assert r.exit_code == 0, r.output
+    return [d for d in yaml.safe_load_all(r.stdout) if d]
+
+
 def test_references_resolve(target) -> None:
-    """Every ServiceAccount, ConfigMap, Secret and key a pod names exists in its namespace; selectors match."""
+    """Every ServiceAccount, ConfigMap, Secret and key a pod names exists in its namespace (the manifests plus the
+    Secrets created at deploy time); selectors match."""
     _, objs = target
-    have = {(o["kind"], o["metadata"].get("namespace", ""), o["metadata"]["name"]): o for o in objs}
+    have = {(o["kind"], o["metadata"].get("namespace", ""), o["metadata"]["name"]): o
+            for o in objs + deploy_time_secrets()}
     for w in (o for o in objs if o["kind"] in ("Deployment", "StatefulSet", "DaemonSet")):
         ns = w["metadata"]["namespace"]
         pod = _pod(w)
@@ -303,6 +316,8 @@ def test_references_resolve(target) -> None:
         for v in pod.get("volumes", []):
             if "configMap" in v:
                 assert ("ConfigMap", ns, v["configMap"]["name"]) in have
+            if "secret" in v and not v["secret"].get("optional"):
+                assert ("Secret", ns, v["secret"]["secretName"]) in have
     for svc in by_kind(objs, "Service"):
         sel = svc["spec"]["selector"]
         assert any(all(o["spec"]["template"]["metadata"]["labels"].get(k) == v for k, v in sel.items())
@@ -450,3 +465,80 @@ def test_container_args_are_accepted_by_the_cli(target) -> None:
                 sub.make_context(args[0], args[1:], parent=ctx)  # raises click.UsageError on a bad flag
             checked += 1
     assert checked == 3
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Redis credentials: one Secret per role, each component gets only its own (issue 16)
+
+ROLE_OF_WORKLOAD = {("Deployment", "streamlb-watcher"): "producer", ("Deployment", "streamlb-reconciler"): "reconciler",
+                    ("DaemonSet", "streamlb-speaker"): "speaker"}
+
+
+def _secrets_used(w: dict) -> set[str]:
+    pod = _pod(w)
+    out = set()
+    for c in pod.get("containers", []) + pod.get("initContainers", []):
+        for e in c.get("env", []):
+            ref = e.get("valueFrom", {}).get("secretKeyRef")
+            if ref:
+                out.add(ref["name"])
+        for ef in c.get("envFrom", []):
+            if "secretRef" in ef:
+                out.add(ef["secretRef"]["name"])
+    for v in pod.get("volumes", []):
+        if "secret" in v:
+            out.add(v["secret"]["secretName"])
+        for src in v.get("projected", {}).get("sources", []):
+            if "secret" in src:
+                out.add(src["secret"]["name"])
+    return out
+
+
+def test_each_component_gets_only_its_roles_redis_credential(target) -> None:
+    from events import acl
+
+    name, objs = target
+    secrets = {d["metadata"]["name"]: d for d in deploy_time_secrets()}
+    role_secrets = {f"streamlb-redis-{r}" for r in acl.ROLES}
+    assert role_secrets | {"streamlb-redis-acl"} == set(secrets)
+    workloads = [o for o in objs if o["kind"] in ("Deployment", "StatefulSet", "DaemonSet")]
+    seen = set()
+    for w in workloads:
+        used = _secrets_used(w)
+        key = (w["kind"], w["metadata"]["name"])
+        if key == ("StatefulSet", "streamlb-redis"):
+            # the bundled Redis sees the users file (password hashes), never a role's password
+            assert used == {"streamlb-redis-acl"}, used
+            continue
+        role = ROLE_OF_WORKLOAD[key]
+        seen.add(role)
+        assert used & (role_secrets | {"streamlb-redis-acl"}) == {f"streamlb-redis-{role}"}, (key, used)
+        env = {e["name"]: e for e in _pod(w)["containers"][0]["env"]}
+        for var, field in (("STREAMLB_REDIS_USERNAME", "username"), ("STREAMLB_REDIS_PASSWORD", "password")):
+            ref = env[var]["valueFrom"]["secretKeyRef"]
+            assert ref == {"name": f"streamlb-redis-{role}", "key": field}, (key, var)
+        assert secrets[f"streamlb-redis-{role}"]["stringData"]["username"] == acl.role(role).user
+    assert seen == set(acl.ROLES)
+
+
+def test_deploy_time_secrets_render_the_acl_with_each_roles_password() -> None:
+    import hashlib
+
+    from events import acl
+
+    secrets = {d["metadata"]["name"]: d["stringData"] for d in deploy_time_secrets()}
+    users = secrets["streamlb-redis-acl"]["users.acl"]
+    pws = {r: secrets[f"streamlb-redis-{r}"]["password"] for r in acl.ROLES}
+    assert len(set(pws.values())) == 3 and all(len(p) >= 32 for p in pws.values())
+    assert users == acl.render("default", pws)
+    for r, pw in pws.items():
+        line = next(ln for ln in users.splitlines() if ln.startswith(f"user {acl.role(r).user} "))
+        assert f"#{hashlib.sha256(pw.encode()).hexdigest()}" in line.split() and pw not in users
+    # and the bundled Redis loads exactly that file
+    conf = one(build(TARGETS["base"]), "ConfigMap", "streamlb-redis-config")["data"]["redis.conf"]
+    path = re.search(r"^aclfile (\S+)$", conf, re.M).group(1)
+    sts = one(build(TARGETS["base"]), "StatefulSet", "streamlb-redis")
+    mounts = {m["name"]: m["mountPath"] for m in _pod(sts)["containers"][0]["volumeMounts"]}
+    vols = {v["name"]: v for v in _pod(sts)["volumes"]}
+    (vol,) = [n for n, v in vols.items() if v.get("secret", {}).get("secretName") == "streamlb-redis-acl"]
+    assert path == f"{mounts[vol]}/users.acl"

@@ -373,3 +373,29 @@ def test_cut_off_speaker_yields_an_ip_another_node_claims_and_announces_it_again
     assert sp.heartbeat.beat()  # back on Redis; the plan still gives this node the IP (nobody took over)
     sp._restore_yielded()
     assert "10.0.0.10" in l2.responder.owned and l2.calls[-1] == ("announce", "10.0.0.10")
+
+
+def test_a_failing_tick_is_logged_and_the_ticker_keeps_going(caplog) -> None:
+    """A bug in one tick must not end liveness: it is logged (the log call itself must not raise) and the next tick
+    still runs."""
+    import logging
+    import threading
+
+    calls: list[int] = []
+    again = threading.Event()
+
+    def tick() -> None:
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("boom")
+        again.set()
+
+    t = liveness.Ticker(tick, 0.01, "t-fail")
+    with caplog.at_level(logging.ERROR, logger=liveness.logger.name):
+        t.start()
+        try:
+            assert again.wait(10), "the ticker stopped after a failing tick"
+        finally:
+            t.stop()
+    rec = [r for r in caplog.records if r.getMessage() == "liveness tick failed"]
+    assert rec and rec[0].exc_info[0] is RuntimeError and rec[0].ticker == "t-fail"

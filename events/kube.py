@@ -164,12 +164,18 @@ class RawPool(_Raw):
     spec: RawPoolSpec = msgspec.field(default_factory=RawPoolSpec)
 
 
+class RawPreferred(_Raw):
+    weight: int = 0
+    preference: RawSelector | None = None
+
+
 class RawL2Spec(_Raw):
     ip_address_pools: list[str] | None = None
     ip_address_pool_selectors: list[RawSelector] | None = None
     node_selectors: list[RawSelector] | None = None
     interfaces: list[str] | None = None
     service_selectors: list[RawSelector] | None = None
+    preferred_node_selectors: list[RawPreferred] | None = None
 
 
 class RawL2(_Raw):
@@ -465,6 +471,13 @@ def _l2(obj: dict[str, Any]) -> schema.L2Advertisement:
         node_selectors=_selectors(s.node_selectors),
         interfaces=tuple(s.interfaces or ()),
         service_selectors=_selectors(s.service_selectors),
+        preferred_node_selectors=tuple(
+            schema.PreferredNodeSelector(
+                weight=p.weight,
+                preference=_selector(p.preference) if p.preference is not None else schema.LabelSelector(),
+            )
+            for p in (s.preferred_node_selectors or ())
+        ),
     )
 
 

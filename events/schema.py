@@ -118,12 +118,23 @@ class IPAddressPool(_Object, tag="IPAddressPool", kw_only=True):
     service_allocation: ServiceAllocation | None = None
 
 
+class PreferredNodeSelector(_Value, kw_only=True):
+    """One ``spec.preferredNodeSelectors`` entry of an L2Advertisement (MetalLB main): a soft election preference.
+
+    ``weight`` is kept verbatim (the reconciler judges the 1..100 range); an empty ``preference`` matches every node.
+    """
+
+    weight: int = 0
+    preference: LabelSelector = LabelSelector()
+
+
 class L2Advertisement(_Object, tag="L2Advertisement", kw_only=True):
     ip_address_pools: tuple[str, ...] = ()
     ip_address_pool_selectors: tuple[LabelSelector, ...] = ()
     node_selectors: tuple[LabelSelector, ...] = ()
     interfaces: tuple[str, ...] = ()
     service_selectors: tuple[LabelSelector, ...] = ()
+    preferred_node_selectors: tuple[PreferredNodeSelector, ...] = ()
 
 
 class BGPAdvertisement(_Object, tag="BGPAdvertisement", kw_only=True):

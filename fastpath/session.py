@@ -15,7 +15,11 @@ Behaviour (metallb-behaviour.md §6.5, with the additions of design.md §7):
   announcements grouped by attributes and packed into as few UPDATEs as fit, then End-of-RIB after the initial
   sync; a ROUTE-REFRESH from the peer re-sends everything of that family;
 * ``shutdown(withdraw=True)`` withdraws everything and sends Cease/Administrative Shutdown;
-  ``shutdown(withdraw=False)`` just closes, so a graceful-restart helper keeps the routes.
+  ``shutdown(withdraw=False)`` just closes, so a graceful-restart helper keeps the routes;
+* connection collisions (RFC 4271 §6.8): one Session drives one TCP connection; when a peer connects to us while
+  we connect to it, the transport runs a second Session for the inbound connection and asks
+  :func:`collision_loser` after every message which one to close; the loser sends NOTIFICATION Cease/Connection
+  Collision Resolution (RFC 4486 subcode 7) via :meth:`Session.close_collision`.
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ MAX_EXTENDED = 65535
 AFI_IPV4, AFI_IPV6, SAFI_UNICAST = 1, 2, 1
 CAP_MP, CAP_ROUTE_REFRESH, CAP_EXT_MSG, CAP_GR, CAP_AS4 = 1, 2, 6, 64, 65
 CEASE_ADMIN_SHUTDOWN = 2  # RFC 4486
+CEASE_COLLISION = 7  # RFC 4486: Connection Collision Resolution
 
 
 def _ip_int(text: str) -> int:
@@ -79,6 +84,7 @@ class PeerOpen:
         self.msg = msg
         self.asn = msg.asn
         self.hold_time = msg.hold_time
+        self.router_id = msg.router_id  # the peer's BGP Identifier (an unsigned 32-bit number)
         self.codes = {c.code for c in msg.capabilities}
         self.four_octet = CAP_AS4 in self.codes
         self.families = {
@@ -297,6 +303,19 @@ class Session:
             self._notify(ErrorCode.CEASE, CEASE_ADMIN_SHUTDOWN, b"", "administrative shutdown")
         self.want_close = True
         self._connect_at = None
+
+    def close_collision(self, now: float) -> None:
+        """Lose a connection collision (RFC 4271 §6.8): NOTIFICATION Cease/Connection Collision Resolution, close."""
+        if self.want_close:
+            return
+        # what is still unsent (the KEEPALIVE answering the peer's OPEN) must not leave: the peer would take this
+        # connection to Established and then see it closed
+        self._out.clear()
+        if self.state in (State.OPEN_SENT, State.OPEN_CONFIRM, State.ESTABLISHED):
+            self._notify(ErrorCode.CEASE, CEASE_COLLISION, b"", "connection collision resolution")
+        self._events.append(Event("collision", "closed by connection collision resolution", ErrorCode.CEASE,
+                                  CEASE_COLLISION))
+        self.want_close = True
 
     # --- input ---------------------------------------------------------------------------------------------------
 
@@ -576,3 +595,35 @@ def _prefix_key(prefix: str) -> tuple:
 def _group_key(key: tuple) -> tuple:
     v6, lp, comms, med = key
     return (v6, -1 if lp is None else lp, comms, -1 if med is None else med)
+
+
+_OPEN_STATES = (State.OPEN_SENT, State.OPEN_CONFIRM, State.ESTABLISHED)
+
+
+def collision_loser(outbound: Session, inbound: Session) -> Session | None:
+    """RFC 4271 §6.8 for two connections to one peer: the Session to close now, or None (no collision yet).
+
+    * A connection that is Established is kept and the other one closed (a collision with an established session
+      closes the newcomer).
+    * Otherwise, once the peer's BGP Identifier is known (its OPEN arrived on either connection, so one of them is
+      in OpenConfirm; the other in OpenSent or OpenConfirm), the connection initiated by the side with the higher
+      BGP Identifier is kept: ours is ``outbound``, the peer's is ``inbound``. Checking OpenSent as soon as the
+      identifier is known from the other connection is the "MAY" of §6.8; both sides decide alike, so nothing
+      flaps.
+    * Equal identifiers (possible between different ASes, RFC 6286 §2.3): the side with the larger AS number wins.
+    """
+    if outbound.want_close or inbound.want_close:
+        return None
+    if outbound.state not in _OPEN_STATES or inbound.state not in _OPEN_STATES:
+        return None
+    if outbound.state is State.ESTABLISHED:
+        return inbound
+    if inbound.state is State.ESTABLISHED:
+        return outbound
+    peer = inbound.peer_open or outbound.peer_open
+    if peer is None:
+        return None
+    local_id = _ip_int(outbound.router_id)
+    mine = (local_id, outbound.config.local_as)
+    theirs = (peer.router_id, peer.asn)
+    return inbound if mine > theirs else outbound

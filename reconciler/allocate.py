@@ -45,7 +45,6 @@ Nothing here reads a clock, randomness, the environment or a set's iteration ord
 from __future__ import annotations
 
 import heapq
-import json
 from bisect import bisect_right
 from dataclasses import dataclass, field
 
@@ -63,6 +62,7 @@ ANNOTATION_PREFIXES = ("metallb.io/", "metallb.universe.tf/")
 LEGACY_PREFIX = "metallb.universe.tf/"
 POOL_ANNOTATION = "metallb.io/ip-allocated-from-pool"
 FAMILY_NAME = {net.V4: "IPv4", net.V6: "IPv6"}
+GO_FAMILY = {net.V4: "ipv4", net.V6: "ipv6"}  # MetalLB's ipfamily.Family strings, as its messages print them
 MAX_INT64 = 2**63 - 1
 
 
@@ -109,20 +109,71 @@ class RequestError(ValueError):
         self.reason = reason
 
 
+def go_quote(text: str) -> str:
+    """Go's ``%q`` of a string (``strconv.Quote``): double quotes, backslash escapes for the unprintable."""
+    out = ['"']
+    for ch in text:
+        if ch in ('"', "\\"):
+            out.append("\\" + ch)
+        elif ch in _GO_ESCAPES:
+            out.append(_GO_ESCAPES[ch])
+        elif ch.isprintable():
+            out.append(ch)
+        elif ord(ch) < 0x80:
+            out.append(f"\\x{ord(ch):02x}")
+        elif ord(ch) <= 0xFFFF:
+            out.append(f"\\u{ord(ch):04x}")
+        else:
+            out.append(f"\\U{ord(ch):08x}")
+    out.append('"')
+    return "".join(out)
+
+
+_GO_ESCAPES = {"\a": "\\a", "\b": "\\b", "\f": "\\f", "\n": "\\n", "\r": "\\r", "\t": "\\t", "\v": "\\v"}
+
+
+def go_strings(values) -> str:
+    """Go's ``%q`` of a string slice: ``["a" "b"]``."""
+    return "[" + " ".join(go_quote(v) for v in values) + "]"
+
+
+def go_plain(values) -> str:
+    """Go's ``%v`` of a string slice: ``[a b]``."""
+    return "[" + " ".join(values) + "]"
+
+
+def family_error(ips) -> str | None:
+    """The error MetalLB's ``ipfamily.ForAddresses`` gives for a list of address strings, or None (1 address, or
+    2 of different families)."""
+    texts = list(ips)
+    fams = []
+    for t in texts:
+        try:
+            fams.append(net.parse_ip(t)[0])
+        except ValueError:
+            fams.append(None)
+    if len(texts) not in (1, 2):
+        return f"IPFamilyForAddresses: invalid ips length {len(texts)} {go_strings(texts)}"
+    if None in fams:
+        return f"IPFamilyForAddresses: Invalid address {go_strings(texts)}"
+    if len(texts) == 2 and fams[0] == fams[1]:
+        return f"IPFamilyForAddresses: same address family {go_strings(texts)}"
+    return None
+
+
 def cluster_families(svc: schema.Service) -> tuple[int, ...]:
     """The Service's families from its cluster IPs, v4 first (§3.4). () when it has none yet.
 
-    Raises RequestError when they cannot be determined (headless, two of one family, more than two).
+    Raises RequestError with MetalLB's ``ipfamily.ForService`` text when they cannot be determined (headless, two
+    of one family, more than two).
     """
     ips = svc.cluster_ips
     if not ips:
         return ()
-    if "None" in ips:
-        raise RequestError(Reason.NO_CLUSTER_IP, "unable to determine the IP family of a headless service")
-    fams = [net.V6 if ":" in ip else net.V4 for ip in ips]  # canonical by the event contract (codec.validate)
-    if len(fams) > 2 or (len(fams) == 2 and fams[0] == fams[1]):
-        raise RequestError(Reason.NO_CLUSTER_IP, f"unable to determine the IP family of cluster IPs {list(ips)}")
-    return tuple(sorted(fams))
+    err = family_error(ips)
+    if err is not None:
+        raise RequestError(Reason.NO_CLUSTER_IP, err)
+    return tuple(sorted(net.parse_ip(ip)[0] for ip in ips))
 
 
 def primary_family(svc: schema.Service, fams: tuple[int, ...]) -> int:
@@ -143,7 +194,8 @@ def wanted(svc: schema.Service, fams: tuple[int, ...]) -> tuple[tuple[int, ...],
 
 
 def requested_ips(svc: schema.Service) -> tuple[Addr, ...]:
-    """The IPs the Service asks for, in the user's order; () when none. Raises RequestError (§3.2)."""
+    """The IPs the Service asks for, in the user's order; () when none. Raises RequestError with the text of
+    MetalLB's ``getDesiredLbIPs`` (§3.2)."""
     ann = annotation(svc, "loadBalancerIPs")
     if ann is not None and ann != "" and svc.load_balancer_ip:
         raise RequestError(
@@ -156,18 +208,19 @@ def requested_ips(svc: schema.Service) -> tuple[Addr, ...]:
             try:
                 out.append(net.parse_ip(part.strip()))
             except ValueError:
-                raise RequestError(Reason.INVALID_REQUESTED_IP, f"invalid metallb.io/loadBalancerIPs: {ann!r}") from None
-        if len(out) > 2:
-            raise RequestError(Reason.INVALID_REQUESTED_IP, "more than two addresses")
-        if len(out) == 2 and out[0][0] == out[1][0]:
-            raise RequestError(Reason.INVALID_REQUESTED_IP, f"{_q(out[0])} {_q(out[1])} has the same family")
+                raise RequestError(
+                    Reason.INVALID_REQUESTED_IP, f"invalid metallb.io/loadBalancerIPs: {go_quote(ann)}"
+                ) from None
+        err = family_error([_text(a) for a in out])
+        if err is not None:
+            raise RequestError(Reason.INVALID_REQUESTED_IP, err)
         return tuple(out)
     if svc.load_balancer_ip:
         try:
             return (net.parse_ip(svc.load_balancer_ip),)
         except ValueError:
             raise RequestError(
-                Reason.INVALID_REQUESTED_IP, f"invalid spec.loadBalancerIP {svc.load_balancer_ip!r}"
+                Reason.INVALID_REQUESTED_IP, f"invalid spec.loadBalancerIP {go_quote(svc.load_balancer_ip)}"
             ) from None
     return ()
 
@@ -180,7 +233,7 @@ def _text(a: Addr) -> str:
 
 
 def _q(a: Addr) -> str:
-    return json.dumps(_text(a))
+    return go_quote(_text(a))
 
 
 def go_list(addrs) -> str:
@@ -421,7 +474,7 @@ def sharing_problem(state: State, key: ServiceKey, svc: schema.Service, a: Addr)
         if o is None or sharing_key(o) != sk or backend_key(o) != bk or not sharing_key(o):
             mismatch = True
     if mismatch:
-        return f"can't change sharing key for \"{key}\", address also in use by {','.join(others)}"
+        return f"can't change sharing key for {go_quote(key)}, address also in use by {','.join(others)}"
     mine = service_ports(svc)
     for o in other_svcs:
         assert o is not None
@@ -705,7 +758,7 @@ def _check_assign(
     if not compatible(pool, svc):
         return None, Reason.NO_MATCHING_POOL, f"pool {pool.name} not compatible for ip assignment"
     if len(addrs) > 2:
-        return None, Reason.INVALID_REQUESTED_IP, "more than two addresses"
+        return None, Reason.INVALID_REQUESTED_IP, f"more than two addresses {go_list(addrs)}"
     if len(addrs) == 2 and addrs[0][0] == addrs[1][0]:
         return None, Reason.INVALID_REQUESTED_IP, f"{_q(addrs[0])} {_q(addrs[1])} has the same family"
     for a in addrs:
@@ -767,26 +820,23 @@ def _converge(state: State, idx: Index | None, key: ServiceKey, svc: schema.Serv
         freed += release(state, key)
         _clear(dec, Reason.NO_CONFIGURATION)
         return freed
-    try:
-        fams = cluster_families(svc)
-    except RequestError as exc:
-        freed += release(state, key)
-        _clear(dec, exc.reason, str(exc))
-        dec.emit("Warning", "AllocationFailed", f'Failed to allocate IP for "{key}": {exc}')
-        return freed
-    if not fams:
+    # 1: no cluster IPs at all: wait silently
+    if not svc.cluster_ips:
         freed += release(state, key)
         _clear(dec, Reason.NO_CLUSTER_IP)
         return freed
-    # 3: RequireDualStack needs two cluster IPs
-    if svc.ip_family_policy == "RequireDualStack" and len(fams) < 2:
+    # 3: RequireDualStack needs two cluster IPs (MetalLB counts them before judging their families)
+    if svc.ip_family_policy == "RequireDualStack" and len(svc.cluster_ips) < 2:
         freed += release(state, key)
-        msg = f"Service requires dual stack but not enough clusterips {list(svc.cluster_ips)}"
+        msg = f"Service requires dual stack but not enough clusterips {go_plain(svc.cluster_ips)}"
         _clear(dec, Reason.NOT_ENOUGH_CLUSTER_IPS, msg)
         dec.emit("Warning", "not enough clusterips", msg)
         return freed
-    want, single_ok = wanted(svc, fams)
-    allowed = {tuple(want)} | ({(f,) for f in want} if single_ok else set())
+    try:
+        fams = cluster_families(svc)
+        fam_error: RequestError | None = None
+    except RequestError as exc:
+        fams, fam_error = (), exc
 
     # 2/4: current IPs (the assignment in force, else the Service's status)
     held = state.assigned.get(key)
@@ -795,14 +845,34 @@ def _converge(state: State, idx: Index | None, key: ServiceKey, svc: schema.Serv
     if from_status and svc.ingress_ips:
         current = tuple(net.parse_ip(ip) for ip in svc.ingress_ips)
     if current:
-        cf = sorted(a[0] for a in current)
-        if len(cf) > 2 or (len(cf) == 2 and cf[0] == cf[1]):
-            dec.emit("Warning", "nolbIPsIPFamily", f"Failed to retrieve lbIPs family for {go_list(current)}")
+        lb_error = family_error([_text(a) for a in current])
+        if lb_error is not None:
+            dec.emit("Warning", "nolbIPsIPFamily", f"Failed to retrieve LBIPs IPFamily for {go_list(current)}: {lb_error}")
+        if fam_error is not None:
+            # MetalLB stops here without touching the status; streamlb releases (a headless LoadBalancer Service
+            # is refused by the API server anyway, so only a hand-written log gets here)
+            dec.emit(
+                "Warning", "noclusterIPsIPFamily",
+                f"Failed to retrieve ClusterIPs IPFamily for {go_strings(svc.cluster_ips)} {svc.cluster_ips[0]}: "
+                f"{fam_error}",
+            )
+            freed += release(state, key)
+            _clear(dec, fam_error.reason, str(fam_error))
+            return freed
+        if lb_error is not None:
             freed += release(state, key)
             current = ()
-        elif tuple(cf) not in allowed:
-            freed += release(state, key)
-            current = ()
+    if fam_error is not None:
+        # 7: allocateIPs judges the cluster IPs first
+        freed += release(state, key)
+        _clear(dec, fam_error.reason, str(fam_error))
+        dec.emit("Warning", "AllocationFailed", f'Failed to allocate IP for "{key}": {fam_error}')
+        return freed
+    want, single_ok = wanted(svc, fams)
+    allowed = {tuple(want)} | ({(f,) for f in want} if single_ok else set())
+    if current and tuple(sorted(a[0] for a in current)) not in allowed:
+        freed += release(state, key)  # the family changed under it: dropped silently
+        current = ()
 
     try:
         req = requested_ips(svc)
@@ -839,18 +909,24 @@ def _converge(state: State, idx: Index | None, key: ServiceKey, svc: schema.Serv
         elif pool_ann and pool_ann != pool.name:
             freed += release(state, key)
             current = ()
-        elif req and set(req) != set(current):
-            freed += release(state, key)
-            current = ()
-        elif req_error is not None:
-            if held is None:
-                _take(state, idx, key, svc, pool.name, current)
-                _set_assigned(state, dec, svc, pool.name, current)
-            dec.reason = None
-            dec.message = str(req_error)
+        if req_error is not None:
+            # MetalLB checks the requested IPs' syntax only on this path (a Service that held IPs): the event is
+            # LoadBalancerFailed and nothing new is allocated; what was cleared above stays cleared
+            if current and pool is not None:
+                if held is None:
+                    _take(state, idx, key, svc, pool.name, current)
+                    _set_assigned(state, dec, svc, pool.name, current)
+                dec.reason = None
+                dec.message = str(req_error)
+            else:
+                _clear(dec, req_error.reason, str(req_error))
             dec.emit("Warning", "LoadBalancerFailed", f"invalid requested loadbalancer IPs: {req_error}")
             return freed
-        else:
+        if current and req and set(req) != set(current):
+            freed += release(state, key)
+            current = ()
+        if current:
+            assert pool is not None
             if held is None or held[0] != pool.name:
                 _take(state, idx, key, svc, pool.name, current)
             _set_assigned(state, dec, svc, pool.name, current)
@@ -866,15 +942,16 @@ def _converge(state: State, idx: Index | None, key: ServiceKey, svc: schema.Serv
                 else:
                     msg = (
                         f"cannot assign additional IP in PreferDualStack: no available IPs in pool {pool.name} "
-                        f"for {FAMILY_NAME[other]} IPFamily"
+                        f"for {GO_FAMILY[other]} IPFamily"
                     )
                     dec.reason = Reason.PARTIAL_DUAL_STACK.value
                     dec.message = msg
                     dec.emit("Normal", "AdditionalAssignFailed", msg)
             return freed
     if req_error is not None:
+        # a Service without IPs goes through allocation, whose first step re-reads the request (§3.3 step 7)
         _clear(dec, req_error.reason, str(req_error))
-        dec.emit("Warning", "LoadBalancerFailed", f"invalid requested loadbalancer IPs: {req_error}")
+        dec.emit("Warning", "AllocationFailed", f'Failed to allocate IP for "{key}": {req_error}')
         return freed
 
     # 7: allocate: requested IPs > pool annotation > automatic
@@ -892,7 +969,7 @@ def _converge(state: State, idx: Index | None, key: ServiceKey, svc: schema.Serv
         other = net.V6 if addrs[0][0] == net.V4 else net.V4
         msg = (
             f"cannot assign additional IP in PreferDualStack: no available IPs in pool {pool_name} "
-            f"for {FAMILY_NAME[other]} IPFamily"
+            f"for {GO_FAMILY[other]} IPFamily"
         )
         dec.reason = Reason.PARTIAL_DUAL_STACK.value
         dec.message = msg
@@ -901,11 +978,10 @@ def _converge(state: State, idx: Index | None, key: ServiceKey, svc: schema.Serv
 
 
 def _allocate(state, idx: Index, key, svc, fams, want, single_ok, req, pool_ann):
-    """(pool name, addresses) or (Reason, error text)."""
+    """(pool name, addresses) or (Reason, error text), in the order of MetalLB's ``allocateIPs``."""
     if req:
         rf = tuple(sorted(a[0] for a in req))
-        allowed = {tuple(want)} | ({(f,) for f in want} if single_ok else set())
-        if rf not in allowed and rf != fams:
+        if rf != fams:  # MetalLB compares the families exactly (dual cluster IPs want two requested IPs)
             return (
                 Reason.FAMILY_MISMATCH,
                 f"requested loadBalancer IP(s) {go_list(req)} does not match the ipFamily of the service",
@@ -922,18 +998,17 @@ def _allocate(state, idx: Index, key, svc, fams, want, single_ok, req, pool_ann)
     if pool_ann:
         pool = idx.cfg.pool_by_name.get(pool_ann)
         if pool is None:
-            return Reason.UNKNOWN_POOL, f'unknown pool "{pool_ann}"'
-        if not compatible(pool, svc):
-            return Reason.NO_MATCHING_POOL, f"pool {pool.name} not compatible for ip assignment"
+            return Reason.UNKNOWN_POOL, f"unknown pool {go_quote(pool_ann)}"
+        # MetalLB's AllocateFromPool: free addresses first, then the family selection, then Assign's checks
         got = _try_pool(state, idx, pool, want, single_ok, key, svc, svc_primary=primary_family(svc, fams))
         if got is None:
-            missing = [f for f in want if pick(state, idx, pool.name, f, key, svc) is None]
-            if len(want) == 2 and len(missing) == 1:
-                return (
-                    Reason.NO_AVAILABLE_IPS,
-                    f"no available IPs in pool {pool.name} for {FAMILY_NAME[missing[0]]} IPFamily",
-                )
-            return Reason.NO_AVAILABLE_IPS, f"no available IPs in pool {pool.name}"
+            families = sorted(idx.spaces[pool.name])
+            if all(pick(state, idx, pool.name, f, key, svc) is None for f in families):
+                return Reason.NO_AVAILABLE_IPS, f"no available IPs in pool {pool.name}"
+            fam = "dual" if len(want) == 2 else GO_FAMILY[want[0]]
+            return Reason.NO_AVAILABLE_IPS, f"no available IPs in pool {pool.name} for {fam} IPFamily"
+        if not compatible(pool, svc):
+            return Reason.NO_MATCHING_POOL, f"pool {pool.name} not compatible for ip assignment"
         return pool.name, got
     pinned, fallback = candidate_groups(idx, svc)
     if not pinned and not fallback:

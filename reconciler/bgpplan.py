@@ -10,7 +10,7 @@ Rules:
   (else ``notOwner``); one of those matches the Service (else ``noMatchingAdvertisement``); the matching ones pass
   the LOCAL_PREF consistency rule (else ``conflictingAdvertisements``); the node's own problems (speaker down,
   NetworkUnavailable, exclude label); a serving endpoint on this node for ``externalTrafficPolicy: Local`` (else
-  ``noLocalEndpoints``), anywhere for ``Cluster`` (else ``noServingEndpoints``, MetalLB's ``noEndpoints``).
+  ``noLocalEndpoints``), anywhere for ``Cluster`` (else ``noEndpoints``).
   Every node passing them announces — ECMP.
 * Rule 2 (what, §6.3): per IP and matching advertisement, the IP masked to ``aggregationLength`` (v4, default 32)
   or ``aggregationLengthV6`` (v6, default 128), with the advertisement's LOCAL_PREF (0 = unset ⇒ ``null``) and
@@ -259,7 +259,7 @@ def service_on_node(
         if not on_node_endpoint:
             return Reason.NO_LOCAL_ENDPOINTS.value, []
     elif not anywhere:
-        return Reason.NO_SERVING_ENDPOINTS.value, []
+        return Reason.NO_ENDPOINTS.value, []
     out: list[Entry] = []
     for ad in matching:
         targets = [p for p in peers_on_node if p in ad.peers] if ad.peers else list(peers_on_node)

@@ -18,8 +18,8 @@ Rules:
 Checked (tags as in metallb-behaviour.md): pools — addresses present, each a CIDR or an ``A-B`` range of one family
 with A ≤ B, no CIDR overlapping another (same or other pool), unique names, no duplicate namespaces or selectors in
 ``serviceAllocation``, valid selectors; L2 and BGP advertisements — no duplicate pool names/selectors/peers,
-valid selectors, aggregation lengths within 1..32 / 1..128 and not longer than any covered pool entry's widest
-block, ``serviceSelectors`` only with default aggregation, communities (``A:B`` of uint16, ``large:A:B:C`` of
+valid selectors, L2 ``preferredNodeSelectors`` weights within 1..100, aggregation lengths within 1..32 / 1..128
+and not longer than any covered pool entry's widest block, ``serviceSelectors`` only with default aggregation, communities (``A:B`` of uint16, ``large:A:B:C`` of
 uint32, or a known alias, no duplicates), LOCAL_PREF consistency between advertisements of one pool; peers —
 ASNs, exactly one of peerASN/dynamicASN and of peerAddress/interface, addresses that parse, port, timers, connect
 time, password vs passwordSecret, eBGP multihop on iBGP, BFD profile reference, frr-mode router ID / identifier /
@@ -149,6 +149,20 @@ def _check_selectors(errors: list[str], where: str, field_name: str, sels: tuple
         seen.append(sel)
 
 
+def _check_preferences(errors: list[str], where: str, prefs: tuple[schema.PreferredNodeSelector, ...]) -> None:
+    """L2Advertisement ``preferredNodeSelectors``: weight 1..100 (MetalLB's CRD; the API server's wording) and a
+    valid preference selector (MetalLB's parser)."""
+    for i, p in enumerate(prefs):
+        f = f"spec.preferredNodeSelectors[{i}].weight"
+        if p.weight < 1:
+            errors.append(f"{where}: {f}: Invalid value: {p.weight}: {f} in body should be greater than or equal to 1")
+        elif p.weight > 100:
+            errors.append(f"{where}: {f}: Invalid value: {p.weight}: {f} in body should be less than or equal to 100")
+        prob = selectors.problem(p.preference)
+        if prob:
+            errors.append(f"{where}: spec.preferredNodeSelectors[{i}].preference: invalid preferred node selector: {prob}")
+
+
 def _dups(values: tuple[str, ...]) -> list[str]:
     seen: set[str] = set()
     out = []
@@ -241,6 +255,7 @@ def prepare(
         _check_selectors(errors, where, "spec.ipAddressPoolSelectors", ad.ip_address_pool_selectors)
         _check_selectors(errors, where, "spec.nodeSelectors", ad.node_selectors)
         _check_selectors(errors, where, "spec.serviceSelectors", ad.service_selectors)
+        _check_preferences(errors, where, ad.preferred_node_selectors)
     aliases = _communities(communities, errors)
     bfd_by_name = _bfd_profiles(bfds, errors)
     _bgp_ads(bgpads, built, aliases, rules, errors)

@@ -6,9 +6,16 @@ speaker evaluates ``ShouldAnnounce`` for itself. :mod:`reconciler.planning` keep
 
 Rules:
 
-* Rule 1: candidates are ranked by SHA-256 of the UTF-8 string ``"<node>#<ip>"`` (raw bytes, ascending), where
-  ``<ip>`` is the Service's first ingress IP; the first wins and announces all of the Service's IPs. This is
-  MetalLB's ranking, so a mixed or migrating cluster elects the same node.
+* Rule 1: candidates are ranked by preference score (descending), then by SHA-256 of the UTF-8 string
+  ``"<node>#<ip>"`` (raw bytes, ascending), where ``<ip>`` is the Service's first ingress IP; the first wins and
+  announces all of the Service's IPs. This is MetalLB's ranking, so a mixed or migrating cluster elects the same
+  node.
+* Rule 1a (``preferredNodeSelectors``, MetalLB main): a node's score is the sum, over every L2Advertisement of the
+  IP's pool that matches the Service, of the weights of that advertisement's preferences matching the node's labels
+  — counted only when the advertisement's own ``nodeSelectors`` select the node. Advertisements are never merged
+  here, so two advertisements carrying preferences both count (MetalLB never de-duplicates those), and one
+  advertisement reaching a pool by name and by selector counts once (MetalLB attaches it once). Without
+  preferences every score is 0 and the order is the hash order.
 * Rule 2: a candidate has a live speaker (no ``speaker.down`` since its last ``speaker.up``), no
   ``NetworkUnavailable`` condition, no ``node.kubernetes.io/exclude-from-external-load-balancers`` label, and is
   selected by at least one L2Advertisement of the IP's pool that matches the Service.
@@ -40,9 +47,42 @@ def digest(node: str, ip: str) -> bytes:
     return hashlib.sha256(f"{node}#{ip}".encode()).digest()
 
 
-def rank(nodes: Iterable[str], ip: str) -> list[str]:
-    """Nodes in MetalLB's election order for ``ip`` (first = winner)."""
-    return sorted(nodes, key=lambda n: digest(n, ip))
+def rank(nodes: Iterable[str], ip: str, scores: Mapping[str, int] | None = None) -> list[str]:
+    """Nodes in MetalLB's election order for ``ip`` (first = winner): score descending, then the hash."""
+    if not scores:
+        return sorted(nodes, key=lambda n: digest(n, ip))
+    return sorted(nodes, key=lambda n: (-scores.get(n, 0), digest(n, ip)))
+
+
+def election_key(node: str, ip: str, score: int = 0) -> tuple[int, bytes]:
+    """What :func:`rank` sorts by: the smallest key wins."""
+    return -score, digest(node, ip)
+
+
+def ad_preference(ad: schema.L2Advertisement, labels: Mapping[str, str]) -> int:
+    """Rule 1a for one advertisement: the weights of its preferences matching a node with ``labels``; 0 when the
+    advertisement's ``nodeSelectors`` do not select the node."""
+    if not ad.preferred_node_selectors or not selectors.any_matches(ad.node_selectors, labels):
+        return 0
+    return sum(p.weight for p in ad.preferred_node_selectors if selectors.matches(p.preference, labels))
+
+
+def preference_score(ads: Iterable[schema.L2Advertisement], labels: Mapping[str, str]) -> int:
+    """Rule 1a: a node's score over the advertisements that match the Service."""
+    return sum(ad_preference(ad, labels) for ad in ads)
+
+
+def node_preferences(
+    ads: Iterable[schema.L2Advertisement], labels: Mapping[str, str]
+) -> tuple[tuple[tuple[str, str], int], ...]:
+    """Rule 1a precomputed for one node: ((namespace, name) of each advertisement scoring it, weight), sorted —
+    what the incremental plan keeps per node (a label change that changes a score changes this)."""
+    return tuple(sorted(((ad.namespace, ad.name), w) for ad in ads if (w := ad_preference(ad, labels))))
+
+
+def score_of(prefs: tuple[tuple[tuple[str, str], int], ...], ad_keys: frozenset[tuple[str, str]]) -> int:
+    """A node's score for a Service from :func:`node_preferences`, given the keys of the Service's advertisements."""
+    return sum(w for k, w in prefs if k in ad_keys) if prefs else 0
 
 
 def has_shared_ip_annotation(svc: schema.Service) -> bool:
@@ -115,7 +155,7 @@ def ad_selects_node(ad: schema.L2Advertisement | schema.BGPAdvertisement, labels
 class ServiceL2:
     """The from-scratch L2 verdict for one Service (see :func:`evaluate`)."""
 
-    __slots__ = ("has_ads", "owner", "reason", "candidates", "ads", "local")
+    __slots__ = ("has_ads", "owner", "reason", "candidates", "ads", "local", "scores")
 
     def __init__(self) -> None:
         self.has_ads = False  # its pool has an L2Advertisement matching the Service (⇒ it appears in the l2 map)
@@ -124,6 +164,7 @@ class ServiceL2:
         self.candidates: list[str] = []  # in election order
         self.ads: list[schema.L2Advertisement] = []
         self.local: frozenset[str] = frozenset()
+        self.scores: dict[str, int] = {}  # Rule 1a, per candidate (every candidate, 0 included)
 
 
 def evaluate(state: State, key: ServiceKey) -> ServiceL2 | None:
@@ -146,7 +187,7 @@ def evaluate(state: State, key: ServiceKey) -> ServiceL2 | None:
         return out
     anywhere, out.local = serving_nodes(state, svc)
     if not anywhere:
-        out.reason = Reason.NO_SERVING_ENDPOINTS.value
+        out.reason = Reason.NO_ENDPOINTS.value
         return out
     local_only = svc.external_traffic_policy == "Local"
     cands = []
@@ -159,10 +200,11 @@ def evaluate(state: State, key: ServiceKey) -> ServiceL2 | None:
         if local_only and node.name not in out.local:
             continue
         cands.append(node.name)
+        out.scores[node.name] = preference_score(out.ads, labels)
     if not cands:
         out.reason = (Reason.NO_LOCAL_ENDPOINTS if local_only else Reason.NO_ELIGIBLE_NODES).value
         return out
-    out.candidates = rank(cands, dec.ingress[0])
+    out.candidates = rank(cands, dec.ingress[0], out.scores)
     out.owner = out.candidates[0]
     return out
 
@@ -220,7 +262,7 @@ def should_announce(state: State, key: ServiceKey, node: str) -> dict[str, str |
         return {ip: Reason.NO_MATCHING_ADVERTISEMENT.value for ip in ips}
     if v.reason == Reason.SHARED_IP_WITH_SERVICE_SELECTOR.value:
         return {ip: v.reason for ip in ips}
-    if v.reason == Reason.NO_SERVING_ENDPOINTS.value:
+    if v.reason == Reason.NO_ENDPOINTS.value:
         return {ip: v.reason for ip in ips}
     labels = dict(nobj.labels)
     if not any(ad_selects_node(ad, labels) for ad in v.ads):

@@ -195,7 +195,31 @@ def explain(state: State, key: ServiceKey) -> dict[str, Any] | None:
 
 
 # Announcement sections (owned by reconciler.planning).
+from reconciler import elect as _elect  # noqa: E402
 from reconciler import planning as _planning  # noqa: E402
 
-SECTIONS["l2"] = _planning.l2_section
+
+def l2_section(state: State, key: ServiceKey, svc: schema.Service) -> dict[str, Any] | None:
+    """:func:`reconciler.planning.l2_section` plus the election's inputs per IP: ``scores`` — every node an
+    L2Advertisement matching the Service selects, with its ``preferredNodeSelectors`` score (0 without
+    preferences) — and ``ranking``, the candidates in election order (score first, then MetalLB's hash)."""
+    out = _planning.l2_section(state, key, svc)
+    if out is None:
+        return None
+    verdict = _elect.evaluate(state, key)
+    ads = verdict.ads if verdict is not None else []
+    scores: dict[str, int] = {}
+    if ads:
+        for node in _elect.nodes(state):
+            labels = dict(node.labels)
+            if any(_elect.ad_selects_node(ad, labels) for ad in ads):
+                scores[node.name] = _elect.preference_score(ads, labels)
+    ranking = list(verdict.candidates) if verdict is not None else []
+    for entry in out.values():
+        entry["scores"] = dict(scores)
+        entry["ranking"] = list(ranking)
+    return out
+
+
+SECTIONS["l2"] = l2_section
 SECTIONS["bgp"] = _planning.bgp_section

@@ -62,6 +62,7 @@ class NodeInfo:
     l2: frozenset[AdKey]  # L2Advertisements selecting this node
     bgp: frozenset[AdKey]  # BGPAdvertisements selecting this node
     peers: tuple[str, ...]  # BGPPeers selecting this node
+    pref: tuple[tuple[AdKey, int], ...] = ()  # L2Advertisements whose preferences score this node (elect Rule 1a)
 
 
 @dataclass(slots=True)
@@ -74,6 +75,8 @@ class L2Rec:
     ad_keys: frozenset[AdKey] = frozenset()
     local: frozenset[str] | None = None  # ETP Local: nodes with a serving endpoint; None for Cluster
     best: bytes = b""  # the owner's election key
+    score: int = 0  # the owner's preference score (elect Rule 1a); ranks before ``best``
+    prefs: bool = False  # some of its advertisements carry preferredNodeSelectors (elect Rule 1a applies)
     anchor: bytes = b""  # the first IP as bytes (what the election hashes after "<node>#")
     # the runner-up: the candidate with the next key, kept while known (a node joining between the two updates it;
     # checked for eligibility when used); None when unknown — then losing the owner means a full election
@@ -210,11 +213,13 @@ def _node_info(state: State, plan: Plan, name: str) -> NodeInfo | None:
     l2: frozenset[AdKey] = frozenset()
     bgp: frozenset[AdKey] = frozenset()
     peers: tuple[str, ...] = ()
+    pref: tuple[tuple[AdKey, int], ...] = ()
     if cfg is not None and plan.bcfg is not None:
         l2 = frozenset(_ad_key(ad) for ad in cfg.l2_advertisements if elect.ad_selects_node(ad, labels))
         bgp = frozenset(_ad_key(ad.obj) for ad in plan.bcfg.ads if elect.ad_selects_node(ad.obj, labels))
         peers = bgpplan.node_peers(plan.bcfg, labels)
-    return NodeInfo(labels=labels, problem=elect.node_problem(state, node), l2=l2, bgp=bgp, peers=peers)
+        pref = elect.node_preferences(cfg.l2_advertisements, labels)
+    return NodeInfo(labels=labels, problem=elect.node_problem(state, node), l2=l2, bgp=bgp, peers=peers, pref=pref)
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -247,10 +252,18 @@ def _elect(plan: Plan, rec: L2Rec) -> None:
         return
     sha = hashlib.sha256
     digests = [sha(p + anchor).digest() for p in prefixes]
+    if rec.prefs:  # elect Rule 1a: the preference score, then the hash
+        nodes = plan.nodes
+        scores = [elect.score_of(nodes[n].pref, rec.ad_keys) for n in names]  # type: ignore[union-attr]
+        i = min(range(len(names)), key=lambda j: (-scores[j], digests[j]))
+        rec.owner, rec.best, rec.score = names[i], digests[i], scores[i]
+        rec.second, rec.second_key = None, b""  # no runner-up shortcut: scores move with labels, re-elect in full
+        return
     best = min(digests)
     i = digests.index(best)
     rec.owner = names[i]
     rec.best = best
+    rec.score = 0
     rec.second, rec.second_key = None, b""
     if len(digests) > 1:
         digests[i] = b"\xff" * 33  # above any SHA-256 digest
@@ -342,7 +355,8 @@ def _plan_l2(state: State, plan: Plan, key: ServiceKey, ips: tuple[str, ...], po
         svc_labels = dict(svc.labels)
         ads = tuple(ad for ad in ads if selectors.any_matches(ad.service_selectors, svc_labels))
         ad_keys = frozenset(_ad_key(a) for a in ads)
-    rec = L2Rec(ips=ips, has_ads=bool(ads), ads=ads, ad_keys=ad_keys, anchor=ips[0].encode())
+    rec = L2Rec(ips=ips, has_ads=bool(ads), ads=ads, ad_keys=ad_keys, anchor=ips[0].encode(),
+                prefs=any(ad.preferred_node_selectors for ad in ads))
     plan.l2[key] = rec
     if not ads:
         return
@@ -351,16 +365,18 @@ def _plan_l2(state: State, plan: Plan, key: ServiceKey, ips: tuple[str, ...], po
         return
     anywhere, local = served if served is not None else elect.serving_nodes(state, svc)
     if not anywhere:
-        rec.reason = Reason.NO_SERVING_ENDPOINTS.value
+        rec.reason = Reason.NO_ENDPOINTS.value
         return
     rec.local = local if svc.external_traffic_policy == "Local" else None
     if hint is not None and _eligible(plan.nodes.get(hint), rec.ad_keys) and (rec.local is None or hint in rec.local):
         rec.owner = hint  # recorded by a snapshot of this very state (see rebuild)
         rec.best = hashlib.sha256(f"{hint}#".encode() + rec.anchor).digest()
+        if rec.prefs:
+            rec.score = elect.score_of(plan.nodes[hint].pref, rec.ad_keys)  # type: ignore[union-attr]
     elif (prev is not None and prev.owner is not None and prev.ips[0] == ips[0] and prev.ad_keys == rec.ad_keys
             and prev.local == rec.local and _eligible(plan.nodes.get(prev.owner), rec.ad_keys)):
         # same election inputs, and node changes are always propagated at once: the owner stands (no re-ranking)
-        rec.owner, rec.best = prev.owner, prev.best
+        rec.owner, rec.best, rec.score = prev.owner, prev.best, prev.score
     else:
         _elect(plan, rec)
     if rec.owner is not None:
@@ -493,9 +509,16 @@ def _node_changed(state: State, plan: Plan, name: str) -> None:
     if lost:
         for key in sorted(plan.owned_by.get(name, ())):
             _reelect(plan, key)
+    elif old is not None and new is not None and new.problem is None and old.pref != new.pref:
+        # still eligible, but its preference score changed: the Services it owns whose advertisements carry
+        # preferences are re-elected (elect Rule 1a); the others keep it
+        for key in sorted(plan.owned_by.get(name, ())):
+            if plan.l2[key].prefs:
+                _reelect(plan, key)
     # otherwise the Services this node owns keep it: their candidates are the same or more of the same node
     # (labels, BGP advertisements and peers are read when a node's announcements are asked for)
-    gained = new is not None and new.problem is None and (old is None or old.problem is not None or not new.l2 <= old.l2)
+    gained = new is not None and new.problem is None and (old is None or old.problem is not None or not new.l2 <= old.l2
+                                                          or new.pref != old.pref)
     if not gained:
         return
     assert new is not None
@@ -513,6 +536,11 @@ def _node_changed(state: State, plan: Plan, name: str) -> None:
                 again.append((key, None))
             continue
         plan.compared += 1
+        if rec.prefs:  # elect Rule 1a: a higher score wins, an equal one goes to the hash
+            score = elect.score_of(new.pref, rec.ad_keys) if new.pref else 0
+            if score > rec.score or (score == rec.score and sha(prefix + rec.anchor).digest() < rec.best):
+                again.append((key, None))  # re-elected in full (no runner-up for preference elections)
+            continue
         digest = sha(prefix + rec.anchor).digest()
         if digest < rec.best:
             again.append((key, digest))  # it sorts before the owner, which sorted before every other candidate
@@ -1070,7 +1098,7 @@ def l2_reasons(state: State, key: ServiceKey, node: str) -> dict[str, str | None
         return {ip: info.problem for ip in ips}
     if rec is None or not rec.has_ads:
         return {ip: Reason.NO_MATCHING_ADVERTISEMENT.value for ip in ips}
-    if rec.reason in (Reason.SHARED_IP_WITH_SERVICE_SELECTOR.value, Reason.NO_SERVING_ENDPOINTS.value):
+    if rec.reason in (Reason.SHARED_IP_WITH_SERVICE_SELECTOR.value, Reason.NO_ENDPOINTS.value):
         return {ip: rec.reason for ip in ips}
     if info.l2.isdisjoint(rec.ad_keys):
         return {ip: Reason.NO_MATCHING_ADVERTISEMENT.value for ip in ips}

@@ -26,7 +26,7 @@ class Reason(enum.StrEnum):
     NO_IP_ALLOCATED = "noIPAllocated"
     NOT_OWNER = "notOwner"
     NO_MATCHING_ADVERTISEMENT = "noMatchingAdvertisement"
-    NO_SERVING_ENDPOINTS = "noServingEndpoints"
+    NO_ENDPOINTS = "noEndpoints"  # MetalLB's name (BGP); renamed from noServingEndpoints (issue 13)
     NO_LOCAL_ENDPOINTS = "noLocalEndpoints"
     NO_ELIGIBLE_NODES = "noEligibleNodes"
     CONFLICTING_ADVERTISEMENTS = "conflictingAdvertisements"

@@ -41,3 +41,27 @@ def test_golden_log_replays_to_recorded_decisions(path: Path, update_golden: boo
     got, want = json.loads(out), json.loads(expected.read_bytes())
     assert got == want
     assert out == expected.read_bytes()
+
+
+def test_every_golden_log_replays_byte_identically_across_hash_seeds() -> None:
+    """Each golden log (the preferredNodeSelectors one included) replays to its recorded bytes under several
+    ``PYTHONHASHSEED`` values: no decision may depend on set or dict iteration order."""
+    import os
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parent.parent
+    script = (
+        "import sys\n"
+        "from reconciler.runtime import replay\n"
+        "for p in sys.argv[1:]:\n"
+        "    sys.stdout.buffer.write(replay.replay([p]).to_json())\n"
+    )
+    want = b"".join(p.with_suffix(".state.json").read_bytes() for p in LOGS)
+    assert any("preferred" in p.name for p in LOGS)
+    for seed in ("0", "1", "4242"):
+        env = {**os.environ, "PYTHONHASHSEED": seed, "PYTHONPATH": str(root)}
+        proc = subprocess.run([sys.executable, "-c", script, *map(str, LOGS)], capture_output=True, env=env,
+                              cwd=root, timeout=300)
+        assert proc.returncode == 0, proc.stderr.decode()
+        assert proc.stdout == want, seed

@@ -8,6 +8,7 @@ Which routes go to the peer is decided upstream and handed over with ``set_route
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import ipaddress
 import logging
 import socket
@@ -16,7 +17,7 @@ import time
 from dataclasses import dataclass
 from typing import Callable, Iterable
 
-from fastpath.session import Route, Session, SessionConfig, State
+from fastpath.session import Route, Session, SessionConfig, State, collision_loser
 
 log = logging.getLogger("streamlb.bgp")
 
@@ -60,6 +61,7 @@ class PeerSpec:
 
 
 SocketFactory = Callable[[int], socket.socket]
+HOLD_FOR_DIAL = 3.0  # seconds the peer's connection waits in OpenConfirm for a dial of ours that is under way
 
 
 def _default_factory(family: int) -> socket.socket:
@@ -67,7 +69,15 @@ def _default_factory(family: int) -> socket.socket:
 
 
 class PeerTransport:
-    """Runs one session until ``stop``: dials (or accepts, passive), pumps bytes and timers, reconnects."""
+    """Runs one session until ``stop``: dials (or accepts, passive), pumps bytes and timers, reconnects.
+
+    An active session also accepts the peer's own connections (``accept``), as routers configured to connect out
+    do: the inbound connection runs a second Session, and RFC 4271 §6.8 (:func:`fastpath.session.collision_loser`)
+    is applied after every message on either connection. The loser is closed with NOTIFICATION Cease/Connection
+    Collision Resolution; when the inbound connection wins it becomes :attr:`session` (and the transport dials again
+    only after it ends). An inbound connection that reaches OpenConfirm while we are not dialling (or Established
+    while we are) is adopted the same way, and a dial that completes after that is dropped before its OPEN.
+    """
 
     def __init__(
         self,
@@ -81,13 +91,17 @@ class PeerTransport:
         self.clock = clock
         self.session = Session(config, clock())
         self._factory = socket_factory
-        self._wake = asyncio.Event()
+        self._wakes: set[asyncio.Event] = set()  # one per loop waiting (run, each served connection)
         self._stopping = False
         self._stop_withdraw = True
-        self._connected = asyncio.Event()
-        self._writer: asyncio.StreamWriter | None = None
+        self._routes: list[Route] = []
         self._incoming: asyncio.Queue = asyncio.Queue()
         self._task: asyncio.Task | None = None
+        self._inbound: Session | None = None  # the peer's connection while it competes with ours
+        self._inbound_task: asyncio.Task | None = None
+        self._served: set[Session] = set()  # sessions whose connection a ``_serve`` loop is running
+        self._hold_until: float | None = None  # the peer's connection waits (KEEPALIVE unsent) for our dial
+        self.collisions = 0  # connections closed by collision resolution (observability, tests)
         self.on_event: Callable[[PeerTransport, object], None] | None = None
 
     # --- public --------------------------------------------------------------------------------------------------
@@ -97,8 +111,11 @@ class PeerTransport:
         return self.session.state
 
     def set_routes(self, routes: Iterable[Route]) -> None:
-        self.session.set_routes(routes)
-        self._wake.set()
+        self._routes = list(routes)
+        self.session.set_routes(self._routes)
+        if self._inbound is not None:
+            self._inbound.set_routes(self._routes)
+        self._poke()
 
     def start(self) -> asyncio.Task:
         self._task = asyncio.get_running_loop().create_task(self.run(), name=f"bgp-{self.spec.name}")
@@ -108,54 +125,84 @@ class PeerTransport:
         """Withdraw (Cease) or just close (graceful restart keeps the routes at the peer); then end ``run``."""
         self._stopping = True
         self._stop_withdraw = withdraw
-        self._wake.set()
-        if self._task is not None:
+        self._poke()
+        for task in (self._task, self._inbound_task):
+            if task is None:
+                continue
             try:
-                await asyncio.wait_for(asyncio.shield(self._task), timeout)
+                await asyncio.wait_for(asyncio.shield(task), timeout)
             except (asyncio.TimeoutError, asyncio.CancelledError):
-                self._task.cancel()
+                task.cancel()
 
     def drop(self, reason: str) -> None:
         """Close the connection now without a NOTIFICATION (BFD saw the path die, so nothing would arrive); the
-        session then reconnects on its usual schedule."""
-        s = self.session
-        if s.state in (State.OPEN_SENT, State.OPEN_CONFIRM, State.ESTABLISHED) and not s.want_close:
-            s.last_error = reason
-            s.want_close = True
-            self._wake.set()
+        session then reconnects on its usual schedule. A competing connection of the peer's goes too."""
+        for s in (self.session, self._inbound):
+            if s is None:
+                continue
+            if s.state in (State.OPEN_SENT, State.OPEN_CONFIRM, State.ESTABLISHED) and not s.want_close:
+                s.last_error = reason
+                s.want_close = True
+        self._poke()
 
     def accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        """Hand an accepted connection to a passive session."""
-        self._incoming.put_nowait((reader, writer))
-        self._wake.set()
+        """Hand over a connection the peer opened: queued for a passive session, raced against ours (§6.8) for an
+        active one."""
+        if self.session.config.passive:
+            self._incoming.put_nowait((reader, writer))
+            self._poke()
+            return
+        if self._stopping or self._inbound is not None:
+            writer.close()  # one competing connection at a time
+            return
+        cand = Session(dataclasses.replace(self.session.config, passive=True), self.clock())
+        cand.counters = self.session.counters  # one set of counters per peer, whichever connection wins
+        cand.router_id_fallback = self.session.router_id_fallback
+        cand.set_routes(self._routes)
+        self._inbound = cand
+        self._inbound_task = asyncio.get_running_loop().create_task(
+            self._serve_inbound(reader, writer, cand), name=f"bgp-{self.spec.name}-inbound")
 
     # --- loop ----------------------------------------------------------------------------------------------------
 
-    async def run(self) -> None:
-        s = self.session
-        while not self._stopping:
-            now = self.clock()
-            if not self._incoming.empty():
-                reader, writer = self._incoming.get_nowait()
-                await self._serve(reader, writer)
-                continue
-            if s.connect_due(now):
-                conn = await self._dial()
-                if conn is not None:
-                    await self._serve(*conn)
-                continue
-            self._emit_events()
-            dl = s.next_deadline()
-            timeout = None if dl is None else max(0.0, dl - now)
-            self._wake.clear()
-            try:
-                await asyncio.wait_for(self._wake.wait(), timeout)
-            except asyncio.TimeoutError:
-                pass
-        self._emit_events()
+    def _poke(self) -> None:
+        for w in list(self._wakes):
+            w.set()
 
-    async def _dial(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter] | None:
-        s, spec = self.session, self.spec
+    async def run(self) -> None:
+        wake = asyncio.Event()
+        self._wakes.add(wake)
+        try:
+            while not self._stopping:
+                s = self.session
+                now = self.clock()
+                if not self._incoming.empty():
+                    reader, writer = self._incoming.get_nowait()
+                    await self._serve(reader, writer, s)
+                    continue
+                if s.connect_due(now):
+                    conn = await self._dial(s)
+                    if conn is not None:
+                        if self.session is s and s.state is State.CONNECT and not self._stopping:
+                            await self._serve(*conn, s)
+                        else:  # the peer's connection became the session while we dialled: drop ours
+                            conn[1].close()
+                    continue
+                if s not in self._served:  # else the loop serving its connection reports its events
+                    self._emit_events(s)
+                dl = s.next_deadline() if s.state in (State.IDLE, State.CONNECT, State.ACTIVE) else None
+                timeout = None if dl is None else max(0.0, dl - now)
+                wake.clear()
+                try:
+                    await asyncio.wait_for(wake.wait(), timeout)
+                except asyncio.TimeoutError:
+                    pass
+        finally:
+            self._wakes.discard(wake)
+        self._emit_events(self.session)
+
+    async def _dial(self, s: Session) -> tuple[asyncio.StreamReader, asyncio.StreamWriter] | None:
+        spec = self.spec
         s.connecting(self.clock())
         family = socket.AF_INET6 if ":" in spec.address else socket.AF_INET
         sock = None
@@ -187,25 +234,88 @@ class PeerTransport:
             else:
                 sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_UNICAST_HOPS, ttl)
 
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        s = self.session
+    def _resolve(self) -> None:
+        """RFC 4271 §6.8 between our connection and the peer's (if any); adopt the peer's when it wins."""
+        cand = self._inbound
+        if cand is None:
+            return
+        ours = self.session
+        now = self.clock()
+        loser = collision_loser(ours, cand)
+        if loser is cand:
+            log.info("peer %s: connection collision: closing the peer's connection, keeping ours", self.spec.name)
+            cand.close_collision(now)
+            self._hold_until = None
+            self.collisions += 1
+        elif loser is ours:
+            log.info("peer %s: connection collision: closing our connection, keeping the peer's", self.spec.name)
+            ours.close_collision(now)
+            self.collisions += 1
+            self._adopt(cand)
+        elif cand.state is State.OPEN_CONFIRM and ours.state is State.CONNECT and (
+            self._hold_until is None or now < self._hold_until
+        ):
+            # our dial is under way: the peer's connection waits in OpenConfirm with its KEEPALIVE unsent (see
+            # _holding), so that §6.8 decides by identifier when our connection gets the peer's OPEN; a dial that
+            # hangs is given up after HOLD_FOR_DIAL seconds
+            if self._hold_until is None:
+                self._hold_until = now + HOLD_FOR_DIAL
+            return
+        elif ours.state in (State.IDLE, State.CONNECT, State.ACTIVE) and cand.state in (
+            State.OPEN_CONFIRM, State.ESTABLISHED
+        ):
+            self._adopt(cand)  # no connection of our own: the peer's is the session
+        else:
+            return
+        self._poke()
+
+    def _holding(self, s: Session) -> bool:
+        """Is ``s`` the peer's connection waiting for our dial (its output held back)?"""
+        return self._inbound is s and self._hold_until is not None and s.state is State.OPEN_CONFIRM
+
+    def _adopt(self, cand: Session) -> None:
+        self._hold_until = None
+        old = self.session
+        cand.config = old.config  # active again: when this connection ends, the transport dials
+        self.session = cand
+        self._inbound = None
+        old._connect_at = None  # the replaced session never dials
+
+    async def _serve_inbound(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, s: Session) -> None:
+        task = asyncio.current_task()
+        try:
+            await self._serve(reader, writer, s)
+        finally:
+            if self._inbound is s:
+                self._inbound = None
+                self._hold_until = None
+            if task is not None and self._inbound_task is task:
+                self._inbound_task = None
+            self._poke()  # the run loop dials again if this was the session
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, s: Session) -> None:
+        wake = asyncio.Event()
+        self._wakes.add(wake)
+        self._served.add(s)
         sockname = writer.get_extra_info("sockname")
         s.connection_made(self.clock(), sockname[0])
-        self._writer = writer
         reason = "connection closed by peer"
-        read_task = asyncio.get_running_loop().create_task(self._read(reader))
+        read_task = asyncio.get_running_loop().create_task(self._read(reader, s, wake))
         try:
-            await self._flush(writer)  # our OPEN goes out first
+            await self._flush(writer, s)  # our OPEN goes out first
             s.prepare()  # then the initial table is packed while the peer's OPEN is on its way
             while True:
-                await self._flush(writer)
-                self._emit_events()
+                self._resolve()
+                held = self._holding(s)
+                if not held:
+                    await self._flush(writer, s)
+                self._emit_events(s)
                 if s.want_close:
                     reason = s.last_error or "closed"
                     break
                 if self._stopping:
                     s.shutdown(self.clock(), withdraw=self._stop_withdraw)
-                    await self._flush(writer)
+                    await self._flush(writer, s)
                     reason = "stopped"
                     break
                 if read_task.done():
@@ -213,49 +323,111 @@ class PeerTransport:
                     reason = f"read: {exc}" if exc else "connection closed by peer"
                     break
                 dl = s.next_deadline()
+                if held and self._hold_until is not None:
+                    dl = self._hold_until if dl is None else min(dl, self._hold_until)
                 now = self.clock()
                 timeout = None if dl is None else max(0.0, dl - now)
-                self._wake.clear()
+                wake.clear()
                 try:
-                    await asyncio.wait_for(self._wake.wait(), timeout)
+                    await asyncio.wait_for(wake.wait(), timeout)
                 except asyncio.TimeoutError:
                     pass
                 s.tick(self.clock())
         except (OSError, ConnectionError) as exc:
             reason = f"write: {exc}"
         finally:
+            self._wakes.discard(wake)
+            self._served.discard(s)
             read_task.cancel()
-            self._writer = None
             try:
                 writer.close()
                 await asyncio.wait_for(writer.wait_closed(), 2.0)
             except (OSError, ConnectionError, asyncio.TimeoutError):
                 pass
             s.connection_lost(self.clock(), reason)
-            self._emit_events()
+            self._emit_events(s)
 
-    async def _read(self, reader: asyncio.StreamReader) -> None:
+    async def _read(self, reader: asyncio.StreamReader, s: Session, wake: asyncio.Event) -> None:
         try:
             while True:
                 data = await reader.read(65536)
                 if not data:
                     return
-                self.session.receive(data, self.clock())
-                self._wake.set()
+                s.receive(data, self.clock())
+                wake.set()
         finally:
-            self._wake.set()
+            wake.set()
 
-    async def _flush(self, writer: asyncio.StreamWriter) -> None:
-        data = self.session.data_to_send()
+    async def _flush(self, writer: asyncio.StreamWriter, s: Session) -> None:
+        data = s.data_to_send()
         if data:
             writer.write(data)
             await writer.drain()
 
-    def _emit_events(self) -> None:
-        for ev in self.session.events():
+    def _emit_events(self, s: Session) -> None:
+        for ev in s.events():
             log.info("peer %s: %s %s", self.spec.name, ev.kind, ev.detail)
             if self.on_event is not None:
                 self.on_event(self, ev)
+
+
+class Listener:
+    """The listening socket for peers' connections, handed to the transport of the peer's address (passive
+    sessions, and active ones for connection collisions). Transports can be added and removed while it runs;
+    TCP MD5 keys are installed on the listening socket per peer with a password."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.by_addr: dict[str, PeerTransport] = {}
+        self.server: asyncio.base_events.Server | None = None
+
+    def add(self, t: PeerTransport) -> None:
+        addr = str(ipaddress.ip_address(t.spec.address))
+        self.by_addr[addr] = t
+        if t.spec.password:
+            set_md5(self.sock, t.spec.address, t.spec.password)
+
+    def remove(self, t: PeerTransport) -> None:
+        addr = str(ipaddress.ip_address(t.spec.address))
+        if self.by_addr.get(addr) is t:
+            del self.by_addr[addr]
+
+    def _on_conn(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        peer = ipaddress.ip_address(writer.get_extra_info("peername")[0])
+        if getattr(peer, "ipv4_mapped", None):
+            peer = peer.ipv4_mapped
+        t = self.by_addr.get(str(peer))
+        if t is None or (t.session.config.passive and t.session.state not in (State.ACTIVE, State.IDLE)):
+            writer.close()
+            return
+        t.accept(reader, writer)
+
+    def close(self) -> None:
+        if self.server is not None:
+            self.server.close()
+
+
+async def start_listener(
+    host: str = "::",
+    port: int = 179,
+    *,
+    socket_factory: SocketFactory = _default_factory,
+) -> Listener:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket_factory(family)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if family == socket.AF_INET6:
+        sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+    try:
+        sock.bind((host, port))
+        sock.listen(16)
+    except OSError:
+        sock.close()
+        raise
+    sock.setblocking(False)
+    lst = Listener(sock)
+    lst.server = await asyncio.start_server(lst._on_conn, sock=sock)
+    return lst
 
 
 async def listen(
@@ -265,28 +437,9 @@ async def listen(
     *,
     socket_factory: SocketFactory = _default_factory,
 ) -> asyncio.base_events.Server:
-    """A listening socket for passive sessions: connections are handed to the transport of the peer's address."""
-    by_addr = {str(ipaddress.ip_address(t.spec.address)): t for t in transports}
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket_factory(family)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    if family == socket.AF_INET6:
-        sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+    """A listening socket for the given transports (see :class:`Listener`)."""
+    lst = await start_listener(host, port, socket_factory=socket_factory)
     for t in transports:
-        if t.spec.password:
-            set_md5(sock, t.spec.address, t.spec.password)
-    sock.bind((host, port))
-    sock.listen(16)
-    sock.setblocking(False)
-
-    def on_conn(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        peer = ipaddress.ip_address(writer.get_extra_info("peername")[0])
-        if getattr(peer, "ipv4_mapped", None):
-            peer = peer.ipv4_mapped
-        t = by_addr.get(str(peer))
-        if t is None or t.session.state not in (State.ACTIVE, State.IDLE):
-            writer.close()
-            return
-        t.accept(reader, writer)
-
-    return await asyncio.start_server(on_conn, sock=sock)
+        lst.add(t)
+    assert lst.server is not None
+    return lst.server

@@ -241,7 +241,7 @@ class GoBgp:
 
 
 class Bird:
-    """BIRD 2 as a passive receiver inside ``ns`` with its own control socket."""
+    """BIRD 2 inside ``ns`` with its own control socket; a passive receiver unless a neighbour says otherwise."""
 
     def __init__(self, ns: Netns, workdir: Path, asn: int, router_id: str) -> None:
         self.ns, self.dir, self.asn, self.router_id = ns, workdir, asn, router_id
@@ -250,9 +250,11 @@ class Bird:
         self.protocols: list[dict] = []
 
     def neighbor(
-        self, name: str, local: str, address: str, peer_as: int, password: str | None = None, v6: bool = False
+        self, name: str, local: str, address: str, peer_as: int, password: str | None = None, v6: bool = False,
+        passive: bool = True,
     ) -> None:
-        self.protocols.append(dict(name=name, local=local, address=address, peer_as=peer_as, password=password, v6=v6))
+        self.protocols.append(dict(name=name, local=local, address=address, peer_as=peer_as, password=password, v6=v6,
+                                   passive=passive))
 
     def _config(self) -> str:
         out = [f"router id {self.router_id};", "log stderr all;", "protocol device { scan time 1; }"]
@@ -261,12 +263,14 @@ class Bird:
             body = [
                 f"  local {p['local']} as {self.asn};",
                 f"  neighbor {p['address']} as {p['peer_as']};",
-                "  passive on;",
+                f"  passive {'on' if p['passive'] else 'off'};",
                 "  hold time 9;",
                 "  connect retry time 1;",
                 "  error wait time 1, 2;",
                 "  graceful restart on;",
             ]
+            if not p["passive"]:
+                body.append("  connect delay time 1;")  # first dial 1 s after start (BIRD's default: 5 s)
             if p["password"]:
                 body.append(f'  password "{p["password"]}";')
             if p["peer_as"] == self.asn:

@@ -45,6 +45,13 @@ def register(app: typer.Typer) -> None:
                                                         "instead of Redis (tests, offline).")] = None,
         l2: Annotated[bool, typer.Option("--l2/--no-l2", help="Answer ARP/NDP and send gratuitous bursts.")] = True,
         bgp: Annotated[bool, typer.Option("--bgp/--no-bgp", help="Run BGP sessions.")] = True,
+        bgp_backoff_max: Annotated[float, typer.Option(
+            "--bgp-backoff-max", min=0.1,
+            help="Longest wait between connection attempts to a BGP peer, seconds (MetalLB: 120).")] = 120.0,
+        bgp_listen_port: Annotated[int, typer.Option(
+            "--bgp-listen-port", min=0, max=65535,
+            help="Also accept BGP connections from configured peers on this port (routers that connect out; "
+                 "collisions resolved per RFC 4271 §6.8). 0: connect out only, as MetalLB's native mode.")] = 179,
         arp_rate_limit: Annotated[Optional[float], typer.Option(
             "--arp-rate-limit", min=0.1,
             help="Cap ARP/NDP frames per second per interface (off by default). For switches with dynamic ARP "
@@ -124,6 +131,7 @@ def register(app: typer.Typer) -> None:
             node=node, keep_on_exit=keep_on_exit, secrets_dir=secrets_dir, status_file=status_path,
             heartbeat_ttl_ms=heartbeat_ttl_ms, heartbeat_interval_ms=heartbeat_interval_ms,
             restart_grace_ms=restart_grace_ms, lb_class=lb_class, l2=l2, bgp=bgp, status_ttl_ms=status_ttl_ms,
+            bgp_listen_port=bgp_listen_port or None, bgp_backoff_max=bgp_backoff_max,
             metallb_namespaces=tuple(metallb_namespace or ("metallb-system",)),
         )
         metrics = SpeakerMetrics()

@@ -50,7 +50,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, star
 
 from events import codec, log as logmod, schema
 from events.position import ZERO, Position
-from fastpath.emit.bgp import PeerSpec, PeerTransport
+from fastpath.emit.bgp import Listener, PeerSpec, PeerTransport, start_listener
 from fastpath.session import Route, SessionConfig
 from reconciler import effects as effmod
 from reconciler import fold, planning, snapshot as snapmod, state as statemod
@@ -96,6 +96,7 @@ class SpeakerSettings:
     status_interval: float = 1.0
     backoff_max: float = 5.0
     bgp_backoff_max: float = 120.0
+    bgp_listen_port: int | None = None  # accept peers' own connections on this port (collisions: RFC 4271 §6.8)
     l2: bool = True
     bgp: bool = True
     announce_liveness: bool = True
@@ -195,6 +196,7 @@ class Speaker:
         self.pos: Position = ZERO
         self.view = planning.NodeView(settings.node)
         self.peers: dict[str, _Peer] = {}
+        self.listener: Listener | None = None
         self.redis_up = False
         self.skipped = 0
         self.applied = 0
@@ -431,12 +433,16 @@ class Speaker:
         kw = {"socket_factory": self._socket_factory} if self._socket_factory else {}
         t = PeerTransport(spec, cfg, clock=self.clock, **kw)
         t.session.router_id_fallback = router_id_for(self.s.node)
+        if self.listener is not None:
+            self.listener.add(t)
         return t
 
     def _sync_peers(self, delta: _Delta) -> None:
         selected = delta.selected
         for name in sorted(set(self.peers) - set(selected)):
             p = self.peers.pop(name)
+            if self.listener is not None:
+                self.listener.remove(p.transport)
             asyncio.get_running_loop().create_task(p.transport.stop(withdraw=True))
             logger.info("peer deselected", extra={"peer": name})
         for name in sorted(selected):
@@ -512,6 +518,7 @@ class Speaker:
                 "advertised": len(s.advertised),
                 "desired": p.desired,
                 "counters": dict(vars(s.counters)),
+                "collisions": p.transport.collisions,
             }
         l2: dict[str, Any] = {}
         if self.l2 is not None:
@@ -694,6 +701,7 @@ class Speaker:
         loop = asyncio.get_running_loop()
         if self.l2 is not None:
             self.l2.start()
+        await self._listen()
         if self.prober is not None:
             self.prober.start()
         caught_up = False
@@ -767,8 +775,27 @@ class Speaker:
         if forbidden is not None:
             raise forbidden
 
+    async def _listen(self) -> None:
+        """Accept the peers' own connections (routers configured to connect out), if asked to; a port that cannot
+        be bound is reported and the speaker runs without (it still connects out)."""
+        port = self.s.bgp_listen_port
+        if not self.s.bgp or not port:
+            return
+        kw = {"socket_factory": self._socket_factory} if self._socket_factory else {}
+        for host in ("::", "0.0.0.0"):
+            try:
+                self.listener = await start_listener(host, port, **kw)
+                logger.info("accepting BGP connections", extra={"port": port, "address": host})
+                return
+            except OSError as exc:
+                error = exc
+        logger.warning("cannot listen for BGP connections; connecting out only",
+                       extra={"port": port, "error": str(error)})
+
     async def shutdown(self) -> None:
         keep = self.s.keep_on_exit
+        if self.listener is not None:
+            self.listener.close()
         await asyncio.gather(*(p.transport.stop(withdraw=not keep) for p in self.peers.values()),
                              return_exceptions=True)
         if self.prober is not None:

@@ -231,14 +231,20 @@ def test_requested_ip_errors() -> None:
     )
     r = {k.split("/")[1]: (d.reason, d.events[-1][1], d.events[-1][2]) for k, d in st.services.items()}
     assert r["both"][0] == "invalidRequestedIP" and "can not have both" in r["both"][2]
-    assert r["bad"] == ("invalidRequestedIP", "LoadBalancerFailed",
-                        "invalid requested loadbalancer IPs: invalid metallb.io/loadBalancerIPs: '10.0.0.x'")
+    # a Service without IPs goes through allocation: AllocationFailed, as MetalLB (LoadBalancerFailed is only for a
+    # Service that already holds IPs, see test_invalid_request_on_an_assigned_service_keeps_its_ip)
+    assert r["bad"] == ("invalidRequestedIP", "AllocationFailed",
+                        'Failed to allocate IP for "default/bad": invalid metallb.io/loadBalancerIPs: "10.0.0.x"')
     assert r["outside"][:2] == ("requestedIPNotAllowed", "AllocationFailed")
     assert r["outside"][2].endswith('["192.168.0.1"] is not allowed in config')
     assert r["buggy"][0] == "requestedIPNotAllowed"
     assert r["fam"][0] == "familyMismatch" and "does not match the ipFamily" in r["fam"][2]
-    assert r["three"][0] == "invalidRequestedIP" and "more than two addresses" in r["three"][2]
-    assert r["same"][0] == "invalidRequestedIP" and 'has the same family' in r["same"][2]
+    assert r["three"] == ("invalidRequestedIP", "AllocationFailed",
+                          'Failed to allocate IP for "default/three": IPFamilyForAddresses: invalid ips length 3 '
+                          '["10.0.0.1" "10.0.0.2" "10.0.0.3"]')
+    assert r["same"] == ("invalidRequestedIP", "AllocationFailed",
+                         'Failed to allocate IP for "default/same": IPFamilyForAddresses: same address family '
+                         '["10.0.0.1" "10.0.0.2"]')
 
 
 def test_requested_ip_with_pool_annotation_must_be_in_that_pool() -> None:
@@ -536,7 +542,7 @@ def test_invalid_spec_load_balancer_ip() -> None:
     st = run(pool("p", "10.0.0.0/29"), svc("a", load_balancer_ip="10.0.0"))
     assert st.services["default/a"].reason == "invalidRequestedIP"
     assert last(st, "default/a") == (
-        "Warning", "LoadBalancerFailed", "invalid requested loadbalancer IPs: invalid spec.loadBalancerIP '10.0.0'")
+        "Warning", "AllocationFailed", 'Failed to allocate IP for "default/a": invalid spec.loadBalancerIP "10.0.0"')
 
 
 def test_invalid_request_on_an_assigned_service_keeps_its_ip() -> None:

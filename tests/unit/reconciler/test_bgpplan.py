@@ -87,7 +87,7 @@ def test_every_eligible_node_advertises_the_host_route_to_every_peer_ecmp() -> N
 def test_no_serving_endpoint_anywhere_for_cluster_policy() -> None:
     st = build(pool(), bgpad(), peer("p1"), *TWO, svc("a"), eps("a", "node-a", ready=False))
     assert bgp(st) == {}
-    assert reason(st, "node-a") == reason(st, "node-b") == "noServingEndpoints"
+    assert reason(st, "node-a") == reason(st, "node-b") == "noEndpoints"
 
 
 def test_etp_local_only_nodes_with_a_local_serving_endpoint() -> None:

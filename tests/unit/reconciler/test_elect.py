@@ -185,8 +185,8 @@ def test_shared_ip_annotation_with_service_selector_ad_is_not_announced() -> Non
 
 def test_no_serving_endpoint_anywhere_means_nobody_announces() -> None:
     st = build(pool("p", "10.0.0.1/32"), l2ad(), *THREE, svc("a"), eps("a", ("node-a", False)))
-    assert l2(st) == {"10.0.0.1": {"node": None, "reason": "noServingEndpoints"}}
-    assert set(reasons(st).values()) == {"noServingEndpoints"}
+    assert l2(st) == {"10.0.0.1": {"node": None, "reason": "noEndpoints"}}
+    assert set(reasons(st).values()) == {"noEndpoints"}
 
 
 def test_terminating_but_serving_endpoint_counts() -> None:

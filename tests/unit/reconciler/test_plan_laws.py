@@ -56,13 +56,21 @@ pools = st.sampled_from([
 namespaces = st.sampled_from([None, "x", "y"]).map(
     lambda team: schema.Namespace(name="default", labels=(("team", team),) if team else ()))
 
+def pref(weight: int, *sels: tuple[str, str]) -> schema.PreferredNodeSelector:
+    return schema.PreferredNodeSelector(weight=weight, preference=schema.LabelSelector(match_labels=tuple(sels)))
+
+
+# preferredNodeSelectors: none, one, two adding up, an empty preference (every node), equal weights in two ads
+prefs = st.sampled_from([(), (), (pref(50, ("zone", "a")),), (pref(30, ("l2", "yes")), pref(70, ("zone", "b"))),
+                         (pref(10),), (pref(100, ("l2", "yes")),)])
+
 l2ads = st.builds(
-    lambda name, pools_, psel, nsel, ifs, ssel: schema.L2Advertisement(
+    lambda name, pools_, psel, nsel, ifs, ssel, pns: schema.L2Advertisement(
         namespace=NS, name=name, ip_address_pools=pools_, ip_address_pool_selectors=psel, node_selectors=nsel,
-        interfaces=ifs, service_selectors=ssel),
+        interfaces=ifs, service_selectors=ssel, preferred_node_selectors=pns),
     st.sampled_from(["l2a", "l2b"]), st.sampled_from([(), ("p",), ("q",)]),
     st.sampled_from([(), (sel("tier", "prod"),)]), maybe_sel, st.sampled_from([(), ("eth0",), ("eth0", "eth1")]),
-    svc_sel,
+    svc_sel, prefs,
 )
 
 bgpads = st.builds(

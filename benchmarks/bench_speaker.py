@@ -208,9 +208,7 @@ def _failover_rows(quick: bool) -> list[dict]:
         topo.bridge(hub)
         ns = {}
         for role in ("a", "b", "c"):
-            x = topo.ns(role)
-            topo.link(x, "eth0", hub, f"p{role}")
-            hub.run("ip", "link", "set", f"p{role}", "master", "br0")
+            x = topo.attach(hub, role)
             ns[role] = x
         for role, node in (("a", "node-a"), ("b", "node-b")):
             ns[role].run("ip", "link", "set", "eth0", "address", macs[node])

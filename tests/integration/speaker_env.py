@@ -100,6 +100,14 @@ class Topology:
         a.run("ip", "link", "set", a_if, "up")
         b.run("ip", "link", "set", b_if, "up")
 
+    def attach(self, hub: Netns, role: str, bridge: str = "br0") -> Netns:
+        """A new namespace for ``role`` whose ``eth0`` is port ``p<role>`` of ``bridge`` in ``hub`` (a host on the
+        hub's LAN)."""
+        x = self.ns(role)
+        self.link(x, "eth0", hub, f"p{role}")
+        hub.run("ip", "link", "set", f"p{role}", "master", bridge)
+        return x
+
     def bridge(self, hub: Netns, name: str = "br0") -> None:
         hub.run("ip", "link", "add", name, "type", "bridge")
         hub.run("ip", "link", "set", name, "up")

@@ -672,9 +672,7 @@ def test_watch_run_speak_in_namespaces_with_role_credentials(tmp_path: Path, pki
         hub.run("ip", "addr", "add", f"{REDIS_ADDR}/24", "dev", "br0")
         n = {}
         for role, node in (("a", "node-a"), ("b", "node-b"), ("c", None)):
-            x = topo.ns(role)
-            topo.link(x, "eth0", hub, f"p{role}")
-            hub.run("ip", "link", "set", f"p{role}", "master", "br0")
+            x = topo.attach(hub, role)
             if node:
                 x.run("ip", "link", "set", "eth0", "address", MACS[node])
                 addr(x, "eth0", f"{ADDRS[node]}/24")

@@ -297,9 +297,7 @@ def lab(tmp_path: Path):
         addr(hub, "br0", f"{ROUTER6}/64")
         ns = {}
         for role, node in (("a", "node-a"), ("b", "node-b")):
-            x = topo.ns(role)
-            topo.link(x, "eth0", hub, f"p{role}")
-            hub.run("ip", "link", "set", f"p{role}", "master", "br0")
+            x = topo.attach(hub, role)
             addr(x, "eth0", f"{NODES[node]}/24")
             addr(x, "eth0", f"{NODES6[node]}/64")
             ns[node] = x

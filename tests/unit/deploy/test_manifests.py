@@ -247,7 +247,7 @@ def _pod(obj: dict) -> dict:
     return obj["spec"]["template"]["spec"]
 
 
-def test_speaker_is_host_network_with_only_net_raw_and_net_admin(target) -> None:
+def test_speaker_is_host_network_with_only_the_capabilities_it_needs(target) -> None:
     _, objs = target
     ds = one(objs, "DaemonSet", "streamlb-speaker")
     pod = _pod(ds)
@@ -260,7 +260,13 @@ def test_speaker_is_host_network_with_only_net_raw_and_net_admin(target) -> None
                                                   "defaultMode": 0o400}
     for c in pod["containers"]:
         sc = c["securityContext"]
-        assert sc["capabilities"] == {"drop": ["ALL"], "add": ["NET_RAW", "NET_ADMIN"]}
+        added = ["NET_RAW", "NET_ADMIN"]
+        # the speaker also listens for routers' BGP connections (default port 179): a port below 1024 needs
+        # NET_BIND_SERVICE, or the bind fails and it silently connects out only
+        port = int(args[args.index("--bgp-listen-port") + 1]) if "--bgp-listen-port" in args else 179
+        if 0 < port < 1024:
+            added.append("NET_BIND_SERVICE")
+        assert sc["capabilities"] == {"drop": ["ALL"], "add": added}
         assert sc.get("privileged") is not True and sc["allowPrivilegeEscalation"] is False
     others = [o for o in objs if o["kind"] in ("Deployment", "StatefulSet", "DaemonSet") and o is not ds]
     assert others

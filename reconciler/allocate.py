@@ -524,7 +524,7 @@ def pick(state: State, idx: Index, pool: str, fam: int, key: ServiceKey, svc: sc
     if space is None:
         return None
     o = space.lowest_free(state.ip_users)
-    s = _lowest_shareable(state, idx, pool, fam, key, svc)
+    s = _lowest_shareable(state, idx, pool, fam, key, svc) if idx.shared else None  # nothing shared: nothing to find
     if s is not None and (o is None or s < o):
         o = s
     if o is None:
@@ -564,12 +564,16 @@ def _take(state: State, idx: Index, key: ServiceKey, svc: schema.Service, pool: 
     if prev is not None and old_share is not None and (old_share != share or prev[0] != pool):
         for a in prev[1]:
             _drop_shared(state, idx, prev[0], a, old_share, key)
-    if share is None:
-        idx.share_of.pop(key, None)
-    else:
+    if share is not None:
         idx.share_of[key] = share
+    elif old_share is not None:
+        del idx.share_of[key]
     state.assigned[key] = (pool, addrs)
-    idx.members.setdefault(pool, set()).add(key)
+    m = idx.members.get(pool)
+    if m is None:
+        idx.members[pool] = {key}
+    else:
+        m.add(key)
     for a in addrs:
         users = state.ip_users.get(a)
         if users is None:
@@ -697,6 +701,9 @@ def _wake(state: State, freed: list[tuple[str, Addr]]) -> None:
     The waiter sets are sorted: each step takes the smallest key above the last one tried across the relevant
     sets (O(log n) per step), so a freed address costs O(log n) however many Services wait.
     """
+    idx = state.alloc
+    if idx is None or (not idx.waiters and not idx.ip_waiters):
+        return  # nobody waits for any address (the common case)
     rounds = 0
     while freed and rounds < 1000:
         rounds += 1

@@ -271,7 +271,7 @@ class FamilySpace:
     dropped lazily). Ordinals at or above ``hw`` were never handed out by this space's walk.
     """
 
-    __slots__ = ("family", "starts", "firsts", "by_value", "size", "hw", "heap", "avoid", "capacity", "in_use")
+    __slots__ = ("family", "starts", "firsts", "by_value", "size", "hw", "heap", "avoid", "capacity", "in_use", "base")
 
     def __init__(self, family: int, blocks: list[net.Block], avoid: bool) -> None:
         self.family = family
@@ -290,12 +290,17 @@ class FamilySpace:
         self.heap: list[tuple[int, int]] = []  # (ordinal, value)
         self.capacity = sum(net.block_capacity(b, avoid) for b in blocks)
         self.in_use = 0
+        self.base = blocks[0].first if len(blocks) == 1 else None  # one block: value = base + ordinal
 
     def value_of(self, ordinal: int) -> int:
+        if self.base is not None:
+            return self.base + ordinal
         i = bisect_right(self.starts, ordinal) - 1
         return self.firsts[i] + (ordinal - self.starts[i])
 
     def ordinal_of(self, value: int) -> int:
+        if self.base is not None:
+            return value - self.base
         i = bisect_right(self.by_value, (value, 1 << 200, 0)) - 1
         first, _last, start = self.by_value[i]
         return start + (value - first)
@@ -816,7 +821,7 @@ def converge(state: State, svc: schema.Service) -> list[tuple[str, Addr]]:
     if state.decided is not None:
         state.decided.add(key)
     idx = index(state)
-    if not handled(state, svc):
+    if not (svc.type == "LoadBalancer" and svc.load_balancer_class == state.lb_class):  # handled(), inlined
         state.services.pop(key, None)
         state.pending.discard(key)
         if idx is not None:

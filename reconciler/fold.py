@@ -241,9 +241,10 @@ def _delete(state: State, ref: schema.ObjectRef) -> None:
     old = table.pop(key, None)
     if old is None:
         return
-    if isinstance(old, schema.Service):
+    t = type(old)
+    if t is schema.Service:
         allocate.on_service_deleted(state, f"{ref.namespace}/{ref.name}")
-    elif isinstance(old, schema.EndpointSlice):
+    elif t is schema.EndpointSlice:
         _index_slice(state, old, add=False)
     elif ref.kind == "Node":
         _node_labels(state, ref.name, None)

@@ -73,12 +73,22 @@ MAX_INT64 = 2**63 - 1
 def annotation(svc: schema.Service, name: str) -> str | None:
     """The value of ``metallb.io/<name>``, or of the legacy ``metallb.universe.tf/<name>`` (the new one wins)."""
     ann = svc.annotations
-    for prefix in ANNOTATION_PREFIXES:
-        full = prefix + name
-        for k, v in ann:
-            if k == full:
-                return v
-    return None
+    if not ann:
+        return None
+    full = _FULL_NAMES.get(name)
+    if full is None:
+        full = _FULL_NAMES[name] = tuple(prefix + name for prefix in ANNOTATION_PREFIXES)
+    new, legacy = full
+    found = None
+    for k, v in ann:
+        if k == new:
+            return v
+        if k == legacy and found is None:
+            found = v
+    return found
+
+
+_FULL_NAMES: dict[str, tuple[str, str]] = {}  # annotation name -> (new, legacy) full keys; a cache of constants
 
 
 def handled(state: State, svc: schema.Service) -> bool:
@@ -111,6 +121,8 @@ class RequestError(ValueError):
 
 def go_quote(text: str) -> str:
     """Go's ``%q`` of a string (``strconv.Quote``): double quotes, backslash escapes for the unprintable."""
+    if text.isascii() and text.isprintable() and '"' not in text and "\\" not in text:
+        return f'"{text}"'  # nothing to escape: the common case (names, addresses)
     out = ['"']
     for ch in text:
         if ch in ('"', "\\"):
@@ -170,10 +182,17 @@ def cluster_families(svc: schema.Service) -> tuple[int, ...]:
     ips = svc.cluster_ips
     if not ips:
         return ()
+    if len(ips) == 1:  # the common cases, read without building the error inputs
+        fam = net.family_of(ips[0])
+        if fam is not None:
+            return (fam,)
+    elif len(ips) == 2:
+        a, b = net.family_of(ips[0]), net.family_of(ips[1])
+        if a is not None and b is not None and a != b:
+            return (a, b) if a < b else (b, a)
     err = family_error(ips)
-    if err is not None:
-        raise RequestError(Reason.NO_CLUSTER_IP, err)
-    return tuple(sorted(net.parse_ip(ip)[0] for ip in ips))
+    assert err is not None
+    raise RequestError(Reason.NO_CLUSTER_IP, err)
 
 
 def primary_family(svc: schema.Service, fams: tuple[int, ...]) -> int:
@@ -233,7 +252,7 @@ def _text(a: Addr) -> str:
 
 
 def _q(a: Addr) -> str:
-    return go_quote(_text(a))
+    return f'"{_text(a)}"'  # go_quote of an address text: digits, hex, dots and colons never need escaping
 
 
 def go_list(addrs) -> str:
@@ -252,7 +271,7 @@ class FamilySpace:
     dropped lazily). Ordinals at or above ``hw`` were never handed out by this space's walk.
     """
 
-    __slots__ = ("family", "starts", "firsts", "by_value", "size", "hw", "heap", "avoid", "capacity", "in_use")
+    __slots__ = ("family", "starts", "firsts", "by_value", "size", "hw", "heap", "avoid", "capacity", "in_use", "base")
 
     def __init__(self, family: int, blocks: list[net.Block], avoid: bool) -> None:
         self.family = family
@@ -271,12 +290,17 @@ class FamilySpace:
         self.heap: list[tuple[int, int]] = []  # (ordinal, value)
         self.capacity = sum(net.block_capacity(b, avoid) for b in blocks)
         self.in_use = 0
+        self.base = blocks[0].first if len(blocks) == 1 else None  # one block: value = base + ordinal
 
     def value_of(self, ordinal: int) -> int:
+        if self.base is not None:
+            return self.base + ordinal
         i = bisect_right(self.starts, ordinal) - 1
         return self.firsts[i] + (ordinal - self.starts[i])
 
     def ordinal_of(self, value: int) -> int:
+        if self.base is not None:
+            return value - self.base
         i = bisect_right(self.by_value, (value, 1 << 200, 0)) - 1
         first, _last, start = self.by_value[i]
         return start + (value - first)
@@ -505,7 +529,7 @@ def pick(state: State, idx: Index, pool: str, fam: int, key: ServiceKey, svc: sc
     if space is None:
         return None
     o = space.lowest_free(state.ip_users)
-    s = _lowest_shareable(state, idx, pool, fam, key, svc)
+    s = _lowest_shareable(state, idx, pool, fam, key, svc) if idx.shared else None  # nothing shared: nothing to find
     if s is not None and (o is None or s < o):
         o = s
     if o is None:
@@ -545,12 +569,16 @@ def _take(state: State, idx: Index, key: ServiceKey, svc: schema.Service, pool: 
     if prev is not None and old_share is not None and (old_share != share or prev[0] != pool):
         for a in prev[1]:
             _drop_shared(state, idx, prev[0], a, old_share, key)
-    if share is None:
-        idx.share_of.pop(key, None)
-    else:
+    if share is not None:
         idx.share_of[key] = share
+    elif old_share is not None:
+        del idx.share_of[key]
     state.assigned[key] = (pool, addrs)
-    idx.members.setdefault(pool, set()).add(key)
+    m = idx.members.get(pool)
+    if m is None:
+        idx.members[pool] = {key}
+    else:
+        m.add(key)
     for a in addrs:
         users = state.ip_users.get(a)
         if users is None:
@@ -678,6 +706,9 @@ def _wake(state: State, freed: list[tuple[str, Addr]]) -> None:
     The waiter sets are sorted: each step takes the smallest key above the last one tried across the relevant
     sets (O(log n) per step), so a freed address costs O(log n) however many Services wait.
     """
+    idx = state.alloc
+    if idx is None or (not idx.waiters and not idx.ip_waiters):
+        return  # nobody waits for any address (the common case)
     rounds = 0
     while freed and rounds < 1000:
         rounds += 1
@@ -691,6 +722,8 @@ def _wake(state: State, freed: list[tuple[str, Addr]]) -> None:
                     continue
                 if (entry := (table is idx.ip_waiters, reg)) not in regs:
                     regs.append(entry)
+        if not any((idx.ip_waiters if is_ip else idx.waiters).get(reg) for is_ip, reg in regs):
+            break  # nobody waits for what was freed (the common case)
         more: list[tuple[str, Addr]] = []
         last: ServiceKey | None = None
         while not all(a in state.ip_users for _, a in freed):
@@ -788,7 +821,7 @@ def converge(state: State, svc: schema.Service) -> list[tuple[str, Addr]]:
     if state.decided is not None:
         state.decided.add(key)
     idx = index(state)
-    if not handled(state, svc):
+    if not (svc.type == "LoadBalancer" and svc.load_balancer_class == state.lb_class):  # handled(), inlined
         state.services.pop(key, None)
         state.pending.discard(key)
         if idx is not None:
@@ -869,10 +902,11 @@ def _converge(state: State, idx: Index | None, key: ServiceKey, svc: schema.Serv
         dec.emit("Warning", "AllocationFailed", f'Failed to allocate IP for "{key}": {fam_error}')
         return freed
     want, single_ok = wanted(svc, fams)
-    allowed = {tuple(want)} | ({(f,) for f in want} if single_ok else set())
-    if current and tuple(sorted(a[0] for a in current)) not in allowed:
-        freed += release(state, key)  # the family changed under it: dropped silently
-        current = ()
+    if current:
+        have = tuple(sorted(a[0] for a in current))
+        if have != tuple(want) and not (single_ok and len(have) == 1 and have[0] in want):
+            freed += release(state, key)  # the family changed under it: dropped silently
+            current = ()
 
     try:
         req = requested_ips(svc)
@@ -964,7 +998,7 @@ def _converge(state: State, idx: Index | None, key: ServiceKey, svc: schema.Serv
     pool_name, addrs = result  # type: ignore[misc]
     _take(state, idx, key, svc, pool_name, addrs)
     _set_assigned(state, dec, svc, pool_name, addrs)
-    dec.emit("Normal", "IPAllocated", f"Assigned IP {go_list(addrs)}")
+    dec.emit("Normal", "IPAllocated", "Assigned IP [" + " ".join([f'"{t}"' for t in dec.ingress]) + "]")
     if single_ok and len(addrs) == 1 and len(want) == 2:
         other = net.V6 if addrs[0][0] == net.V4 else net.V4
         msg = (
@@ -974,7 +1008,7 @@ def _converge(state: State, idx: Index | None, key: ServiceKey, svc: schema.Serv
         dec.reason = Reason.PARTIAL_DUAL_STACK.value
         dec.message = msg
         dec.emit("Normal", "AdditionalAssignFailed", msg)
-    return [f for f in freed if f[1] not in state.ip_users]
+    return [f for f in freed if f[1] not in state.ip_users] if freed else freed
 
 
 def _allocate(state, idx: Index, key, svc, fams, want, single_ok, req, pool_ann):
@@ -1031,6 +1065,9 @@ def _allocate(state, idx: Index, key, svc, fams, want, single_ok, req, pool_ann)
 
 
 def _try_pool(state, idx, pool, want, single_ok, key, svc, svc_primary):
+    if len(want) == 1:  # single_ok is only ever set with two families
+        a = pick(state, idx, pool.name, want[0], key, svc)
+        return None if a is None else (a,)
     picks = {f: pick(state, idx, pool.name, f, key, svc) for f in want}
     if all(picks[f] is not None for f in want):
         return tuple(picks[f] for f in want)

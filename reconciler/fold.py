@@ -204,23 +204,31 @@ def _index_slice(state: State, obj: schema.EndpointSlice, add: bool) -> None:
 
 
 def _upsert(state: State, obj: schema.K8sObject) -> None:
-    kind = _kind(obj)
+    t = type(obj)
+    kind = _KIND_OF.get(t) or _kind(obj)
     table = state.objects[kind]
     key = (obj.namespace, obj.name)
     old = table.get(key)
-    if old == obj:
+    if t is schema.EndpointSlice:  # the commonest event: stored, and the slice index moved only when it must
+        if old is not None:
+            if old == obj:
+                return
+            if old.service_name == obj.service_name:  # type: ignore[attr-defined]
+                table[key] = obj
+                return
+            _index_slice(state, old, add=False)  # type: ignore[arg-type]
+        table[key] = obj
+        _index_slice(state, obj, add=True)  # type: ignore[arg-type]
         return
-    if isinstance(old, schema.EndpointSlice):
-        _index_slice(state, old, add=False)
+    if old is not None and old == obj:
+        return
     table[key] = obj
-    if isinstance(obj, schema.Service):
+    if t is schema.Service:
         allocate.on_service(state, obj, old)  # type: ignore[arg-type]
-    elif isinstance(obj, schema.EndpointSlice):
-        _index_slice(state, obj, add=True)
-    elif kind == "Node":
+    elif t is schema.Node:
         if old is None or old.labels != obj.labels:
             _node_labels(state, obj.name, dict(obj.labels))
-    elif kind == "Namespace":
+    elif t is schema.Namespace:
         if old is None or old.labels != obj.labels:
             _namespace_changed(state, old, obj)  # type: ignore[arg-type]
     elif kind in _CONFIG_KINDS:
@@ -233,9 +241,10 @@ def _delete(state: State, ref: schema.ObjectRef) -> None:
     old = table.pop(key, None)
     if old is None:
         return
-    if isinstance(old, schema.Service):
+    t = type(old)
+    if t is schema.Service:
         allocate.on_service_deleted(state, f"{ref.namespace}/{ref.name}")
-    elif isinstance(old, schema.EndpointSlice):
+    elif t is schema.EndpointSlice:
         _index_slice(state, old, add=False)
     elif ref.kind == "Node":
         _node_labels(state, ref.name, None)
@@ -247,19 +256,21 @@ def _delete(state: State, ref: schema.ObjectRef) -> None:
 
 def apply(state: State, event: schema.Event) -> State:
     """Apply one event (in place) and return the state."""
-    token = planning.before(state, event)
-    match event:
-        case schema.K8sUpsert(obj=obj):
-            _upsert(state, obj)
-        case schema.K8sDelete(ref=ref):
-            _delete(state, ref)
-        case schema.SpeakerUp(node=node):
-            state.speakers_down.discard(node)
-        case schema.SpeakerDown(node=node):
-            state.speakers_down.add(node)
-        case _:
-            assert_never(event)
-    planning.after(state, event, token)
+    plan = state.plan
+    token = planning.before(state, event) if plan is not None else None  # planning is built lazily: None = not yet
+    t = type(event)
+    if t is schema.K8sUpsert:
+        _upsert(state, event.obj)  # type: ignore[union-attr]
+    elif t is schema.K8sDelete:
+        _delete(state, event.ref)  # type: ignore[union-attr]
+    elif t is schema.SpeakerUp:
+        state.speakers_down.discard(event.node)  # type: ignore[union-attr]
+    elif t is schema.SpeakerDown:
+        state.speakers_down.add(event.node)  # type: ignore[union-attr]
+    else:
+        assert_never(event)  # type: ignore[arg-type]
+    if plan is not None:
+        planning.after(state, event, token)
     return state
 
 

@@ -42,6 +42,16 @@ def parse_ip(text: str) -> tuple[int, int]:
     return addr.version, int(addr)
 
 
+def family_of(text: str) -> int | None:
+    """The family of an address text, or None when :func:`parse_ip` refuses it (same verdict, without the value)."""
+    if _DOTTED.fullmatch(text) is not None:
+        return V4
+    try:
+        return parse_ip(text)[0]
+    except ValueError:
+        return None
+
+
 def to_text(family: int, value: int) -> str:
     return str(ipaddress.IPv4Address(value) if family == V4 else ipaddress.IPv6Address(value))
 

@@ -516,6 +516,11 @@ class Speaker:
         p.packing = loop.run_in_executor(None, t.session.prepack, local)
         p.packing.add_done_callback(start)
 
+    def _packing(self) -> bool:
+        """Is a peer's first table being packed? The status (the plan in JSON: 100,000 entries at scale) waits for
+        it: both are CPU work in worker threads, and the packing stands between the plan and the peer's SYN."""
+        return any(p.packing is not None and not p.packing.done() for p in self.peers.values())
+
     def _predict_local(self, spec: PeerSpec) -> str | None:
         """The local address a connection to the peer will have: its source address, else the kernel's choice
         for the route to it (a UDP connect sends nothing). None when sockets come from a factory (tests)."""
@@ -746,7 +751,7 @@ class Speaker:
                 forbidden = self.heartbeat.forbidden  # the wrong Redis user: withdraw, then report and stop
                 break
             now = self.clock()
-            if now - self._status_at >= self.s.status_interval and not self._status_busy:
+            if now - self._status_at >= self.s.status_interval and not self._status_busy and not self._packing():
                 self._status_at = now
                 self._refresh_metrics()
                 self._refresh_addresses(loop)

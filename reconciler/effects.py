@@ -117,9 +117,13 @@ class NodePlan:
         }
 
 
-def diff(old: NodePlan, new: NodePlan) -> list[Effect]:
-    """Rule 1: the ordered effects taking a node from ``old`` to ``new``."""
-    bgp_key = lambda k: (k[0], prefix_key(k[1]))  # noqa: E731
+def diff(old: NodePlan, new: NodePlan, sort_keys: dict[tuple[str, str], tuple] | None = None) -> list[Effect]:
+    """Rule 1: the ordered effects taking a node from ``old`` to ``new``. ``sort_keys``: (peer, prefix) -> (peer,
+    ``prefix_key(prefix)``) already known to the caller (a speaker's first plan has 100,000 of them)."""
+    if sort_keys:
+        bgp_key = lambda k: sort_keys.get(k) or (k[0], prefix_key(k[1]))  # noqa: E731
+    else:
+        bgp_key = lambda k: (k[0], prefix_key(k[1]))  # noqa: E731
     out: list[Effect] = []
     for peer, pfx in sorted((k for k in old.bgp if k not in new.bgp), key=bgp_key):
         out.append(BgpWithdraw(peer=peer, prefix=pfx))

@@ -53,13 +53,14 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, star
 from events import codec, log as logmod, schema
 from events.position import ZERO, Position
 from fastpath.emit.bgp import Listener, PeerSpec, PeerTransport, start_listener
-from fastpath.session import Route, SessionConfig
+from fastpath.session import Route, SessionConfig, State
 from reconciler import effects as effmod
 from reconciler import fold, planning, snapshot as snapmod, state as statemod
 from reconciler.runtime.daemons.speaker_bfd import SpeakerBfd, peer_timers
 from reconciler.runtime.daemons import liveness
 
 logger = logging.getLogger("streamlb.speak")
+STARTUP_QUIET = 5.0  # seconds at most the status waits for the first plan's sessions to start (Speaker._starting)
 
 
 @contextlib.contextmanager
@@ -232,6 +233,7 @@ class Speaker:
         self._stopping = False
         self._plan_json: tuple[Any, list | dict] | None = None  # (plan object, its JSON form)
         self._status_busy = False
+        self._started_at: float | None = None  # when the first plan was applied (see _starting)
         self.heartbeat: liveness.Heartbeat | None = None
         hb_log = heartbeat_log if heartbeat_log is not None else log
         if settings.announce_liveness and hasattr(hb_log, "heartbeat"):
@@ -516,10 +518,20 @@ class Speaker:
         p.packing = loop.run_in_executor(None, t.session.prepack, local)
         p.packing.add_done_callback(start)
 
-    def _packing(self) -> bool:
-        """Is a peer's first table being packed? The status (the plan in JSON: 100,000 entries at scale) waits for
-        it: both are CPU work in worker threads, and the packing stands between the plan and the peer's SYN."""
-        return any(p.packing is not None and not p.packing.done() for p in self.peers.values())
+    def _starting(self, now: float) -> bool:
+        """Are the sessions of the first plan still starting? Then the status (the plan in JSON: 100,000 entries at
+        scale, CPU work in a worker thread that holds the GIL in long stretches) waits: a peer's first table is
+        being packed (it stands between the plan and the SYN), or a session is on its way to Established (the
+        router's OPEN is answered at once). A peer that does not come up delays the status by STARTUP_QUIET at
+        most."""
+        if self._started_at is None or now - self._started_at > STARTUP_QUIET:
+            return False
+        for p in self.peers.values():
+            if p.packing is not None and not p.packing.done():
+                return True
+            if p.transport.session.state is not State.ESTABLISHED:
+                return True
+        return False
 
     def _predict_local(self, spec: PeerSpec) -> str | None:
         """The local address a connection to the peer will have: its source address, else the kernel's choice
@@ -751,7 +763,7 @@ class Speaker:
                 forbidden = self.heartbeat.forbidden  # the wrong Redis user: withdraw, then report and stop
                 break
             now = self.clock()
-            if now - self._status_at >= self.s.status_interval and not self._status_busy and not self._packing():
+            if now - self._status_at >= self.s.status_interval and not self._status_busy and not self._starting(now):
                 self._status_at = now
                 self._refresh_metrics()
                 self._refresh_addresses(loop)
@@ -793,6 +805,8 @@ class Speaker:
                     logger.info("plan ready", extra={"pos": str(self.pos), "applied": self.applied,
                                                      "prefixes": sum(len(r) for r in delta.routes.values())})
                 self._apply(delta)
+                if not synced:
+                    self._started_at = self.clock()
                 synced = True
                 if self.heartbeat is not None and not self.heartbeat.running:
                     # only now: a node is "up" once its speaker serves the current decisions; the heap's one full

@@ -14,7 +14,12 @@ Behaviour (metallb-behaviour.md §6.5, with the additions of design.md §7):
 * routes: the caller sets the desired set; when Established the session sends withdrawals first, then
   announcements grouped by attributes and packed into as few UPDATEs as fit, then End-of-RIB after the initial
   sync; a ROUTE-REFRESH from the peer re-sends everything of that family;
-* ``shutdown(withdraw=True)`` withdraws everything and sends Cease/Administrative Shutdown;
+* ``shutdown(withdraw=True)`` sends NOTIFICATION Cease/Administrative Shutdown at once, with no per-prefix
+  withdrawals: a session ended by a NOTIFICATION is not a graceful restart (RFC 4724 covers the loss of the TCP
+  connection; RFC 8538 §1, and §4 only when both sides set its N bit, which this OPEN never does), so the peer
+  deletes every route of the session itself (RFC 4271 §8.2.2) — O(1) for us whatever the table size, where
+  100,000 withdrawals took seconds and a stop cut short by its timeout closed without any NOTIFICATION, which a
+  graceful-restart helper takes for a restart and answers by keeping the routes as stale;
   ``shutdown(withdraw=False)`` just closes, so a graceful-restart helper keeps the routes;
 * connection collisions (RFC 4271 §6.8): one Session drives one TCP connection; when a peer connects to us while
   we connect to it, the transport runs a second Session for the inbound connection and asks
@@ -294,12 +299,10 @@ class Session:
             self._events.append(Event("closed", reason))
 
     def shutdown(self, now: float, withdraw: bool = True) -> None:
-        """Stop the session: withdraw everything and send Cease, or (``withdraw=False``) just close."""
-        if self.state is State.ESTABLISHED and withdraw:
-            self._desired = {}
-            self._sync()
-            self._notify(ErrorCode.CEASE, CEASE_ADMIN_SHUTDOWN, b"", "administrative shutdown")
-        elif self.state in (State.OPEN_SENT, State.OPEN_CONFIRM, State.ESTABLISHED) and withdraw:
+        """Stop the session: NOTIFICATION Cease/Administrative Shutdown (the peer drops all our routes), or
+        (``withdraw=False``) just close, so a graceful-restart helper keeps them (see the module's docstring)."""
+        if self.state in (State.OPEN_SENT, State.OPEN_CONFIRM, State.ESTABLISHED) and withdraw:
+            self._out.clear()  # UPDATEs not yet handed to the socket are moot: the session ends with the NOTIFICATION
             self._notify(ErrorCode.CEASE, CEASE_ADMIN_SHUTDOWN, b"", "administrative shutdown")
         self.want_close = True
         self._connect_at = None

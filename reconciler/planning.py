@@ -989,6 +989,18 @@ def subscribe(state: State, name: str) -> Changes:
     return ch
 
 
+_COMMUNITY_ORDER: dict[tuple[str, ...], tuple[str, ...]] = {}  # memo: an ad's communities as bgpplan.merge gives them
+
+
+def _sorted_communities(cs: tuple[str, ...]) -> tuple[str, ...]:
+    got = _COMMUNITY_ORDER.get(cs)
+    if got is None:
+        if len(_COMMUNITY_ORDER) >= 4096:
+            _COMMUNITY_ORDER.clear()
+        got = _COMMUNITY_ORDER[cs] = tuple(sorted(frozenset(cs), key=bgpplan.community_key))
+    return got
+
+
 class NodeView:
     """One node's plan, kept up to date from the change sets: what a speaker holds.
 
@@ -1065,15 +1077,20 @@ class NodeView:
                     new.l2[ip] = agg[ip]
                 else:
                     new.l2.pop(ip, None)
+        sort_keys: dict[tuple[str, str], tuple] = {}
         for pk in sorted(touched_bgp):
             entries = [e for key in sorted(self._bgp_idx.get(pk, ())) for e in self._bgp[key] if (e[0], e[1]) == pk]
             text_key = (pk[0], bgpplan.prefix_text(pk[1]))
-            if entries:
+            sort_keys[text_key] = pk
+            if len(entries) == 1:  # one Service sends it (the common case): merging is sorting its communities
+                e = entries[0]
+                new.bgp[text_key] = (e[3] or None, _sorted_communities(e[4]))
+            elif entries:
                 (lp, cs), = bgpplan.merge(entries).values()
                 new.bgp[text_key] = (lp or None, cs)
             else:
                 new.bgp.pop(text_key, None)
-        out = effects.diff(self.current, new)
+        out = effects.diff(self.current, new, sort_keys)
         self.current = new
         return out
 

@@ -62,6 +62,7 @@ class PeerSpec:
 
 SocketFactory = Callable[[int], socket.socket]
 HOLD_FOR_DIAL = 3.0  # seconds the peer's connection waits in OpenConfirm for a dial of ours that is under way
+CLOSE_WAIT = 2.0  # seconds a stop waits, after its NOTIFICATION and FIN, for the peer to close its side
 
 
 def _default_factory(family: int) -> socket.socket:
@@ -122,7 +123,8 @@ class PeerTransport:
         return self._task
 
     async def stop(self, withdraw: bool = True, timeout: float = 5.0) -> None:
-        """Withdraw (Cease) or just close (graceful restart keeps the routes at the peer); then end ``run``."""
+        """End the session with NOTIFICATION Cease (the peer deletes our routes at once) or just close (a
+        graceful-restart helper keeps them); then end ``run``."""
         self._stopping = True
         self._stop_withdraw = withdraw
         self._poke()
@@ -316,6 +318,8 @@ class PeerTransport:
                 if self._stopping:
                     s.shutdown(self.clock(), withdraw=self._stop_withdraw)
                     await self._flush(writer, s)
+                    if self._stop_withdraw:
+                        await self._close_after_notification(writer, read_task)
                     reason = "stopped"
                     break
                 if read_task.done():
@@ -346,6 +350,21 @@ class PeerTransport:
                 pass
             s.connection_lost(self.clock(), reason)
             self._emit_events(s)
+
+    async def _close_after_notification(self, writer: asyncio.StreamWriter, read_task: asyncio.Task) -> None:
+        """End the connection after our NOTIFICATION the orderly way: FIN (half-close), then read until the peer
+        closes too (it does once it has read the NOTIFICATION), at most ``CLOSE_WAIT`` seconds. Closing at once
+        with unread bytes from the peer (a KEEPALIVE in flight) would make the kernel send a RST, and a peer that
+        sees the reset before it reads the NOTIFICATION takes the session for one lost without it (a graceful
+        restart: routes kept as stale)."""
+        try:
+            if writer.can_write_eof():
+                writer.write_eof()
+            await asyncio.wait_for(asyncio.shield(read_task), CLOSE_WAIT)
+        except (OSError, ConnectionError, asyncio.TimeoutError):
+            pass
+        except Exception:  # noqa: BLE001 - the read task's own failure (reported by the caller's loop otherwise)
+            pass
 
     async def _read(self, reader: asyncio.StreamReader, s: Session, wake: asyncio.Event) -> None:
         try:

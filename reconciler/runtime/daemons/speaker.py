@@ -34,6 +34,8 @@ Rules:
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import gc
 import hashlib
 import json
 import logging
@@ -51,13 +53,34 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, star
 from events import codec, log as logmod, schema
 from events.position import ZERO, Position
 from fastpath.emit.bgp import Listener, PeerSpec, PeerTransport, start_listener
-from fastpath.session import Route, SessionConfig
+from fastpath.session import Route, SessionConfig, State
 from reconciler import effects as effmod
 from reconciler import fold, planning, snapshot as snapmod, state as statemod
 from reconciler.runtime.daemons.speaker_bfd import SpeakerBfd, peer_timers
 from reconciler.runtime.daemons import liveness
 
 logger = logging.getLogger("streamlb.speak")
+STARTUP_QUIET = 5.0  # seconds at most the status waits for the first plan's sessions to start (Speaker._starting)
+
+
+@contextlib.contextmanager
+def _building() -> Any:
+    """Build long-lived state (a snapshot's decode, the first plan) with the cyclic collector off, then freeze it.
+
+    While millions of objects that all survive are created, every collection rescans what it cannot free: with the
+    collector on, the 100,000-Service snapshot decode takes ~6x longer and the first plan ~1.5x. What the phase
+    built is then frozen (``gc.freeze``) without a collection: it is long-lived and acyclic (msgspec structs,
+    tuples, dicts), refcounting still frees whatever is dropped later, and a full collection of it would hold the
+    GIL (and so the session loop) for seconds. The collector is process-wide, so the loop thread collects nothing
+    for the phase's duration either; the next collection after it scans only what is created from then on."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.freeze()
+        if was:
+            gc.enable()
 
 
 def _iso(t: float) -> str:
@@ -210,6 +233,7 @@ class Speaker:
         self._stopping = False
         self._plan_json: tuple[Any, list | dict] | None = None  # (plan object, its JSON form)
         self._status_busy = False
+        self._started_at: float | None = None  # when the first plan was applied (see _starting)
         self.heartbeat: liveness.Heartbeat | None = None
         hb_log = heartbeat_log if heartbeat_log is not None else log
         if settings.announce_liveness and hasattr(hb_log, "heartbeat"):
@@ -234,7 +258,8 @@ class Speaker:
             try:
                 if snap.version != snapmod.SNAPSHOT_VERSION:
                     raise snapmod.SnapshotError(f"snapshot format {snap.version}")
-                st = snapmod.load(snap.state)
+                with _building():
+                    st = snapmod.load(snap.state)
                 if st.lb_class != self.s.lb_class:
                     raise snapmod.SnapshotError("snapshot was taken with another --lb-class")
                 self.state, self.pos = st, snap.position
@@ -286,11 +311,19 @@ class Speaker:
         records = self._read(caught_up)
         if records:
             self._fold(records)
+            if not synced:
+                # catching up: the page's survivors join the frozen heap (one young collection of this page only),
+                # so no collection ever rescans the state folded so far
+                liveness.freeze_heap()
         if not caught_up and len(records) < self.s.page:
             caught_up = True
         delta = None
         if caught_up and (records or not synced):
-            delta = self._plan_delta()
+            if synced:
+                delta = self._plan_delta()
+            else:  # the first plan builds the whole plan (O(Services)) and the node's view of it
+                with _building():
+                    delta = self._plan_delta()
         return records, caught_up, delta
 
     def _plan_delta(self) -> _Delta:
@@ -484,6 +517,21 @@ class Speaker:
             return
         p.packing = loop.run_in_executor(None, t.session.prepack, local)
         p.packing.add_done_callback(start)
+
+    def _starting(self, now: float) -> bool:
+        """Are the sessions of the first plan still starting? Then the status (the plan in JSON: 100,000 entries at
+        scale, CPU work in a worker thread that holds the GIL in long stretches) waits: a peer's first table is
+        being packed (it stands between the plan and the SYN), or a session is on its way to Established (the
+        router's OPEN is answered at once). A peer that does not come up delays the status by STARTUP_QUIET at
+        most."""
+        if self._started_at is None or now - self._started_at > STARTUP_QUIET:
+            return False
+        for p in self.peers.values():
+            if p.packing is not None and not p.packing.done():
+                return True
+            if p.transport.session.state is not State.ESTABLISHED:
+                return True
+        return False
 
     def _predict_local(self, spec: PeerSpec) -> str | None:
         """The local address a connection to the peer will have: its source address, else the kernel's choice
@@ -684,8 +732,9 @@ class Speaker:
     def _write_status(self, status: dict | None = None) -> None:
         if not self.s.status_file:
             return
-        self._write_status_bytes(json.dumps(status if status is not None else self.status(), indent=1,
-                                            sort_keys=True).encode())
+        # msgspec: the stdlib encoder takes seconds over a 100,000-entry plan (this runs on exit, on the loop)
+        self._write_status_bytes(msgspec.json.format(
+            _json_sorted(status if status is not None else self.status()), indent=1))
 
     def _write_status_bytes(self, data: bytes) -> None:
         if not self.s.status_file:
@@ -714,7 +763,7 @@ class Speaker:
                 forbidden = self.heartbeat.forbidden  # the wrong Redis user: withdraw, then report and stop
                 break
             now = self.clock()
-            if now - self._status_at >= self.s.status_interval and not self._status_busy:
+            if now - self._status_at >= self.s.status_interval and not self._status_busy and not self._starting(now):
                 self._status_at = now
                 self._refresh_metrics()
                 self._refresh_addresses(loop)
@@ -756,6 +805,8 @@ class Speaker:
                     logger.info("plan ready", extra={"pos": str(self.pos), "applied": self.applied,
                                                      "prefixes": sum(len(r) for r in delta.routes.values())})
                 self._apply(delta)
+                if not synced:
+                    self._started_at = self.clock()
                 synced = True
                 if self.heartbeat is not None and not self.heartbeat.running:
                     # only now: a node is "up" once its speaker serves the current decisions; the heap's one full

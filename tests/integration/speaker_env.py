@@ -15,10 +15,12 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Callable, Iterator
 
+ROOT = Path(__file__).resolve().parents[2]
 CLONE_NEWNET = 0x40000000
 _libc = ctypes.CDLL(None, use_errno=True)
 
@@ -82,6 +84,7 @@ class Topology:
     def __init__(self) -> None:
         self.tag = secrets.token_hex(3)
         self.namespaces: list[Netns] = []
+        self.links = 0
 
     def ns(self, role: str) -> Netns:
         n = Netns(f"slb-{self.tag}-{role}")
@@ -91,7 +94,8 @@ class Topology:
         return n
 
     def link(self, a: Netns, a_if: str, b: Netns, b_if: str) -> None:
-        tmp_a, tmp_b = f"sa{self.tag}{len(self.namespaces)}", f"sb{self.tag}{len(self.namespaces)}"
+        self.links += 1  # temporary names unique per link: a pair of namespaces may have several links
+        tmp_a, tmp_b = f"sa{self.tag}{self.links}", f"sb{self.tag}{self.links}"
         sh("ip", "link", "add", tmp_a, "type", "veth", "peer", "name", tmp_b)
         sh("ip", "link", "set", tmp_a, "netns", a.name)
         sh("ip", "link", "set", tmp_b, "netns", b.name)
@@ -139,6 +143,75 @@ def stop_process(p: subprocess.Popen, sig: int = signal.SIGTERM, timeout: float 
     except subprocess.TimeoutExpired:
         p.kill()
         p.wait(5)
+
+
+class Proc:
+    """One daemon, inside namespace ``ns`` or (``ns=None``) in this one, its stderr appended to ``logfile``;
+    signalled, stopped and killed by PID (``ip netns exec`` execs the program, so the PID is the daemon's own)."""
+
+    def __init__(self, ns: Netns | None, argv: list[str], logfile: Path, env: dict | None = None,
+                 cwd: Path = ROOT) -> None:
+        self.ns, self.argv, self.logfile, self.cwd = ns, list(argv), Path(logfile), cwd
+        self.env = env if env is not None else dict(os.environ, PYTHONPATH=str(ROOT))
+        self.proc: subprocess.Popen | None = None
+
+    def start(self):
+        prefix = ["ip", "netns", "exec", self.ns.name] if self.ns is not None else []
+        with open(self.logfile, "ab") as f:  # the child keeps its own descriptor
+            self.proc = subprocess.Popen([*prefix, *self.argv], stdout=subprocess.DEVNULL, stderr=f, env=self.env,
+                                         cwd=self.cwd)
+        return self
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def send_signal(self, sig: int) -> None:
+        if self.alive():
+            self.proc.send_signal(sig)
+
+    def kill(self) -> None:
+        if self.alive():
+            os.kill(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(10)
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 30.0) -> int | None:
+        """Send ``sig`` (a stopped process is continued first) and wait; SIGKILL after ``timeout`` seconds.
+        Returns the exit status, or None when it had to be killed or was never started."""
+        if not self.alive():
+            return None if self.proc is None else self.proc.returncode
+        if sig != signal.SIGKILL:
+            os.kill(self.proc.pid, signal.SIGCONT)
+        os.kill(self.proc.pid, sig)
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            return None
+
+
+class SpeakProc(Proc):
+    """``streamlb speak --node NODE`` following Redis (``url``) or an evlog file (``log``), with a JSON log in
+    ``WORKDIR/speak-NAME.log`` and its status file ``WORKDIR/NAME.status.json`` (``name`` is the node unless
+    given); ``args`` are added as they are."""
+
+    def __init__(self, ns: Netns | None, node: str, workdir: Path, *args: str, url: str | None = None,
+                 log: Path | None = None, env: dict | None = None, code_root: Path = ROOT,
+                 name: str | None = None) -> None:
+        if (url is None) == (log is None):
+            raise ValueError("SpeakProc follows either a Redis url or an evlog file")
+        self.node, self.dir, name = node, Path(workdir), name or node
+        self.status_file = self.dir / f"{name}.status.json"
+        source = ["--redis-url", url] if url is not None else ["--log", str(log)]
+        argv = [sys.executable, "-m", "reconciler", "speak", "--node", node, *source,
+                "--status-file", str(self.status_file), "--log-format", "json", *args]
+        env = env if env is not None else dict(os.environ, PYTHONPATH=str(code_root))
+        super().__init__(ns, argv, self.dir / f"speak-{name}.log", env, code_root)
+
+    def status(self) -> dict:
+        try:
+            return json.loads(self.status_file.read_text())
+        except (OSError, ValueError):
+            return {}
 
 
 # --- gobgpd -----------------------------------------------------------------------------------------------------

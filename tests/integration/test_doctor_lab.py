@@ -19,8 +19,8 @@ import pytest
 
 from events import stream
 from tests.integration.speaker_env import GoBgp, Topology, addr, have_root_netns, wait_for
-from tests.integration.test_speaker_speak import ADDRS, CONFIG, MACS, ROUTER, SpeakProc, expected, service_yaml, \
-    yaml_events
+from tests.integration.speaker_env import SpeakProc
+from tests.integration.test_speaker_speak import ADDRS, CONFIG, MACS, ROUTER, expected, service_yaml, speak, yaml_events
 from tests.redis_server import DaemonProc, RedisServer
 
 pytestmark = [
@@ -137,8 +137,7 @@ def lab(tmp_path: Path):
         lg = stream.StreamLog.from_url(url, CLUSTER)
         run = DaemonProc(tmp_path / "run", url, CLUSTER, "r1", "--speaker-ttl", "2", "--monitor-interval", "0.2")
         for role, node in (("a", "node-a"), ("b", "node-b")):
-            procs.append(SpeakProc(n[role], node, url, tmp_path, "--cluster", CLUSTER, "--conflict-probe-interval",
-                                   "1"))
+            procs.append(speak(n[role], node, url, tmp_path, "--cluster", CLUSTER, "--conflict-probe-interval", "1"))
         yield {"ns": n, "log": lg, "gobgp": gob, "speakers": procs, "run": run, "url": url, "tmp": tmp_path}
         lg.close()
     finally:

@@ -24,6 +24,7 @@ import redis
 
 from events import acl, log as logmod, schema, stream
 from events.position import ZERO
+from tests.integration.speaker_env import SpeakProc
 from tests.redis_server import REDIS_CLI, DaemonProc, RedisServer, free_cluster_port, free_port
 from tests.tls_certs import Pki, make_pki
 
@@ -242,24 +243,11 @@ def admin_log(srv: TlsRedis) -> stream.StreamLog:
     return stream.StreamLog(srv.sec.admin(srv.port), CLUSTER)
 
 
-def speak(srv: TlsRedis, tmp: Path, node: str, role: str = "speaker", *extra: str) -> tuple[subprocess.Popen, Path]:
-    status = tmp / f"{node}-{role}.status.json"
-    logf = tmp / f"{node}-{role}.log"
-    with open(logf, "wb") as f:
-        p = subprocess.Popen([sys.executable, "-m", "reconciler", "speak", "--node", node, "--no-l2", "--no-bgp",
-                              "--redis-url", srv.url(), "--cluster", CLUSTER, "--status-file", str(status),
-                              "--heartbeat-ttl-ms", "1500", "--log-format", "json", *extra],
-                             cwd=ROOT, env=_env(STREAMLB_REDIS_USERNAME=srv.sec.user(role),
-                                                STREAMLB_REDIS_PASSWORD=srv.sec.passwords[role]),
-                             stdout=subprocess.DEVNULL, stderr=f)
-    return p, logf
-
-
-def status(path: Path) -> dict:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return {}
+def speak(srv: TlsRedis, tmp: Path, node: str, role: str = "speaker", *extra: str) -> SpeakProc:
+    """A speaker (no L2, no BGP) over TLS with ``role``'s credentials from the environment, started."""
+    env = _env(STREAMLB_REDIS_USERNAME=srv.sec.user(role), STREAMLB_REDIS_PASSWORD=srv.sec.passwords[role])
+    return SpeakProc(None, node, tmp, "--no-l2", "--no-bgp", "--cluster", CLUSTER, "--heartbeat-ttl-ms", "1500",
+                     *extra, url=srv.url(), env=env, name=f"{node}-{role}").start()
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -280,22 +268,21 @@ def test_each_role_does_its_job_over_tls_and_redis_refuses_nothing(tls_redis: Tl
     # at once (the reconcilers judge a node that never beats after --speaker-ttl)
     run = DaemonProc(tmp_path / "run", srv.url("reconciler"), CLUSTER, "r1", "--snapshot-interval", "0.2",
                      "--speaker-ttl", "30", "--monitor-interval", "0.2").start()
-    sp, sp_log = speak(srv, tmp_path, "node-a")
+    sp = speak(srv, tmp_path, "node-a")
     try:
-        show = lambda: f"speaker:\n{sp_log.read_text()[-2000:]}\nrun:\n{run.logfile.read_text()[-2000:]}"
+        show = lambda: f"speaker:\n{sp.logfile.read_text()[-2000:]}\nrun:\n{run.logfile.read_text()[-2000:]}"
         wait_for(lambda: admin.get(k.leader) == b"r1", what="leader lock", show=show)
         wait_for(lambda: admin.xlen(k.decisions) >= 1, what="decisions published", show=show)
         wait_for(lambda: b"pos" in snapshot_of(admin), what="snapshot written", show=show)
         # speaker: folds the stream and keeps its heartbeat and status keys, nothing else
         wait_for(lambda: admin.exists(k.speaker("node-a")), what="heartbeat key", show=show)
-        status_file = tmp_path / "node-a-speaker.status.json"
         want = {"192.168.77.10": "node-a"}
         wait_for(lambda: expected_owner(admin_log(srv)) == want, what=f"the oracle's owners {want}", show=show)
-        wait_for(lambda: list(status(status_file).get("plan", {}).get("l2", {})) == list(want),
+        wait_for(lambda: list(sp.status().get("plan", {}).get("l2", {})) == list(want),
                  what=f"speaker plans {want}", show=show)
-        assert sp.poll() is None, show()
+        assert sp.alive(), show()
     finally:
-        stop(sp)
+        sp.stop()
         run.stop()
     # nothing any role did was refused by Redis
     assert acl_log(admin) == []
@@ -418,24 +405,24 @@ def test_cli_refusals_are_one_line_exit_1_and_append_nothing(tls_redis: TlsRedis
         assert f"to user '{sec.user(role)}' (NOPERM)" in errors[0]["msg"] and "reconciler role" in errors[0]["msg"]
 
     # `streamlb speak` with the producer's credential cannot keep a heartbeat
-    p, logf = speak(srv, tmp_path, "node-a", "producer")
+    p = speak(srv, tmp_path, "node-a", "producer")
     try:
-        rc = p.wait(60)
+        rc = p.proc.wait(60)
     finally:
-        stop(p)
-    text = logf.read_text()
+        p.stop()
+    text = p.logfile.read_text()
     errors = [json.loads(ln) for ln in text.splitlines() if '"level": "error"' in ln]
     assert rc == 1 and len(errors) == 1 and "Traceback" not in text, text
     # (whichever the speaker tries first: following the stream with XREAD, or its heartbeat)
     assert "to user 'streamlb-producer' (NOPERM)" in errors[0]["msg"] and "speaker role" in errors[0]["msg"]
 
     # nor with the reconciler's: it may read everything a speaker reads, but not write a heartbeat
-    p, logf = speak(srv, tmp_path, "node-a", "reconciler")
+    p = speak(srv, tmp_path, "node-a", "reconciler")
     try:
-        rc = p.wait(60)
+        rc = p.proc.wait(60)
     finally:
-        stop(p)
-    text = logf.read_text()
+        p.stop()
+    text = p.logfile.read_text()
     errors = [json.loads(ln) for ln in text.splitlines() if '"level": "error"' in ln]
     assert rc == 1 and len(errors) == 1 and "Traceback" not in text, text
     assert f"Redis refused SET on {k.speaker('node-a')} to user 'streamlb-reconciler' (NOPERM)" in errors[0]["msg"]
@@ -707,10 +694,9 @@ def test_watch_run_speak_in_namespaces_with_role_credentials(tmp_path: Path, pki
         tls_url = f"rediss://{REDIS_ADDR}:{srv.port}/0?{pki.query()}"
         speakers = {}
         for role, node in (("a", "node-a"), ("b", "node-b")):
-            speakers[node] = start(node, ["ip", "netns", "exec", n[role].name, *py, "speak", "--node", node,
-                                          "--redis-url", tls_url, "--cluster", CLUSTER, "--no-bgp",
-                                          "--status-file", str(tmp_path / f"{node}.status.json"),
-                                          "--heartbeat-ttl-ms", "1500", "--log-format", "json"], "speaker")
+            speakers[node] = SpeakProc(n[role], node, tmp_path, "--cluster", CLUSTER, "--no-bgp",
+                                       "--heartbeat-ttl-ms", "1500", url=tls_url, env=env("speaker")).start()
+            procs.append(speakers[node].proc)
         k = keys()
         logs = lambda: "\n".join(f"--- {p.name}\n{p.read_text()[-1500:]}" for p in sorted(tmp_path.glob("*.log")))
         wait_for(lambda: admin.xlen(k.events) >= 6, what="the watcher appended the cluster", show=logs)
@@ -724,7 +710,7 @@ def test_watch_run_speak_in_namespaces_with_role_credentials(tmp_path: Path, pki
         got = wait_for(lambda: (poke(n["c"], vip), neigh(n["c"], vip))[1], 60, what="the client resolves the VIP",
                        show=logs)
         assert got == MACS[owner]
-        for p in (watch, run, *speakers.values()):
+        for p in (watch, run, *(sp.proc for sp in speakers.values())):
             assert p.poll() is None, logs()
         # the speakers reach Redis only over TLS: the server has no plain TCP port
         assert admin.config_get("port") == {"port": "0"}

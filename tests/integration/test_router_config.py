@@ -22,7 +22,8 @@ import pytest
 
 from events import inputs, logfile, schema, stream
 from tests.integration.speaker_env import Bird, Netns, Topology, addr, have_root_netns, stop_process, wait_for
-from tests.integration.test_speaker_speak import SpeakProc
+from tests.integration.speaker_env import SpeakProc
+from tests.integration.test_speaker_speak import speak
 from tests.redis_server import RedisServer, redis_server  # noqa: F401 (fixture)
 
 pytestmark = [
@@ -307,7 +308,7 @@ def lab(tmp_path: Path):
 
         def speaker(node: str, *extra: str, workdir: Path = tmp_path) -> SpeakProc:
             workdir.mkdir(exist_ok=True)
-            p = SpeakProc(ns[node], node, url, workdir, "--cluster", cluster, "--no-l2", *extra).start()
+            p = speak(ns[node], node, url, workdir, "--cluster", cluster, "--no-l2", *extra).start()
             procs.append(p)
             return p
 

@@ -5,7 +5,6 @@ and a real redis-server (reached over a Unix socket, which crosses namespaces). 
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import os
 import signal
@@ -18,7 +17,7 @@ import pytest
 
 from events import inputs, schema, stream
 from reconciler import fold, planning, state as statemod
-from tests.integration.speaker_env import GoBgp, Topology, addr, have_root_netns, stop_process, wait_for
+from tests.integration.speaker_env import GoBgp, SpeakProc, Topology, addr, have_root_netns, wait_for
 from tests.integration.test_speaker_l2 import Capture, neigh, poke
 from tests.redis_server import RedisServer
 
@@ -114,41 +113,9 @@ def yaml_events(tmp: Path, text: str) -> list[schema.Event]:
     return out
 
 
-class SpeakProc:
-    def __init__(self, ns, node: str, url: str, workdir: Path, *extra: str) -> None:
-        self.ns, self.node, self.url, self.dir, self.extra = ns, node, url, workdir, extra
-        self.status_file = workdir / f"{node}.status.json"
-        self.logfile = workdir / f"{node}.log"
-        self.proc: subprocess.Popen | None = None
-
-    def start(self) -> SpeakProc:
-        env = dict(os.environ, PYTHONPATH=str(ROOT))
-        argv = ["ip", "netns", "exec", self.ns.name, sys.executable, "-m", "reconciler", "speak",
-                "--node", self.node, "--redis-url", self.url, "--status-file", str(self.status_file),
-                "--heartbeat-ttl-ms", "1500", "--log-format", "json", *self.extra]
-        with open(self.logfile, "ab") as logf:
-            self.proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=logf, env=env, cwd=ROOT)
-        return self
-
-    def status(self) -> dict:
-        try:
-            return json.loads(self.status_file.read_text())
-        except (OSError, ValueError):
-            return {}
-
-    def alive(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
-
-    def stop(self, sig: int = signal.SIGTERM) -> int | None:
-        if not self.alive():
-            return None
-        # ip netns exec replaces itself with the interpreter (exec), so the PID is the speaker's
-        self.proc.send_signal(sig)
-        try:
-            return self.proc.wait(30)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            return self.proc.wait(10)
+def speak(ns, node: str, url: str, workdir: Path, *args: str) -> SpeakProc:
+    """A (not yet started) speaker following Redis with a short heartbeat TTL, as the tests here want it."""
+    return SpeakProc(ns, node, workdir, "--heartbeat-ttl-ms", "1500", *args, url=url)
 
 
 @pytest.fixture
@@ -178,7 +145,7 @@ def cluster(tmp_path: Path):
 
         def speaker(role: str, *extra: str) -> SpeakProc:
             node = {"a": "node-a", "b": "node-b"}[role]
-            p = SpeakProc(n[role], node, url + "", tmp_path, "--cluster", "spk", *extra).start()
+            p = speak(n[role], node, url, tmp_path, "--cluster", "spk", *extra).start()
             procs.append(p)
             return p
 

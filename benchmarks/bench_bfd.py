@@ -224,9 +224,9 @@ NODE, ROUTER = "10.92.0.1", "10.92.0.2"
 def _withdrawal_trials(workdir: Path, *, bfd: bool, hold: int, trials: int) -> list[float]:
     from events.logfile import FileLog
     from tests.integration.bfd_env import BirdBfd
-    from tests.integration.speaker_env import Topology, addr, wait_for
+    from tests.integration.speaker_env import Topology, addr, wait_for, yaml_events
     from tests.integration.test_bfd_interop import config, log_speaker
-    from tests.integration.test_speaker_speak import service_yaml, yaml_events
+    from tests.integration.test_speaker_speak import service_yaml
 
     topo = Topology()
     started: list = []

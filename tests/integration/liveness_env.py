@@ -24,9 +24,10 @@ import threading
 import time
 from pathlib import Path
 
-from events import inputs, log as logmod, schema, stream
-from reconciler import fold, planning, state as statemod
-from tests.integration.speaker_env import Netns, Proc, SpeakProc, Topology, addr, sh, wait_for
+from events import schema, stream
+from reconciler import planning, state as statemod
+from tests.integration.speaker_env import Netns, Proc, SpeakProc, Topology, addr, fold_stream, liveness_events, neigh, \
+    poke, sh, wait_for, yaml_events
 
 ROOT = Path(__file__).resolve().parents[2]
 REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
@@ -84,11 +85,6 @@ endpoints:
     nodeName: node-a
 """)
     return "---".join(docs)
-
-
-def yaml_events(path: Path, text: str) -> list[schema.Event]:
-    path.write_text(text)
-    return [o.event for rec in inputs.read_file(path) for o in rec.outcomes if isinstance(o, inputs.Accepted)]
 
 
 class ArpWatch:
@@ -161,14 +157,11 @@ class LivenessCluster:
         self.topo.bridge(hub)
         for node in NODES:
             r = ROLE[node]
-            x = self.ns[node] = self.topo.attach(hub, r)
-            x.run("ip", "link", "set", "eth0", "address", MACS[node])
-            addr(x, "eth0", f"{LAN[node]}/24")
+            x = self.ns[node] = self.topo.attach(hub, r, f"{LAN[node]}/24", mac=MACS[node])
             self.topo.link(x, "mgmt", hub, f"mg-{r}")
             addr(x, "mgmt", f"{MGMT[node][0]}/24")
             addr(hub, f"mg-{r}", f"{MGMT[node][1]}/24")
-        c = self.ns["client"] = self.topo.attach(hub, "c")
-        addr(c, "eth0", f"{CLIENT}/24")
+        c = self.ns["client"] = self.topo.attach(hub, "c", f"{CLIENT}/24")
         sock = self.tmp / "redis.sock"
         with open(self.tmp / "redis.out", "wb") as f:
             self.redis = subprocess.Popen(
@@ -179,7 +172,7 @@ class LivenessCluster:
         wait_for(lambda: sock.exists(), 20, what="redis-server socket")
         self.lg = stream.StreamLog.from_url(f"unix://{sock}", self.cluster)
         wait_for(lambda: self._ping(), 20, what="redis-server answers")
-        self.lg.append(yaml_events(self.tmp / "config.yaml", config_yaml(self.n_services)))
+        self.lg.append(yaml_events(self.tmp, config_yaml(self.n_services)))
         self.watch = ArpWatch(c)
         return self
 
@@ -259,13 +252,7 @@ class LivenessCluster:
     # -- observations ---------------------------------------------------------------------------------------------
 
     def state(self) -> statemod.State:
-        st = statemod.new()
-        for rec in self.lg.read():
-            try:
-                fold.apply(st, logmod.decode_record(rec))
-            except Exception:  # noqa: BLE001 - the daemons dead-letter the same entries
-                pass
-        return st
+        return fold_stream(self.lg)
 
     def owners(self, st: statemod.State | None = None) -> dict[str, str]:
         """VIP -> owning node, from an offline fold of the stream (the oracle)."""
@@ -277,28 +264,13 @@ class LivenessCluster:
         return out
 
     def liveness_events(self) -> list[tuple[str, schema.Event]]:
-        out = []
-        for rec in self.lg.read():
-            try:
-                e = logmod.decode_record(rec)
-            except Exception:  # noqa: BLE001
-                continue
-            if isinstance(e, (schema.SpeakerUp, schema.SpeakerDown)):
-                out.append((str(rec.position), e))
-        return out
+        return [(str(pos), e) for pos, e in liveness_events(self.lg)]
 
     def neigh(self, ip: str) -> str:
-        out = self.ns["client"].run("ip", "neigh", "show", ip, "dev", "eth0").stdout.split()
-        return out[out.index("lladdr") + 1] if "lladdr" in out else ""
+        return neigh(self.ns["client"], ip)
 
     def poke(self, ip: str) -> None:
-        s = self.ns["client"].socket(socket.AF_INET, socket.SOCK_DGRAM)
-        try:
-            s.sendto(b"x", (ip, 9))
-        except OSError:
-            pass
-        finally:
-            s.close()
+        poke(self.ns["client"], ip)
 
     def status(self, node: str) -> dict:
         return self.speakers[node].status()

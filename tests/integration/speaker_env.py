@@ -104,12 +104,16 @@ class Topology:
         a.run("ip", "link", "set", a_if, "up")
         b.run("ip", "link", "set", b_if, "up")
 
-    def attach(self, hub: Netns, role: str, bridge: str = "br0") -> Netns:
+    def attach(self, hub: Netns, role: str, *addrs: str, mac: str | None = None, bridge: str = "br0") -> Netns:
         """A new namespace for ``role`` whose ``eth0`` is port ``p<role>`` of ``bridge`` in ``hub`` (a host on the
-        hub's LAN)."""
+        hub's LAN), with MAC address ``mac`` (else the kernel's) and the addresses ``addrs`` (CIDRs)."""
         x = self.ns(role)
         self.link(x, "eth0", hub, f"p{role}")
         hub.run("ip", "link", "set", f"p{role}", "master", bridge)
+        if mac:
+            x.run("ip", "link", "set", "eth0", "address", mac)
+        for cidr in addrs:
+            addr(x, "eth0", cidr)
         return x
 
     def bridge(self, hub: Netns, name: str = "br0") -> None:
@@ -134,6 +138,23 @@ def addr(ns: Netns, ifname: str, cidr: str) -> None:
         ns.run("ip", "addr", "add", cidr, "dev", ifname)
 
 
+def poke(ns: Netns, ip: str) -> None:
+    """Send one UDP datagram to ``ip`` from ``ns``: the kernel resolves the address first (ARP / NS)."""
+    s = ns.socket(socket.AF_INET6 if ":" in ip else socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        s.sendto(b"x", (ip, 9))
+    except OSError:
+        pass
+    finally:
+        s.close()
+
+
+def neigh(ns: Netns, ip: str) -> str:
+    """The link-layer address ``ns`` has for ``ip`` on its ``eth0`` ("" when none)."""
+    out = ns.run("ip", "neigh", "show", ip, "dev", "eth0").stdout.split()
+    return out[out.index("lladdr") + 1] if "lladdr" in out else ""
+
+
 def stop_process(p: subprocess.Popen, sig: int = signal.SIGTERM, timeout: float = 10.0) -> None:
     if p.poll() is not None:
         return
@@ -143,6 +164,49 @@ def stop_process(p: subprocess.Popen, sig: int = signal.SIGTERM, timeout: float 
     except subprocess.TimeoutExpired:
         p.kill()
         p.wait(5)
+
+
+# --- the event log ------------------------------------------------------------------------------------------------
+
+
+def yaml_events(workdir: Path, text: str) -> list:
+    """The events a YAML text of Kubernetes objects becomes (as ``events append`` reads it), via a file of its own
+    in ``workdir``."""
+    from events import inputs
+
+    path = Path(workdir) / f"in-{time.monotonic_ns()}.yaml"
+    path.write_text(text)
+    return [o.event for rec in inputs.read_file(path) for o in rec.outcomes if isinstance(o, inputs.Accepted)]
+
+
+def fold_stream(lg):
+    """An offline from-scratch fold of the whole stream ``lg`` (the oracle); entries the daemons dead-letter are
+    skipped here too."""
+    from events import log as logmod
+    from reconciler import fold, state as statemod
+
+    st = statemod.new()
+    for rec in lg.read():
+        try:
+            fold.apply(st, logmod.decode_record(rec))
+        except Exception:  # noqa: BLE001 - the daemons dead-letter the same entries
+            pass
+    return st
+
+
+def liveness_events(lg) -> list[tuple]:
+    """(position, event) of every ``speaker.up`` / ``speaker.down`` in the stream ``lg``, in order."""
+    from events import log as logmod, schema
+
+    out = []
+    for rec in lg.read():
+        try:
+            e = logmod.decode_record(rec)
+        except Exception:  # noqa: BLE001 - not an event
+            continue
+        if isinstance(e, (schema.SpeakerUp, schema.SpeakerDown)):
+            out.append((rec.position, e))
+    return out
 
 
 class Proc:

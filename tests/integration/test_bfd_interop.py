@@ -17,8 +17,8 @@ import pytest
 from events.logfile import FileLog
 from fastpath import bfd as codec
 from tests.integration.bfd_env import BirdBfd, FrrBfd
-from tests.integration.speaker_env import SpeakProc, Topology, addr, have_root_netns, wait_for
-from tests.integration.test_speaker_speak import service_yaml, yaml_events
+from tests.integration.speaker_env import SpeakProc, Topology, addr, have_root_netns, wait_for, yaml_events
+from tests.integration.test_speaker_speak import service_yaml
 
 pytestmark = [
     pytest.mark.integration,
@@ -79,10 +79,7 @@ def bfdnet(tmp_path: Path):
         topo.bridge(hub)
         ns = {}
         for role, ip in (("a", NODE), ("bird", BIRD), ("frr", FRR), ("x", X)):
-            n = ns[role] = topo.ns(role)
-            topo.link(n, "eth0", hub, f"p{role}")
-            hub.run("ip", "link", "set", f"p{role}", "master", "br0")
-            addr(n, "eth0", f"{ip}/24")
+            ns[role] = topo.attach(hub, role, f"{ip}/24")
 
         def run(profile: str, *, bird_passive: bool = False, frr_passive: bool = False,
                 multihop_peer: bool = False) -> tuple[SpeakProc, BirdBfd, FrrBfd]:

@@ -643,8 +643,7 @@ class HubRedis(TlsRedis):
 
 
 def test_watch_run_speak_in_namespaces_with_role_credentials(tmp_path: Path, pki: Pki) -> None:
-    from tests.integration.speaker_env import Topology, addr, have_root_netns
-    from tests.integration.test_speaker_l2 import neigh, poke
+    from tests.integration.speaker_env import Topology, have_root_netns, neigh, poke
     from tests.kube.fakeapi import FakeKube
 
     assert have_root_netns(), "needs root and iproute2 for network namespaces"
@@ -658,13 +657,9 @@ def test_watch_run_speak_in_namespaces_with_role_credentials(tmp_path: Path, pki
         topo.bridge(hub)
         hub.run("ip", "addr", "add", f"{REDIS_ADDR}/24", "dev", "br0")
         n = {}
-        for role, node in (("a", "node-a"), ("b", "node-b"), ("c", None)):
-            x = topo.attach(hub, role)
-            if node:
-                x.run("ip", "link", "set", "eth0", "address", MACS[node])
-                addr(x, "eth0", f"{ADDRS[node]}/24")
-            n[role] = x
-        addr(n["c"], "eth0", "10.89.7.100/24")
+        for role, node in (("a", "node-a"), ("b", "node-b")):
+            n[role] = topo.attach(hub, role, f"{ADDRS[node]}/24", mac=MACS[node])
+        n["c"] = topo.attach(hub, "c", "10.89.7.100/24")
         srv = HubRedis(tmp_path / "redis", sec, hub).start()
         admin = srv.admin_client()
         unix = f"unix://{srv.sock}"

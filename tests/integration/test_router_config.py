@@ -298,10 +298,7 @@ def lab(tmp_path: Path):
         addr(hub, "br0", f"{ROUTER6}/64")
         ns = {}
         for role, node in (("a", "node-a"), ("b", "node-b")):
-            x = topo.attach(hub, role)
-            addr(x, "eth0", f"{NODES[node]}/24")
-            addr(x, "eth0", f"{NODES6[node]}/64")
-            ns[node] = x
+            ns[node] = topo.attach(hub, role, f"{NODES[node]}/24", f"{NODES6[node]}/64")
         url = f"unix://{tmp_path / 'redis.sock'}"
         cluster = f"rc{topo.tag}"
         lg = stream.StreamLog.from_url(url, cluster)

@@ -26,6 +26,7 @@ from pathlib import Path
 
 from events import schema, stream
 from reconciler import planning, state as statemod
+from tests.integration import manifests as m
 from tests.integration.speaker_env import Netns, Proc, SpeakProc, Topology, addr, fold_stream, liveness_events, neigh, \
     poke, sh, wait_for, yaml_events
 
@@ -41,50 +42,9 @@ REDIS_PORT = 6379
 
 
 def config_yaml(n_services: int) -> str:
-    docs = ["""
-apiVersion: metallb.io/v1beta1
-kind: IPAddressPool
-metadata: {name: l2pool, namespace: metallb-system}
-spec: {addresses: [10.92.0.50-10.92.0.69]}
----
-apiVersion: metallb.io/v1beta1
-kind: L2Advertisement
-metadata: {name: l2, namespace: metallb-system}
-spec: {ipAddressPools: [l2pool]}
----
-apiVersion: v1
-kind: Node
-metadata: {name: node-a, labels: {kubernetes.io/hostname: node-a}}
----
-apiVersion: v1
-kind: Node
-metadata: {name: node-b, labels: {kubernetes.io/hostname: node-b}}
-"""]
-    for i in range(n_services):
-        docs.append(f"""
-apiVersion: v1
-kind: Service
-metadata: {{name: svc{i}, namespace: default}}
-spec:
-  type: LoadBalancer
-  clusterIP: 10.96.1.{i + 10}
-  clusterIPs: [10.96.1.{i + 10}]
-  ipFamilies: [IPv4]
-  ports: [{{port: 80, protocol: TCP}}]
----
-apiVersion: discovery.k8s.io/v1
-kind: EndpointSlice
-metadata:
-  name: svc{i}-x
-  namespace: default
-  labels: {{kubernetes.io/service-name: svc{i}}}
-addressType: IPv4
-endpoints:
-  - addresses: [10.244.1.{i + 10}]
-    conditions: {{ready: true}}
-    nodeName: node-a
-""")
-    return "---".join(docs)
+    return m.docs(m.pool("l2pool", "10.92.0.50-10.92.0.69"), m.l2_advertisement("l2", "l2pool"),
+                  *(m.node(n) for n in NODES),
+                  *(m.service(f"svc{i}", f"10.96.1.{i + 10}", f"10.244.1.{i + 10}", "node-a") for i in range(n_services)))
 
 
 class ArpWatch:

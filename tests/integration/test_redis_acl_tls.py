@@ -24,6 +24,7 @@ import redis
 
 from events import acl, log as logmod, schema, stream
 from events.position import ZERO
+from tests.integration import manifests as m
 from tests.integration.speaker_env import SpeakProc
 from tests.redis_server import REDIS_CLI, DaemonProc, RedisServer, free_cluster_port, free_port
 from tests.tls_certs import Pki, make_pki
@@ -34,7 +35,7 @@ ROOT = Path(__file__).resolve().parents[2]
 CLUSTER = "sec"
 ADMIN = "streamlb-test-admin"
 
-CONFIG = """
+CONFIG = m.docs("""
 apiVersion: metallb.io/v1beta1
 kind: IPAddressPool
 metadata: {name: lan, namespace: metallb-system}
@@ -43,37 +44,7 @@ spec: {addresses: [192.168.77.10-192.168.77.19]}
 apiVersion: metallb.io/v1beta1
 kind: L2Advertisement
 metadata: {name: l2, namespace: metallb-system}
----
-apiVersion: v1
-kind: Node
-metadata: {name: node-a, labels: {kubernetes.io/hostname: node-a}}
----
-apiVersion: v1
-kind: Node
-metadata: {name: node-b, labels: {kubernetes.io/hostname: node-b}}
----
-apiVersion: v1
-kind: Service
-metadata: {name: web, namespace: shop}
-spec:
-  type: LoadBalancer
-  clusterIP: 10.96.0.10
-  clusterIPs: [10.96.0.10]
-  ipFamilies: [IPv4]
-  ports: [{port: 80, protocol: TCP}]
----
-apiVersion: discovery.k8s.io/v1
-kind: EndpointSlice
-metadata:
-  name: web-x
-  namespace: shop
-  labels: {kubernetes.io/service-name: web}
-addressType: IPv4
-endpoints:
-  - addresses: [10.244.0.9]
-    conditions: {ready: true}
-    nodeName: node-a
-"""
+""", m.node("node-a"), m.node("node-b"), m.service("web", "10.96.0.10", "10.244.0.9", "node-a", namespace="shop"))
 
 
 # --------------------------------------------------------------------------------------------------------------

@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 
 from events import inputs, logfile, schema, stream
+from tests.integration import manifests as m
 from tests.integration.speaker_env import Bird, Netns, Topology, addr, have_root_netns, stop_process, wait_for
 from tests.integration.speaker_env import SpeakProc
 from tests.integration.test_speaker_speak import speak
@@ -73,32 +74,8 @@ status:
 
 
 def services_yaml() -> str:
-    out = []
-    for i, name in enumerate(SERVICES):
-        out.append(f"""---
-apiVersion: v1
-kind: Service
-metadata: {{name: {name}, namespace: default}}
-spec:
-  type: LoadBalancer
-  clusterIP: 10.96.1.{i + 1}
-  clusterIPs: [10.96.1.{i + 1}]
-  ipFamilies: [IPv4]
-  ports: [{{port: 80, protocol: TCP}}]
----
-apiVersion: discovery.k8s.io/v1
-kind: EndpointSlice
-metadata:
-  name: {name}-x
-  namespace: default
-  labels: {{kubernetes.io/service-name: {name}}}
-addressType: IPv4
-endpoints:
-  - addresses: [10.244.0.{i + 1}]
-    conditions: {{ready: true}}
-    nodeName: node-a
-""")
-    return "".join(out)
+    return "".join(f"---\n{m.service(name, f'10.96.1.{i + 1}', f'10.244.0.{i + 1}', 'node-a')}\n"
+                   for i, name in enumerate(SERVICES))
 
 
 # the rogue: node-b's speaker folding a crafted log — a pool outside the cluster's pools, and the real pool
@@ -120,31 +97,7 @@ kind: BGPAdvertisement
 metadata: {name: rogue-agg, namespace: metallb-system}
 spec: {ipAddressPools: [bgppool], aggregationLength: 31}
 ---
-apiVersion: v1
-kind: Service
-metadata:
-  name: stolen
-  namespace: default
-  annotations: {metallb.io/address-pool: roguepool}
-spec:
-  type: LoadBalancer
-  clusterIP: 10.96.1.50
-  clusterIPs: [10.96.1.50]
-  ipFamilies: [IPv4]
-  ports: [{port: 80, protocol: TCP}]
----
-apiVersion: discovery.k8s.io/v1
-kind: EndpointSlice
-metadata:
-  name: stolen-x
-  namespace: default
-  labels: {kubernetes.io/service-name: stolen}
-addressType: IPv4
-endpoints:
-  - addresses: [10.244.0.50]
-    conditions: {ready: true}
-    nodeName: node-b
-"""
+""" + m.service("stolen", "10.96.1.50", "10.244.0.50", "node-b", pool_name="roguepool") + "\n"
 
 
 def config_yaml(bfd: bool) -> str:
@@ -488,30 +441,8 @@ metadata: {{name: {n}, labels: {{kubernetes.io/hostname: {n}}}}}
 status:
   addresses: [{{type: InternalIP, address: {NODES[n]}}}, {{type: InternalIP, address: "{NODES6[n]}"}}]
 """)
-    for i, name in enumerate(SERVICES):
-        out.append(f"""---
-apiVersion: v1
-kind: Service
-metadata: {{name: {name}, namespace: default}}
-spec:
-  type: LoadBalancer
-  clusterIP: "fd00:96::{i + 1}"
-  clusterIPs: ["fd00:96::{i + 1}"]
-  ipFamilies: [IPv6]
-  ports: [{{port: 80, protocol: TCP}}]
----
-apiVersion: discovery.k8s.io/v1
-kind: EndpointSlice
-metadata:
-  name: {name}-x
-  namespace: default
-  labels: {{kubernetes.io/service-name: {name}}}
-addressType: IPv6
-endpoints:
-  - addresses: ["fd00:244::{i + 1}"]
-    conditions: {{ready: true}}
-    nodeName: node-a
-""")
+    out += [f"---\n{m.service(name, f'fd00:96::{i + 1}', f'fd00:244::{i + 1}', 'node-a')}\n"
+            for i, name in enumerate(SERVICES)]
     return "".join(out)
 
 

@@ -10,12 +10,14 @@ import os
 import signal
 import subprocess
 import sys
+import zlib
 from pathlib import Path
 
 import pytest
 
 from events import schema, stream
 from reconciler import planning
+from tests.integration import manifests as m
 from tests.integration.speaker_env import GoBgp, SpeakProc, Topology, fold_stream, have_root_netns, liveness_events, \
     neigh, poke, wait_for, yaml_events
 from tests.integration.test_speaker_l2 import Capture
@@ -62,44 +64,14 @@ spec:
   holdTime: 9s
   nodeSelectors:
     - matchLabels: {kubernetes.io/hostname: node-a}
----
-apiVersion: v1
-kind: Node
-metadata: {name: node-a, labels: {kubernetes.io/hostname: node-a}}
----
-apiVersion: v1
-kind: Node
-metadata: {name: node-b, labels: {kubernetes.io/hostname: node-b}}
 """
+CONFIG = m.docs(CONFIG, m.node("node-a"), m.node("node-b"))
 
 
 def service_yaml(name: str, pool: str, node: str) -> str:
-    return f"""
-apiVersion: v1
-kind: Service
-metadata:
-  name: {name}
-  namespace: default
-  annotations: {{metallb.io/address-pool: {pool}}}
-spec:
-  type: LoadBalancer
-  clusterIP: 10.96.0.{abs(hash(name)) % 200 + 10}
-  clusterIPs: [10.96.0.{abs(hash(name)) % 200 + 10}]
-  ipFamilies: [IPv4]
-  ports: [{{port: 80, protocol: TCP}}]
----
-apiVersion: discovery.k8s.io/v1
-kind: EndpointSlice
-metadata:
-  name: {name}-x
-  namespace: default
-  labels: {{kubernetes.io/service-name: {name}}}
-addressType: IPv4
-endpoints:
-  - addresses: [10.244.0.9]
-    conditions: {{ready: true}}
-    nodeName: {node}
-"""
+    """Service ``name`` from ``pool`` with one endpoint on ``node``; its cluster IP is derived from the name."""
+    ip = f"10.96.0.{zlib.crc32(name.encode()) % 200 + 10}"
+    return f"\n{m.service(name, ip, '10.244.0.9', node, pool_name=pool)}\n"  # joins with "---" as it is
 
 
 def speak(ns, node: str, url: str, workdir: Path, *args: str) -> SpeakProc:

@@ -224,9 +224,9 @@ NODE, ROUTER = "10.92.0.1", "10.92.0.2"
 def _withdrawal_trials(workdir: Path, *, bfd: bool, hold: int, trials: int) -> list[float]:
     from events.logfile import FileLog
     from tests.integration.bfd_env import BirdBfd
-    from tests.integration.speaker_env import Topology, addr, wait_for
-    from tests.integration.test_bfd_interop import LogSpeaker, config
-    from tests.integration.test_speaker_speak import service_yaml, yaml_events
+    from tests.integration.speaker_env import Topology, addr, wait_for, yaml_events
+    from tests.integration.test_bfd_interop import config, log_speaker
+    from tests.integration.test_speaker_speak import service_yaml
 
     topo = Topology()
     started: list = []
@@ -251,7 +251,7 @@ def _withdrawal_trials(workdir: Path, *, bfd: bool, hold: int, trials: int) -> l
         evs = yaml_events(workdir, config(profile, peers_yaml=peer))
         evs += yaml_events(workdir, service_yaml("web", "bgppool", "node-a"))
         FileLog(log).append(evs)
-        spk = LogSpeaker(node, log, workdir).start()
+        spk = log_speaker(node, log, workdir).start()
         started.append(spk)
         rng = random.Random(11)
         for _ in range(trials):

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -25,9 +24,11 @@ import threading
 import time
 from pathlib import Path
 
-from events import inputs, log as logmod, schema, stream
-from reconciler import fold, planning, state as statemod
-from tests.integration.speaker_env import Netns, Topology, addr, sh, wait_for
+from events import schema, stream
+from reconciler import planning, state as statemod
+from tests.integration import manifests as m
+from tests.integration.speaker_env import Netns, Proc, SpeakProc, Topology, addr, fold_stream, liveness_events, neigh, \
+    poke, sh, wait_for, yaml_events
 
 ROOT = Path(__file__).resolve().parents[2]
 REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
@@ -41,55 +42,9 @@ REDIS_PORT = 6379
 
 
 def config_yaml(n_services: int) -> str:
-    docs = ["""
-apiVersion: metallb.io/v1beta1
-kind: IPAddressPool
-metadata: {name: l2pool, namespace: metallb-system}
-spec: {addresses: [10.92.0.50-10.92.0.69]}
----
-apiVersion: metallb.io/v1beta1
-kind: L2Advertisement
-metadata: {name: l2, namespace: metallb-system}
-spec: {ipAddressPools: [l2pool]}
----
-apiVersion: v1
-kind: Node
-metadata: {name: node-a, labels: {kubernetes.io/hostname: node-a}}
----
-apiVersion: v1
-kind: Node
-metadata: {name: node-b, labels: {kubernetes.io/hostname: node-b}}
-"""]
-    for i in range(n_services):
-        docs.append(f"""
-apiVersion: v1
-kind: Service
-metadata: {{name: svc{i}, namespace: default}}
-spec:
-  type: LoadBalancer
-  clusterIP: 10.96.1.{i + 10}
-  clusterIPs: [10.96.1.{i + 10}]
-  ipFamilies: [IPv4]
-  ports: [{{port: 80, protocol: TCP}}]
----
-apiVersion: discovery.k8s.io/v1
-kind: EndpointSlice
-metadata:
-  name: svc{i}-x
-  namespace: default
-  labels: {{kubernetes.io/service-name: svc{i}}}
-addressType: IPv4
-endpoints:
-  - addresses: [10.244.1.{i + 10}]
-    conditions: {{ready: true}}
-    nodeName: node-a
-""")
-    return "---".join(docs)
-
-
-def yaml_events(path: Path, text: str) -> list[schema.Event]:
-    path.write_text(text)
-    return [o.event for rec in inputs.read_file(path) for o in rec.outcomes if isinstance(o, inputs.Accepted)]
+    return m.docs(m.pool("l2pool", "10.92.0.50-10.92.0.69"), m.l2_advertisement("l2", "l2pool"),
+                  *(m.node(n) for n in NODES),
+                  *(m.service(f"svc{i}", f"10.96.1.{i + 10}", f"10.244.1.{i + 10}", "node-a") for i in range(n_services)))
 
 
 class ArpWatch:
@@ -134,38 +89,6 @@ class ArpWatch:
         self.sock.close()
 
 
-class Proc:
-    """One daemon inside a node namespace (``ip netns exec`` execs it: the PID is the daemon's)."""
-
-    def __init__(self, ns: Netns, argv: list[str], logfile: Path, env: dict, cwd: Path = ROOT) -> None:
-        self.ns, self.argv, self.logfile, self.env, self.cwd = ns, argv, logfile, env, cwd
-        self.proc: subprocess.Popen | None = None
-
-    def start(self) -> Proc:
-        with open(self.logfile, "ab") as f:
-            self.proc = subprocess.Popen(["ip", "netns", "exec", self.ns.name, *self.argv], stdout=subprocess.DEVNULL,
-                                         stderr=f, env=self.env, cwd=self.cwd)
-        return self
-
-    def alive(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
-
-    def kill(self) -> None:
-        if self.alive():
-            os.kill(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(10)
-
-    def stop(self, timeout: float = 20.0) -> int | None:
-        if not self.alive():
-            return None if self.proc is None else self.proc.returncode
-        os.kill(self.proc.pid, signal.SIGTERM)
-        try:
-            return self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.kill()
-            return None
-
-
 class LivenessCluster:
     """The layout above. ``code_root`` runs another checkout of streamlb (the benchmark's "previous defaults")."""
 
@@ -186,38 +109,19 @@ class LivenessCluster:
         self.redis: subprocess.Popen | None = None
         self.watch: ArpWatch | None = None
         self.lg: stream.StreamLog | None = None
-        self._links = 0
 
     # -- set-up ---------------------------------------------------------------------------------------------------
-
-    def _link(self, a: Netns, a_if: str, b: Netns, b_if: str) -> None:
-        self._links += 1
-        ta, tb = f"la{self.topo.tag}{self._links}", f"lb{self.topo.tag}{self._links}"
-        sh("ip", "link", "add", ta, "type", "veth", "peer", "name", tb)
-        sh("ip", "link", "set", ta, "netns", a.name)
-        sh("ip", "link", "set", tb, "netns", b.name)
-        a.run("ip", "link", "set", ta, "name", a_if)
-        b.run("ip", "link", "set", tb, "name", b_if)
-        a.run("ip", "link", "set", a_if, "up")
-        b.run("ip", "link", "set", b_if, "up")
 
     def start(self) -> LivenessCluster:
         hub = self.ns["hub"] = self.topo.ns("hub")
         self.topo.bridge(hub)
         for node in NODES:
             r = ROLE[node]
-            x = self.ns[node] = self.topo.ns(r)
-            self._link(x, "eth0", hub, f"p{r}")
-            hub.run("ip", "link", "set", f"p{r}", "master", "br0")
-            x.run("ip", "link", "set", "eth0", "address", MACS[node])
-            addr(x, "eth0", f"{LAN[node]}/24")
-            self._link(x, "mgmt", hub, f"mg-{r}")
+            x = self.ns[node] = self.topo.attach(hub, r, f"{LAN[node]}/24", mac=MACS[node])
+            self.topo.link(x, "mgmt", hub, f"mg-{r}")
             addr(x, "mgmt", f"{MGMT[node][0]}/24")
             addr(hub, f"mg-{r}", f"{MGMT[node][1]}/24")
-        c = self.ns["client"] = self.topo.ns("c")
-        self._link(c, "eth0", hub, "pc")
-        hub.run("ip", "link", "set", "pc", "master", "br0")
-        addr(c, "eth0", f"{CLIENT}/24")
+        c = self.ns["client"] = self.topo.attach(hub, "c", f"{CLIENT}/24")
         sock = self.tmp / "redis.sock"
         with open(self.tmp / "redis.out", "wb") as f:
             self.redis = subprocess.Popen(
@@ -228,7 +132,7 @@ class LivenessCluster:
         wait_for(lambda: sock.exists(), 20, what="redis-server socket")
         self.lg = stream.StreamLog.from_url(f"unix://{sock}", self.cluster)
         wait_for(lambda: self._ping(), 20, what="redis-server answers")
-        self.lg.append(yaml_events(self.tmp / "config.yaml", config_yaml(self.n_services)))
+        self.lg.append(yaml_events(self.tmp, config_yaml(self.n_services)))
         self.watch = ArpWatch(c)
         return self
 
@@ -250,13 +154,9 @@ class LivenessCluster:
         self.start_node_speaker(node)
 
     def start_node_speaker(self, node: str) -> None:
-        r = ROLE[node]
-        py = [sys.executable, "-m", "reconciler"]
-        self.speakers[node] = Proc(self.ns[node], [
-            *py, "speak", "--node", node, "--redis-url", self.url(node), "--cluster", self.cluster, "--no-bgp",
-            "--exclude-interface", "mgmt", "--status-file", str(self.tmp / f"{node}.status.json"),
-            "--log-format", "json", *self.speak_args], self.tmp / f"speak-{r}.log", self.env,
-            self.code_root).start()
+        self.speakers[node] = SpeakProc(
+            self.ns[node], node, self.tmp, "--cluster", self.cluster, "--no-bgp", "--exclude-interface", "mgmt",
+            *self.speak_args, url=self.url(node), env=self.env, code_root=self.code_root).start()
 
     def close(self) -> None:
         for p in [*self.speakers.values(), *self.replicas.values()]:
@@ -288,6 +188,22 @@ class LivenessCluster:
         sh("ip", "-n", x.name, "link", "set", "mgmt", "up")
         self.start_node(node)
 
+    def heal(self) -> None:
+        """Undo whatever a test left behind: every link up (both ends) and every node's replica and speaker
+        running, so that a cluster shared by several tests starts each one whole."""
+        for node in NODES:
+            x = self.ns[node]
+            for ifname in ("eth0", "mgmt"):
+                sh("ip", "-n", x.name, "link", "set", ifname, "up")
+                self.set_link(node, ifname, True)
+            replica, speaker = self.replicas.get(node), self.speakers.get(node)
+            if replica is None or not replica.alive():
+                if speaker is not None:
+                    speaker.kill()
+                self.start_node(node)
+            elif speaker is None or not speaker.alive():
+                self.start_node_speaker(node)
+
     def set_link(self, node: str, ifname: str, up: bool) -> None:
         """Cut or restore one of a node's links from the router's side (the node's end loses carrier)."""
         port = f"p{ROLE[node]}" if ifname == "eth0" else f"mg-{ROLE[node]}"
@@ -296,13 +212,7 @@ class LivenessCluster:
     # -- observations ---------------------------------------------------------------------------------------------
 
     def state(self) -> statemod.State:
-        st = statemod.new()
-        for rec in self.lg.read():
-            try:
-                fold.apply(st, logmod.decode_record(rec))
-            except Exception:  # noqa: BLE001 - the daemons dead-letter the same entries
-                pass
-        return st
+        return fold_stream(self.lg)
 
     def owners(self, st: statemod.State | None = None) -> dict[str, str]:
         """VIP -> owning node, from an offline fold of the stream (the oracle)."""
@@ -314,36 +224,16 @@ class LivenessCluster:
         return out
 
     def liveness_events(self) -> list[tuple[str, schema.Event]]:
-        out = []
-        for rec in self.lg.read():
-            try:
-                e = logmod.decode_record(rec)
-            except Exception:  # noqa: BLE001
-                continue
-            if isinstance(e, (schema.SpeakerUp, schema.SpeakerDown)):
-                out.append((str(rec.position), e))
-        return out
+        return [(str(pos), e) for pos, e in liveness_events(self.lg)]
 
     def neigh(self, ip: str) -> str:
-        out = self.ns["client"].run("ip", "neigh", "show", ip, "dev", "eth0").stdout.split()
-        return out[out.index("lladdr") + 1] if "lladdr" in out else ""
+        return neigh(self.ns["client"], ip)
 
     def poke(self, ip: str) -> None:
-        s = self.ns["client"].socket(socket.AF_INET, socket.SOCK_DGRAM)
-        try:
-            s.sendto(b"x", (ip, 9))
-        except OSError:
-            pass
-        finally:
-            s.close()
+        poke(self.ns["client"], ip)
 
     def status(self, node: str) -> dict:
-        import json
-
-        try:
-            return json.loads((self.tmp / f"{node}.status.json").read_text())
-        except (OSError, ValueError):
-            return {}
+        return self.speakers[node].status()
 
     def alive_keys(self) -> set[str]:
         return self.lg.alive_speakers()

@@ -15,10 +15,12 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Callable, Iterator
 
+ROOT = Path(__file__).resolve().parents[2]
 CLONE_NEWNET = 0x40000000
 _libc = ctypes.CDLL(None, use_errno=True)
 
@@ -82,6 +84,7 @@ class Topology:
     def __init__(self) -> None:
         self.tag = secrets.token_hex(3)
         self.namespaces: list[Netns] = []
+        self.links = 0
 
     def ns(self, role: str) -> Netns:
         n = Netns(f"slb-{self.tag}-{role}")
@@ -91,7 +94,8 @@ class Topology:
         return n
 
     def link(self, a: Netns, a_if: str, b: Netns, b_if: str) -> None:
-        tmp_a, tmp_b = f"sa{self.tag}{len(self.namespaces)}", f"sb{self.tag}{len(self.namespaces)}"
+        self.links += 1  # temporary names unique per link: a pair of namespaces may have several links
+        tmp_a, tmp_b = f"sa{self.tag}{self.links}", f"sb{self.tag}{self.links}"
         sh("ip", "link", "add", tmp_a, "type", "veth", "peer", "name", tmp_b)
         sh("ip", "link", "set", tmp_a, "netns", a.name)
         sh("ip", "link", "set", tmp_b, "netns", b.name)
@@ -100,12 +104,16 @@ class Topology:
         a.run("ip", "link", "set", a_if, "up")
         b.run("ip", "link", "set", b_if, "up")
 
-    def attach(self, hub: Netns, role: str, bridge: str = "br0") -> Netns:
+    def attach(self, hub: Netns, role: str, *addrs: str, mac: str | None = None, bridge: str = "br0") -> Netns:
         """A new namespace for ``role`` whose ``eth0`` is port ``p<role>`` of ``bridge`` in ``hub`` (a host on the
-        hub's LAN)."""
+        hub's LAN), with MAC address ``mac`` (else the kernel's) and the addresses ``addrs`` (CIDRs)."""
         x = self.ns(role)
         self.link(x, "eth0", hub, f"p{role}")
         hub.run("ip", "link", "set", f"p{role}", "master", bridge)
+        if mac:
+            x.run("ip", "link", "set", "eth0", "address", mac)
+        for cidr in addrs:
+            addr(x, "eth0", cidr)
         return x
 
     def bridge(self, hub: Netns, name: str = "br0") -> None:
@@ -130,6 +138,23 @@ def addr(ns: Netns, ifname: str, cidr: str) -> None:
         ns.run("ip", "addr", "add", cidr, "dev", ifname)
 
 
+def poke(ns: Netns, ip: str) -> None:
+    """Send one UDP datagram to ``ip`` from ``ns``: the kernel resolves the address first (ARP / NS)."""
+    s = ns.socket(socket.AF_INET6 if ":" in ip else socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        s.sendto(b"x", (ip, 9))
+    except OSError:
+        pass
+    finally:
+        s.close()
+
+
+def neigh(ns: Netns, ip: str) -> str:
+    """The link-layer address ``ns`` has for ``ip`` on its ``eth0`` ("" when none)."""
+    out = ns.run("ip", "neigh", "show", ip, "dev", "eth0").stdout.split()
+    return out[out.index("lladdr") + 1] if "lladdr" in out else ""
+
+
 def stop_process(p: subprocess.Popen, sig: int = signal.SIGTERM, timeout: float = 10.0) -> None:
     if p.poll() is not None:
         return
@@ -139,6 +164,118 @@ def stop_process(p: subprocess.Popen, sig: int = signal.SIGTERM, timeout: float 
     except subprocess.TimeoutExpired:
         p.kill()
         p.wait(5)
+
+
+# --- the event log ------------------------------------------------------------------------------------------------
+
+
+def yaml_events(workdir: Path, text: str) -> list:
+    """The events a YAML text of Kubernetes objects becomes (as ``events append`` reads it), via a file of its own
+    in ``workdir``."""
+    from events import inputs
+
+    path = Path(workdir) / f"in-{time.monotonic_ns()}.yaml"
+    path.write_text(text)
+    return [o.event for rec in inputs.read_file(path) for o in rec.outcomes if isinstance(o, inputs.Accepted)]
+
+
+def fold_stream(lg):
+    """An offline from-scratch fold of the whole stream ``lg`` (the oracle); entries the daemons dead-letter are
+    skipped here too."""
+    from events import log as logmod
+    from reconciler import fold, state as statemod
+
+    st = statemod.new()
+    for rec in lg.read():
+        try:
+            fold.apply(st, logmod.decode_record(rec))
+        except Exception:  # noqa: BLE001 - the daemons dead-letter the same entries
+            pass
+    return st
+
+
+def liveness_events(lg) -> list[tuple]:
+    """(position, event) of every ``speaker.up`` / ``speaker.down`` in the stream ``lg``, in order."""
+    from events import log as logmod, schema
+
+    out = []
+    for rec in lg.read():
+        try:
+            e = logmod.decode_record(rec)
+        except Exception:  # noqa: BLE001 - not an event
+            continue
+        if isinstance(e, (schema.SpeakerUp, schema.SpeakerDown)):
+            out.append((rec.position, e))
+    return out
+
+
+class Proc:
+    """One daemon, inside namespace ``ns`` or (``ns=None``) in this one, its stderr appended to ``logfile``;
+    signalled, stopped and killed by PID (``ip netns exec`` execs the program, so the PID is the daemon's own)."""
+
+    def __init__(self, ns: Netns | None, argv: list[str], logfile: Path, env: dict | None = None,
+                 cwd: Path = ROOT) -> None:
+        self.ns, self.argv, self.logfile, self.cwd = ns, list(argv), Path(logfile), cwd
+        self.env = env if env is not None else dict(os.environ, PYTHONPATH=str(ROOT))
+        self.proc: subprocess.Popen | None = None
+
+    def start(self):
+        prefix = ["ip", "netns", "exec", self.ns.name] if self.ns is not None else []
+        with open(self.logfile, "ab") as f:  # the child keeps its own descriptor
+            self.proc = subprocess.Popen([*prefix, *self.argv], stdout=subprocess.DEVNULL, stderr=f, env=self.env,
+                                         cwd=self.cwd)
+        return self
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def send_signal(self, sig: int) -> None:
+        if self.alive():
+            self.proc.send_signal(sig)
+
+    def kill(self) -> None:
+        if self.alive():
+            os.kill(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(10)
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 30.0) -> int | None:
+        """Send ``sig`` (a stopped process is continued first) and wait; SIGKILL after ``timeout`` seconds.
+        Returns the exit status, or None when it had to be killed or was never started."""
+        if not self.alive():
+            return None if self.proc is None else self.proc.returncode
+        if sig != signal.SIGKILL:
+            os.kill(self.proc.pid, signal.SIGCONT)
+        os.kill(self.proc.pid, sig)
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            return None
+
+
+class SpeakProc(Proc):
+    """``streamlb speak --node NODE`` following Redis (``url``) or an evlog file (``log``), with a JSON log in
+    ``WORKDIR/speak-NAME.log`` and its status file ``WORKDIR/NAME.status.json`` (``name`` is the node unless
+    given); ``args`` are added as they are."""
+
+    def __init__(self, ns: Netns | None, node: str, workdir: Path, *args: str, url: str | None = None,
+                 log: Path | None = None, env: dict | None = None, code_root: Path = ROOT,
+                 name: str | None = None) -> None:
+        if (url is None) == (log is None):
+            raise ValueError("SpeakProc follows either a Redis url or an evlog file")
+        self.node, self.dir, name = node, Path(workdir), name or node
+        self.status_file = self.dir / f"{name}.status.json"
+        source = ["--redis-url", url] if url is not None else ["--log", str(log)]
+        argv = [sys.executable, "-m", "reconciler", "speak", "--node", node, *source,
+                "--status-file", str(self.status_file), "--log-format", "json", *args]
+        env = env if env is not None else dict(os.environ, PYTHONPATH=str(code_root))
+        super().__init__(ns, argv, self.dir / f"speak-{name}.log", env, code_root)
+
+    def status(self) -> dict:
+        try:
+            return json.loads(self.status_file.read_text())
+        except (OSError, ValueError):
+            return {}
 
 
 # --- gobgpd -----------------------------------------------------------------------------------------------------

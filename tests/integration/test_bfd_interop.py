@@ -8,10 +8,7 @@ Observers: BIRD's and FRR's own CLIs (BFD sessions, BGP RIB) and the speaker's s
 
 from __future__ import annotations
 
-import os
 import socket
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -20,8 +17,8 @@ import pytest
 from events.logfile import FileLog
 from fastpath import bfd as codec
 from tests.integration.bfd_env import BirdBfd, FrrBfd
-from tests.integration.speaker_env import Topology, addr, have_root_netns, wait_for
-from tests.integration.test_speaker_speak import ROOT, SpeakProc, service_yaml, yaml_events
+from tests.integration.speaker_env import SpeakProc, Topology, addr, have_root_netns, wait_for, yaml_events
+from tests.integration.test_speaker_speak import service_yaml
 
 pytestmark = [
     pytest.mark.integration,
@@ -82,10 +79,7 @@ def bfdnet(tmp_path: Path):
         topo.bridge(hub)
         ns = {}
         for role, ip in (("a", NODE), ("bird", BIRD), ("frr", FRR), ("x", X)):
-            n = ns[role] = topo.ns(role)
-            topo.link(n, "eth0", hub, f"p{role}")
-            hub.run("ip", "link", "set", f"p{role}", "master", "br0")
-            addr(n, "eth0", f"{ip}/24")
+            ns[role] = topo.attach(hub, role, f"{ip}/24")
 
         def run(profile: str, *, bird_passive: bool = False, frr_passive: bool = False,
                 multihop_peer: bool = False) -> tuple[SpeakProc, BirdBfd, FrrBfd]:
@@ -100,7 +94,7 @@ def bfdnet(tmp_path: Path):
             evs = yaml_events(tmp_path, config(profile, multihop_peer))
             evs += yaml_events(tmp_path, service_yaml("web", "bgppool", "node-a"))
             FileLog(log).append(evs)
-            spk = LogSpeaker(ns["a"], log, tmp_path).start()
+            spk = log_speaker(ns["a"], log, tmp_path).start()
             started.append(spk)
             return spk, bird, frr
 
@@ -111,20 +105,9 @@ def bfdnet(tmp_path: Path):
         topo.close()
 
 
-class LogSpeaker(SpeakProc):
-    """``streamlb speak --log FILE --no-l2`` in the node's namespace (no Redis needed: the log is a file)."""
-
-    def __init__(self, ns, log: Path, workdir: Path) -> None:
-        super().__init__(ns, "node-a", "", workdir)
-        self.log = log
-
-    def start(self) -> LogSpeaker:
-        env = dict(os.environ, PYTHONPATH=str(ROOT))
-        argv = ["ip", "netns", "exec", self.ns.name, sys.executable, "-m", "reconciler", "speak", "--node", self.node,
-                "--log", str(self.log), "--status-file", str(self.status_file), "--log-format", "json", "--no-l2"]
-        with open(self.logfile, "ab") as logf:
-            self.proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=logf, env=env, cwd=ROOT)
-        return self
+def log_speaker(ns, log: Path, workdir: Path) -> SpeakProc:
+    """``streamlb speak --log FILE --no-l2`` for node-a in ``ns`` (no Redis needed: the log is a file)."""
+    return SpeakProc(ns, "node-a", workdir, "--no-l2", log=log)
 
 
 def bfd_status(spk: SpeakProc, peer: str) -> dict:
@@ -264,7 +247,7 @@ spec: {{myASN: 64512, peerASN: 64513, peerAddress: {MH_BIRD}, bfdProfile: fast, 
             "{receiveInterval: 300, transmitInterval: 300, detectMultiplier: 3, minimumTtl: 63}", peers_yaml=peers))
         evs += yaml_events(tmp_path, service_yaml("web", "bgppool", "node-a"))
         FileLog(log).append(evs)
-        spk = LogSpeaker(node, log, tmp_path).start()
+        spk = log_speaker(node, log, tmp_path).start()
         started.append(spk)
         try:
             wait_for(lambda: bird.bfd_sessions().get(MH_NODE, {}).get("state") == "Up"
@@ -314,7 +297,7 @@ spec: {myASN: 64512, peerASN: 64513, peerAddress: "fd91::2", bfdProfile: fast, r
         log = tmp_path / "events.evlog"
         FileLog(log).append(yaml_events(tmp_path, config("{receiveInterval: 200, transmitInterval: 200}",
                                                          peers_yaml=peers)))
-        spk = LogSpeaker(node, log, tmp_path).start()
+        spk = log_speaker(node, log, tmp_path).start()
         started.append(spk)
         wait_for(lambda: bird.bfd_sessions().get("fd91::1", {}).get("state") == "Up"
                  and bfd_status(spk, "bird").get("state") == "Up", 60, what="BFD over IPv6 Up at both ends")

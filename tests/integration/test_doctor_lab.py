@@ -19,8 +19,8 @@ import pytest
 
 from events import stream
 from tests.integration.speaker_env import GoBgp, Topology, addr, have_root_netns, wait_for
-from tests.integration.test_speaker_speak import ADDRS, CONFIG, MACS, ROUTER, SpeakProc, expected, service_yaml, \
-    yaml_events
+from tests.integration.speaker_env import SpeakProc, yaml_events
+from tests.integration.test_speaker_speak import ADDRS, CONFIG, MACS, ROUTER, expected, service_yaml, speak
 from tests.redis_server import DaemonProc, RedisServer
 
 pytestmark = [
@@ -117,19 +117,10 @@ def lab(tmp_path: Path):
         topo.bridge(hub)
         hub.run("ip", "addr", "add", f"{ROUTER}/24", "dev", "br0")
         n = {}
-        for role, mac in (("a", MACS["node-a"]), ("b", MACS["node-b"]), ("c", None), ("x", INTRUDER_MAC)):
-            ns = topo.ns(role)
-            topo.link(ns, "eth0", hub, f"p{role}")
-            hub.run("ip", "link", "set", f"p{role}", "master", "br0")
-            if mac:
-                ns.run("ip", "link", "set", "eth0", "address", mac)
-            n[role] = ns
-        addr(n["a"], "eth0", f"{ADDRS['node-a']}/24")
-        addr(n["b"], "eth0", f"{ADDRS['node-b']}/24")
-        addr(n["a"], "eth0", "fd00:89::a/64")
-        addr(n["b"], "eth0", "fd00:89::b/64")
-        addr(n["c"], "eth0", "10.89.0.100/24")
-        addr(n["x"], "eth0", "10.89.0.101/24")
+        n["a"] = topo.attach(hub, "a", f"{ADDRS['node-a']}/24", "fd00:89::a/64", mac=MACS["node-a"])
+        n["b"] = topo.attach(hub, "b", f"{ADDRS['node-b']}/24", "fd00:89::b/64", mac=MACS["node-b"])
+        n["c"] = topo.attach(hub, "c", "10.89.0.100/24")
+        n["x"] = topo.attach(hub, "x", "10.89.0.101/24", mac=INTRUDER_MAC)
         gob = GoBgp(hub, tmp_path, 64513, ROUTER)
         gob.neighbor(ADDRS["node-a"], 64512)
         gob.start()
@@ -137,8 +128,7 @@ def lab(tmp_path: Path):
         lg = stream.StreamLog.from_url(url, CLUSTER)
         run = DaemonProc(tmp_path / "run", url, CLUSTER, "r1", "--speaker-ttl", "2", "--monitor-interval", "0.2")
         for role, node in (("a", "node-a"), ("b", "node-b")):
-            procs.append(SpeakProc(n[role], node, url, tmp_path, "--cluster", CLUSTER, "--conflict-probe-interval",
-                                   "1"))
+            procs.append(speak(n[role], node, url, tmp_path, "--cluster", CLUSTER, "--conflict-probe-interval", "1"))
         yield {"ns": n, "log": lg, "gobgp": gob, "speakers": procs, "run": run, "url": url, "tmp": tmp_path}
         lg.close()
     finally:

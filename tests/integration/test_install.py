@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
-import venv
 from pathlib import Path
 
 import pytest
+
+from tests.integration import install_env
 
 pytestmark = pytest.mark.integration
 
@@ -21,26 +21,9 @@ ROOT = Path(__file__).resolve().parents[2]
 
 @pytest.fixture(scope="module")
 def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A fresh venv with streamlb installed from a copy of the tree (so no in-place build products leak in)."""
-    base = tmp_path_factory.mktemp("install")
-    src = base / "src"
-    shutil.copytree(
-        ROOT,
-        src,
-        ignore=shutil.ignore_patterns(
-            ".git", ".venv", "build", "bench-out", "*.so", "*.c", "__pycache__", ".pytest_cache", ".hypothesis",
-            "*.egg-info",
-        ),
-    )
-    env_dir = base / "venv"
-    venv.EnvBuilder(with_pip=True).create(env_dir)
-    py = env_dir / "bin" / "python"
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "FASTPATH_NO_EXTENSIONS")}
-    res = subprocess.run(
-        [str(py), "-m", "pip", "install", "-q", str(src)], env=env, capture_output=True, text=True, timeout=900
-    )
-    assert res.returncode == 0, res.stderr[-4000:]
-    return env_dir
+    """A fresh venv with streamlb installed from a copy of the tree (built in the background when the whole
+    integration suite runs: see ``install_env``)."""
+    return install_env.started() or install_env.build(tmp_path_factory.mktemp("install"))
 
 
 def _run(env_dir: Path, *args: str, cwd: Path) -> subprocess.CompletedProcess[str]:

@@ -24,6 +24,8 @@ import redis
 
 from events import acl, log as logmod, schema, stream
 from events.position import ZERO
+from tests.integration import manifests as m
+from tests.integration.speaker_env import SpeakProc
 from tests.redis_server import REDIS_CLI, DaemonProc, RedisServer, free_cluster_port, free_port
 from tests.tls_certs import Pki, make_pki
 
@@ -33,7 +35,7 @@ ROOT = Path(__file__).resolve().parents[2]
 CLUSTER = "sec"
 ADMIN = "streamlb-test-admin"
 
-CONFIG = """
+CONFIG = m.docs("""
 apiVersion: metallb.io/v1beta1
 kind: IPAddressPool
 metadata: {name: lan, namespace: metallb-system}
@@ -42,37 +44,7 @@ spec: {addresses: [192.168.77.10-192.168.77.19]}
 apiVersion: metallb.io/v1beta1
 kind: L2Advertisement
 metadata: {name: l2, namespace: metallb-system}
----
-apiVersion: v1
-kind: Node
-metadata: {name: node-a, labels: {kubernetes.io/hostname: node-a}}
----
-apiVersion: v1
-kind: Node
-metadata: {name: node-b, labels: {kubernetes.io/hostname: node-b}}
----
-apiVersion: v1
-kind: Service
-metadata: {name: web, namespace: shop}
-spec:
-  type: LoadBalancer
-  clusterIP: 10.96.0.10
-  clusterIPs: [10.96.0.10]
-  ipFamilies: [IPv4]
-  ports: [{port: 80, protocol: TCP}]
----
-apiVersion: discovery.k8s.io/v1
-kind: EndpointSlice
-metadata:
-  name: web-x
-  namespace: shop
-  labels: {kubernetes.io/service-name: web}
-addressType: IPv4
-endpoints:
-  - addresses: [10.244.0.9]
-    conditions: {ready: true}
-    nodeName: node-a
-"""
+""", m.node("node-a"), m.node("node-b"), m.service("web", "10.96.0.10", "10.244.0.9", "node-a", namespace="shop"))
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -242,24 +214,11 @@ def admin_log(srv: TlsRedis) -> stream.StreamLog:
     return stream.StreamLog(srv.sec.admin(srv.port), CLUSTER)
 
 
-def speak(srv: TlsRedis, tmp: Path, node: str, role: str = "speaker", *extra: str) -> tuple[subprocess.Popen, Path]:
-    status = tmp / f"{node}-{role}.status.json"
-    logf = tmp / f"{node}-{role}.log"
-    with open(logf, "wb") as f:
-        p = subprocess.Popen([sys.executable, "-m", "reconciler", "speak", "--node", node, "--no-l2", "--no-bgp",
-                              "--redis-url", srv.url(), "--cluster", CLUSTER, "--status-file", str(status),
-                              "--heartbeat-ttl-ms", "1500", "--log-format", "json", *extra],
-                             cwd=ROOT, env=_env(STREAMLB_REDIS_USERNAME=srv.sec.user(role),
-                                                STREAMLB_REDIS_PASSWORD=srv.sec.passwords[role]),
-                             stdout=subprocess.DEVNULL, stderr=f)
-    return p, logf
-
-
-def status(path: Path) -> dict:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return {}
+def speak(srv: TlsRedis, tmp: Path, node: str, role: str = "speaker", *extra: str) -> SpeakProc:
+    """A speaker (no L2, no BGP) over TLS with ``role``'s credentials from the environment, started."""
+    env = _env(STREAMLB_REDIS_USERNAME=srv.sec.user(role), STREAMLB_REDIS_PASSWORD=srv.sec.passwords[role])
+    return SpeakProc(None, node, tmp, "--no-l2", "--no-bgp", "--cluster", CLUSTER, "--heartbeat-ttl-ms", "1500",
+                     *extra, url=srv.url(), env=env, name=f"{node}-{role}").start()
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -280,22 +239,21 @@ def test_each_role_does_its_job_over_tls_and_redis_refuses_nothing(tls_redis: Tl
     # at once (the reconcilers judge a node that never beats after --speaker-ttl)
     run = DaemonProc(tmp_path / "run", srv.url("reconciler"), CLUSTER, "r1", "--snapshot-interval", "0.2",
                      "--speaker-ttl", "30", "--monitor-interval", "0.2").start()
-    sp, sp_log = speak(srv, tmp_path, "node-a")
+    sp = speak(srv, tmp_path, "node-a")
     try:
-        show = lambda: f"speaker:\n{sp_log.read_text()[-2000:]}\nrun:\n{run.logfile.read_text()[-2000:]}"
+        show = lambda: f"speaker:\n{sp.logfile.read_text()[-2000:]}\nrun:\n{run.logfile.read_text()[-2000:]}"
         wait_for(lambda: admin.get(k.leader) == b"r1", what="leader lock", show=show)
         wait_for(lambda: admin.xlen(k.decisions) >= 1, what="decisions published", show=show)
         wait_for(lambda: b"pos" in snapshot_of(admin), what="snapshot written", show=show)
         # speaker: folds the stream and keeps its heartbeat and status keys, nothing else
         wait_for(lambda: admin.exists(k.speaker("node-a")), what="heartbeat key", show=show)
-        status_file = tmp_path / "node-a-speaker.status.json"
         want = {"192.168.77.10": "node-a"}
         wait_for(lambda: expected_owner(admin_log(srv)) == want, what=f"the oracle's owners {want}", show=show)
-        wait_for(lambda: list(status(status_file).get("plan", {}).get("l2", {})) == list(want),
+        wait_for(lambda: list(sp.status().get("plan", {}).get("l2", {})) == list(want),
                  what=f"speaker plans {want}", show=show)
-        assert sp.poll() is None, show()
+        assert sp.alive(), show()
     finally:
-        stop(sp)
+        sp.stop()
         run.stop()
     # nothing any role did was refused by Redis
     assert acl_log(admin) == []
@@ -418,24 +376,24 @@ def test_cli_refusals_are_one_line_exit_1_and_append_nothing(tls_redis: TlsRedis
         assert f"to user '{sec.user(role)}' (NOPERM)" in errors[0]["msg"] and "reconciler role" in errors[0]["msg"]
 
     # `streamlb speak` with the producer's credential cannot keep a heartbeat
-    p, logf = speak(srv, tmp_path, "node-a", "producer")
+    p = speak(srv, tmp_path, "node-a", "producer")
     try:
-        rc = p.wait(60)
+        rc = p.proc.wait(60)
     finally:
-        stop(p)
-    text = logf.read_text()
+        p.stop()
+    text = p.logfile.read_text()
     errors = [json.loads(ln) for ln in text.splitlines() if '"level": "error"' in ln]
     assert rc == 1 and len(errors) == 1 and "Traceback" not in text, text
     # (whichever the speaker tries first: following the stream with XREAD, or its heartbeat)
     assert "to user 'streamlb-producer' (NOPERM)" in errors[0]["msg"] and "speaker role" in errors[0]["msg"]
 
     # nor with the reconciler's: it may read everything a speaker reads, but not write a heartbeat
-    p, logf = speak(srv, tmp_path, "node-a", "reconciler")
+    p = speak(srv, tmp_path, "node-a", "reconciler")
     try:
-        rc = p.wait(60)
+        rc = p.proc.wait(60)
     finally:
-        stop(p)
-    text = logf.read_text()
+        p.stop()
+    text = p.logfile.read_text()
     errors = [json.loads(ln) for ln in text.splitlines() if '"level": "error"' in ln]
     assert rc == 1 and len(errors) == 1 and "Traceback" not in text, text
     assert f"Redis refused SET on {k.speaker('node-a')} to user 'streamlb-reconciler' (NOPERM)" in errors[0]["msg"]
@@ -656,8 +614,7 @@ class HubRedis(TlsRedis):
 
 
 def test_watch_run_speak_in_namespaces_with_role_credentials(tmp_path: Path, pki: Pki) -> None:
-    from tests.integration.speaker_env import Topology, addr, have_root_netns
-    from tests.integration.test_speaker_l2 import neigh, poke
+    from tests.integration.speaker_env import Topology, have_root_netns, neigh, poke
     from tests.kube.fakeapi import FakeKube
 
     assert have_root_netns(), "needs root and iproute2 for network namespaces"
@@ -671,13 +628,9 @@ def test_watch_run_speak_in_namespaces_with_role_credentials(tmp_path: Path, pki
         topo.bridge(hub)
         hub.run("ip", "addr", "add", f"{REDIS_ADDR}/24", "dev", "br0")
         n = {}
-        for role, node in (("a", "node-a"), ("b", "node-b"), ("c", None)):
-            x = topo.attach(hub, role)
-            if node:
-                x.run("ip", "link", "set", "eth0", "address", MACS[node])
-                addr(x, "eth0", f"{ADDRS[node]}/24")
-            n[role] = x
-        addr(n["c"], "eth0", "10.89.7.100/24")
+        for role, node in (("a", "node-a"), ("b", "node-b")):
+            n[role] = topo.attach(hub, role, f"{ADDRS[node]}/24", mac=MACS[node])
+        n["c"] = topo.attach(hub, "c", "10.89.7.100/24")
         srv = HubRedis(tmp_path / "redis", sec, hub).start()
         admin = srv.admin_client()
         unix = f"unix://{srv.sock}"
@@ -707,10 +660,9 @@ def test_watch_run_speak_in_namespaces_with_role_credentials(tmp_path: Path, pki
         tls_url = f"rediss://{REDIS_ADDR}:{srv.port}/0?{pki.query()}"
         speakers = {}
         for role, node in (("a", "node-a"), ("b", "node-b")):
-            speakers[node] = start(node, ["ip", "netns", "exec", n[role].name, *py, "speak", "--node", node,
-                                          "--redis-url", tls_url, "--cluster", CLUSTER, "--no-bgp",
-                                          "--status-file", str(tmp_path / f"{node}.status.json"),
-                                          "--heartbeat-ttl-ms", "1500", "--log-format", "json"], "speaker")
+            speakers[node] = SpeakProc(n[role], node, tmp_path, "--cluster", CLUSTER, "--no-bgp",
+                                       "--heartbeat-ttl-ms", "1500", url=tls_url, env=env("speaker")).start()
+            procs.append(speakers[node].proc)
         k = keys()
         logs = lambda: "\n".join(f"--- {p.name}\n{p.read_text()[-1500:]}" for p in sorted(tmp_path.glob("*.log")))
         wait_for(lambda: admin.xlen(k.events) >= 6, what="the watcher appended the cluster", show=logs)
@@ -724,7 +676,7 @@ def test_watch_run_speak_in_namespaces_with_role_credentials(tmp_path: Path, pki
         got = wait_for(lambda: (poke(n["c"], vip), neigh(n["c"], vip))[1], 60, what="the client resolves the VIP",
                        show=logs)
         assert got == MACS[owner]
-        for p in (watch, run, *speakers.values()):
+        for p in (watch, run, *(sp.proc for sp in speakers.values())):
             assert p.poll() is None, logs()
         # the speakers reach Redis only over TLS: the server has no plain TCP port
         assert admin.config_get("port") == {"port": "0"}

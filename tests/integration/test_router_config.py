@@ -21,8 +21,10 @@ from pathlib import Path
 import pytest
 
 from events import inputs, logfile, schema, stream
+from tests.integration import manifests as m
 from tests.integration.speaker_env import Bird, Netns, Topology, addr, have_root_netns, stop_process, wait_for
-from tests.integration.test_speaker_speak import SpeakProc
+from tests.integration.speaker_env import SpeakProc
+from tests.integration.test_speaker_speak import speak
 from tests.redis_server import RedisServer, redis_server  # noqa: F401 (fixture)
 
 pytestmark = [
@@ -72,32 +74,8 @@ status:
 
 
 def services_yaml() -> str:
-    out = []
-    for i, name in enumerate(SERVICES):
-        out.append(f"""---
-apiVersion: v1
-kind: Service
-metadata: {{name: {name}, namespace: default}}
-spec:
-  type: LoadBalancer
-  clusterIP: 10.96.1.{i + 1}
-  clusterIPs: [10.96.1.{i + 1}]
-  ipFamilies: [IPv4]
-  ports: [{{port: 80, protocol: TCP}}]
----
-apiVersion: discovery.k8s.io/v1
-kind: EndpointSlice
-metadata:
-  name: {name}-x
-  namespace: default
-  labels: {{kubernetes.io/service-name: {name}}}
-addressType: IPv4
-endpoints:
-  - addresses: [10.244.0.{i + 1}]
-    conditions: {{ready: true}}
-    nodeName: node-a
-""")
-    return "".join(out)
+    return "".join(f"---\n{m.service(name, f'10.96.1.{i + 1}', f'10.244.0.{i + 1}', 'node-a')}\n"
+                   for i, name in enumerate(SERVICES))
 
 
 # the rogue: node-b's speaker folding a crafted log — a pool outside the cluster's pools, and the real pool
@@ -119,31 +97,7 @@ kind: BGPAdvertisement
 metadata: {name: rogue-agg, namespace: metallb-system}
 spec: {ipAddressPools: [bgppool], aggregationLength: 31}
 ---
-apiVersion: v1
-kind: Service
-metadata:
-  name: stolen
-  namespace: default
-  annotations: {metallb.io/address-pool: roguepool}
-spec:
-  type: LoadBalancer
-  clusterIP: 10.96.1.50
-  clusterIPs: [10.96.1.50]
-  ipFamilies: [IPv4]
-  ports: [{port: 80, protocol: TCP}]
----
-apiVersion: discovery.k8s.io/v1
-kind: EndpointSlice
-metadata:
-  name: stolen-x
-  namespace: default
-  labels: {kubernetes.io/service-name: stolen}
-addressType: IPv4
-endpoints:
-  - addresses: [10.244.0.50]
-    conditions: {ready: true}
-    nodeName: node-b
-"""
+""" + m.service("stolen", "10.96.1.50", "10.244.0.50", "node-b", pool_name="roguepool") + "\n"
 
 
 def config_yaml(bfd: bool) -> str:
@@ -297,17 +251,14 @@ def lab(tmp_path: Path):
         addr(hub, "br0", f"{ROUTER6}/64")
         ns = {}
         for role, node in (("a", "node-a"), ("b", "node-b")):
-            x = topo.attach(hub, role)
-            addr(x, "eth0", f"{NODES[node]}/24")
-            addr(x, "eth0", f"{NODES6[node]}/64")
-            ns[node] = x
+            ns[node] = topo.attach(hub, role, f"{NODES[node]}/24", f"{NODES6[node]}/64")
         url = f"unix://{tmp_path / 'redis.sock'}"
         cluster = f"rc{topo.tag}"
         lg = stream.StreamLog.from_url(url, cluster)
 
         def speaker(node: str, *extra: str, workdir: Path = tmp_path) -> SpeakProc:
             workdir.mkdir(exist_ok=True)
-            p = SpeakProc(ns[node], node, url, workdir, "--cluster", cluster, "--no-l2", *extra).start()
+            p = speak(ns[node], node, url, workdir, "--cluster", cluster, "--no-l2", *extra).start()
             procs.append(p)
             return p
 
@@ -490,30 +441,8 @@ metadata: {{name: {n}, labels: {{kubernetes.io/hostname: {n}}}}}
 status:
   addresses: [{{type: InternalIP, address: {NODES[n]}}}, {{type: InternalIP, address: "{NODES6[n]}"}}]
 """)
-    for i, name in enumerate(SERVICES):
-        out.append(f"""---
-apiVersion: v1
-kind: Service
-metadata: {{name: {name}, namespace: default}}
-spec:
-  type: LoadBalancer
-  clusterIP: "fd00:96::{i + 1}"
-  clusterIPs: ["fd00:96::{i + 1}"]
-  ipFamilies: [IPv6]
-  ports: [{{port: 80, protocol: TCP}}]
----
-apiVersion: discovery.k8s.io/v1
-kind: EndpointSlice
-metadata:
-  name: {name}-x
-  namespace: default
-  labels: {{kubernetes.io/service-name: {name}}}
-addressType: IPv6
-endpoints:
-  - addresses: ["fd00:244::{i + 1}"]
-    conditions: {{ready: true}}
-    nodeName: node-a
-""")
+    out += [f"---\n{m.service(name, f'fd00:96::{i + 1}', f'fd00:244::{i + 1}', 'node-a')}\n"
+            for i, name in enumerate(SERVICES)]
     return "".join(out)
 
 

@@ -10,7 +10,7 @@ import pytest
 
 from fastpath.emit import rawsock
 from fastpath.emit.l2 import L2Speaker, discover_interfaces
-from tests.integration.speaker_env import Topology, addr, have_root_netns, stop_process, wait_for
+from tests.integration.speaker_env import Topology, have_root_netns, neigh, poke, stop_process, wait_for
 from tests.integration.test_bgp_interop_sessions import LoopThread
 
 pytestmark = [
@@ -29,17 +29,9 @@ def segment():
         hub = topo.ns("hub")
         topo.bridge(hub)
         nodes = {}
-        for role, mac in (("a", MAC_A), ("b", MAC_B), ("c", None)):
-            n = topo.ns(role)
-            topo.link(n, "eth0", hub, f"p{role}")
-            hub.run("ip", "link", "set", f"p{role}", "master", "br0")
-            if mac:
-                n.run("ip", "link", "set", "eth0", "address", mac)
-            nodes[role] = n
-        addr(nodes["a"], "eth0", "10.88.0.1/24")
-        addr(nodes["b"], "eth0", "10.88.0.2/24")
-        addr(nodes["c"], "eth0", "10.88.0.100/24")
-        addr(nodes["c"], "eth0", "fd88::100/64")
+        nodes["a"] = topo.attach(hub, "a", "10.88.0.1/24", mac=MAC_A)
+        nodes["b"] = topo.attach(hub, "b", "10.88.0.2/24", mac=MAC_B)
+        nodes["c"] = topo.attach(hub, "c", "10.88.0.100/24", "fd88::100/64")
         for n in nodes.values():
             wait_for(lambda n=n: "fe80" in n.run("ip", "-6", "addr", "show", "dev", "eth0").stdout
                      and "tentative" not in n.run("ip", "-6", "addr", "show", "dev", "eth0").stdout,
@@ -99,24 +91,6 @@ class Capture:
     def stop(self) -> None:
         stop_process(self.proc)
         self.proc.stderr.close()
-
-
-def poke(ns, ip: str) -> None:
-    """Send one UDP datagram to ``ip`` from ``ns``: the kernel resolves the address first (ARP / NS)."""
-    import socket
-
-    s = ns.socket(socket.AF_INET6 if ":" in ip else socket.AF_INET, socket.SOCK_DGRAM)
-    try:
-        s.sendto(b"x", (ip, 9))
-    except OSError:
-        pass
-    finally:
-        s.close()
-
-
-def neigh(ns, ip: str) -> str:
-    out = ns.run("ip", "neigh", "show", ip, "dev", "eth0").stdout.split()
-    return out[out.index("lladdr") + 1] if "lladdr" in out else ""
 
 
 def test_garp_burst_count_order_content_and_answers_by_owner_only(segment, loop, tmp_path: Path) -> None:

@@ -5,21 +5,22 @@ and a real redis-server (reached over a Unix socket, which crosses namespaces). 
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import os
 import signal
 import subprocess
 import sys
-import time
+import zlib
 from pathlib import Path
 
 import pytest
 
-from events import inputs, schema, stream
-from reconciler import fold, planning, state as statemod
-from tests.integration.speaker_env import GoBgp, Topology, addr, have_root_netns, stop_process, wait_for
-from tests.integration.test_speaker_l2 import Capture, neigh, poke
+from events import schema, stream
+from reconciler import planning
+from tests.integration import manifests as m
+from tests.integration.speaker_env import GoBgp, SpeakProc, Topology, fold_stream, have_root_netns, liveness_events, \
+    neigh, poke, wait_for, yaml_events
+from tests.integration.test_speaker_l2 import Capture
 from tests.redis_server import RedisServer
 
 pytestmark = [
@@ -63,92 +64,19 @@ spec:
   holdTime: 9s
   nodeSelectors:
     - matchLabels: {kubernetes.io/hostname: node-a}
----
-apiVersion: v1
-kind: Node
-metadata: {name: node-a, labels: {kubernetes.io/hostname: node-a}}
----
-apiVersion: v1
-kind: Node
-metadata: {name: node-b, labels: {kubernetes.io/hostname: node-b}}
 """
+CONFIG = m.docs(CONFIG, m.node("node-a"), m.node("node-b"))
 
 
 def service_yaml(name: str, pool: str, node: str) -> str:
-    return f"""
-apiVersion: v1
-kind: Service
-metadata:
-  name: {name}
-  namespace: default
-  annotations: {{metallb.io/address-pool: {pool}}}
-spec:
-  type: LoadBalancer
-  clusterIP: 10.96.0.{abs(hash(name)) % 200 + 10}
-  clusterIPs: [10.96.0.{abs(hash(name)) % 200 + 10}]
-  ipFamilies: [IPv4]
-  ports: [{{port: 80, protocol: TCP}}]
----
-apiVersion: discovery.k8s.io/v1
-kind: EndpointSlice
-metadata:
-  name: {name}-x
-  namespace: default
-  labels: {{kubernetes.io/service-name: {name}}}
-addressType: IPv4
-endpoints:
-  - addresses: [10.244.0.9]
-    conditions: {{ready: true}}
-    nodeName: {node}
-"""
+    """Service ``name`` from ``pool`` with one endpoint on ``node``; its cluster IP is derived from the name."""
+    ip = f"10.96.0.{zlib.crc32(name.encode()) % 200 + 10}"
+    return f"\n{m.service(name, ip, '10.244.0.9', node, pool_name=pool)}\n"  # joins with "---" as it is
 
 
-def yaml_events(tmp: Path, text: str) -> list[schema.Event]:
-    p = tmp / f"in-{time.monotonic_ns()}.yaml"
-    p.write_text(text)
-    out = []
-    for rec in inputs.read_file(p):
-        for o in rec.outcomes:
-            if isinstance(o, inputs.Accepted):
-                out.append(o.event)
-    return out
-
-
-class SpeakProc:
-    def __init__(self, ns, node: str, url: str, workdir: Path, *extra: str) -> None:
-        self.ns, self.node, self.url, self.dir, self.extra = ns, node, url, workdir, extra
-        self.status_file = workdir / f"{node}.status.json"
-        self.logfile = workdir / f"{node}.log"
-        self.proc: subprocess.Popen | None = None
-
-    def start(self) -> SpeakProc:
-        env = dict(os.environ, PYTHONPATH=str(ROOT))
-        argv = ["ip", "netns", "exec", self.ns.name, sys.executable, "-m", "reconciler", "speak",
-                "--node", self.node, "--redis-url", self.url, "--status-file", str(self.status_file),
-                "--heartbeat-ttl-ms", "1500", "--log-format", "json", *self.extra]
-        with open(self.logfile, "ab") as logf:
-            self.proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=logf, env=env, cwd=ROOT)
-        return self
-
-    def status(self) -> dict:
-        try:
-            return json.loads(self.status_file.read_text())
-        except (OSError, ValueError):
-            return {}
-
-    def alive(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
-
-    def stop(self, sig: int = signal.SIGTERM) -> int | None:
-        if not self.alive():
-            return None
-        # ip netns exec replaces itself with the interpreter (exec), so the PID is the speaker's
-        self.proc.send_signal(sig)
-        try:
-            return self.proc.wait(30)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            return self.proc.wait(10)
+def speak(ns, node: str, url: str, workdir: Path, *args: str) -> SpeakProc:
+    """A (not yet started) speaker following Redis with a short heartbeat TTL, as the tests here want it."""
+    return SpeakProc(ns, node, workdir, "--heartbeat-ttl-ms", "1500", *args, url=url)
 
 
 @pytest.fixture
@@ -163,13 +91,9 @@ def cluster(tmp_path: Path):
         topo.bridge(hub)
         hub.run("ip", "addr", "add", f"{ROUTER}/24", "dev", "br0")
         n = {}
-        for role, node in (("a", "node-a"), ("b", "node-b"), ("c", None)):
-            x = topo.attach(hub, role)
-            if node:
-                x.run("ip", "link", "set", "eth0", "address", MACS[node])
-                addr(x, "eth0", f"{ADDRS[node]}/24")
-            n[role] = x
-        addr(n["c"], "eth0", "10.89.0.100/24")
+        for role, node in (("a", "node-a"), ("b", "node-b")):
+            n[role] = topo.attach(hub, role, f"{ADDRS[node]}/24", mac=MACS[node])
+        n["c"] = topo.attach(hub, "c", "10.89.0.100/24")
         gob = GoBgp(hub, tmp_path, 64513, ROUTER)
         gob.neighbor(ADDRS["node-a"], 64512)
         gob.start()
@@ -178,7 +102,7 @@ def cluster(tmp_path: Path):
 
         def speaker(role: str, *extra: str) -> SpeakProc:
             node = {"a": "node-a", "b": "node-b"}[role]
-            p = SpeakProc(n[role], node, url + "", tmp_path, "--cluster", "spk", *extra).start()
+            p = speak(n[role], node, url, tmp_path, "--cluster", "spk", *extra).start()
             procs.append(p)
             return p
 
@@ -196,15 +120,7 @@ def cluster(tmp_path: Path):
 
 def expected(lg: stream.StreamLog, node: str) -> tuple[dict, dict]:
     """The node's plan from an offline from-scratch fold of the whole stream (the oracle)."""
-    from events import log as logmod
-
-    st = statemod.new()
-    for rec in lg.read():
-        try:
-            fold.apply(st, logmod.decode_record(rec))
-        except Exception:  # noqa: BLE001 - the speaker skips the same entries
-            pass
-    np_ = planning.node_plan(st, node)
+    np_ = planning.node_plan(fold_stream(lg), node)
     return np_.l2, np_.bgp
 
 
@@ -288,23 +204,9 @@ def test_speak_end_to_end(cluster) -> None:
     wait_for(lambda: rib_view(gob) == {}, 60, what="routes withdrawn on SIGTERM")
     assert "node-a" not in lg2.alive_speakers()
     assert not any(isinstance(e, schema.SpeakerDown) and e.node == "node-a" and p > pos
-                   for p, e in _speaker_events(lg2))
+                   for p, e in liveness_events(lg2))
     lg2.close()
     assert b.alive()
-
-
-def _speaker_events(lg: stream.StreamLog):
-    from events import log as logmod
-
-    out = []
-    for rec in lg.read():
-        try:
-            e = logmod.decode_record(rec)
-        except Exception:  # noqa: BLE001
-            continue
-        if isinstance(e, (schema.SpeakerUp, schema.SpeakerDown)):
-            out.append((rec.position, e))
-    return out
 
 
 def test_keep_on_exit_keeps_routes_and_restart_reannounces(cluster) -> None:
@@ -320,7 +222,7 @@ def test_keep_on_exit_keeps_routes_and_restart_reannounces(cluster) -> None:
     wait_for(lambda: gob.neighbor_state(ADDRS["node-a"]) != "established", 30, what="session down")
     rib = gob.rib("ipv4")
     assert {p: sorted(v["communities"]) for p, v in rib.items()} == want and all(v["stale"] for v in rib.values())
-    assert not any(isinstance(e, schema.SpeakerDown) for _, e in _speaker_events(lg))
+    assert not any(isinstance(e, schema.SpeakerDown) for _, e in liveness_events(lg))
     # a restarted speaker re-announces from the current decisions; End-of-RIB clears the stale marks
     c["speaker"]("a", "--no-l2")
     wait_for(lambda: (r := gob.rib("ipv4")) and not any(v["stale"] for v in r.values())
@@ -347,7 +249,7 @@ def test_killed_owner_heartbeat_expires_and_other_node_takes_over(cluster) -> No
         (vip,) = (l2a or expected(lg, "node-b")[0]).keys()
         assert wait_for(lambda: (poke(n["c"], vip), neigh(n["c"], vip))[1], 60, what="resolved") == MACS[owner]
         sp[owner].stop(signal.SIGKILL)
-        wait_for(lambda: any(isinstance(e, schema.SpeakerDown) and e.node == owner for _, e in _speaker_events(lg)),
+        wait_for(lambda: any(isinstance(e, schema.SpeakerDown) and e.node == owner for _, e in liveness_events(lg)),
                  60, what="leader appends speaker.down after the heartbeat expired")
         assert wait_for(lambda: neigh(n["c"], vip) == MACS[other], 60, what="neighbour entry moved to the other node")
         assert run.alive()

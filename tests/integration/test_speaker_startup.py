@@ -15,7 +15,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -24,6 +23,7 @@ import pytest
 from benchmarks import data
 from benchmarks.peers import Bird, free_low_port, have
 from events import inputs, stream
+from tests.integration.speaker_env import SpeakProc
 from tests.redis_server import redis_server  # noqa: F401 (fixture)
 
 pytestmark = [
@@ -32,7 +32,6 @@ pytestmark = [
                        reason="needs root, bird, tcpdump and tshark"),
 ]
 
-ROOT = Path(__file__).resolve().parents[2]
 N = 3_000
 
 
@@ -55,14 +54,9 @@ def test_speaker_connects_with_its_table_ready_and_answers_the_open_at_once(redi
         while not pcap.exists() or pcap.stat().st_size == 0:  # the pcap header is written once it listens
             assert time.monotonic() < deadline and cap.poll() is None, "tcpdump did not start"
             time.sleep(0.02)
-        speaker_log = tmp_path / "speaker.log"
-        env = dict(os.environ, PYTHONPATH=str(ROOT))
-        with open(speaker_log, "wb") as logf:
-            sp = subprocess.Popen([sys.executable, "-m", "reconciler", "speak", "--node", "lbnode", "--redis-url",
-                                   redis_server.url, "--cluster", "startup", "--no-l2", "--status-file",
-                                   str(tmp_path / "status.json"), "--log-format", "json"],
-                                  stdout=subprocess.DEVNULL, stderr=logf, env=env, cwd=ROOT)
-        procs.append(sp)
+        sp = SpeakProc(None, "lbnode", tmp_path, "--cluster", "startup", "--no-l2", url=redis_server.url).start()
+        speaker_log = sp.logfile
+        procs.append(sp.proc)
         bird.wait_routes(N, 600)
         time.sleep(0.3)  # the capture is packet-buffered; let the last segments land
     finally:

@@ -18,15 +18,13 @@ from __future__ import annotations
 import os
 import re
 import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from benchmarks import data
 from events import inputs, stream
-from tests.integration.speaker_env import Bird, Topology, addr, have_root_netns, stop_process, wait_for
+from tests.integration.speaker_env import Bird, SpeakProc, Topology, addr, have_root_netns, wait_for
 from tests.redis_server import RedisServer
 
 pytestmark = [
@@ -34,7 +32,6 @@ pytestmark = [
     pytest.mark.skipif(not have_root_netns(), reason="needs root and iproute2 for network namespaces"),
 ]
 
-ROOT = Path(__file__).resolve().parents[2]
 N = 20_000
 SPK, RTR = "10.93.0.1", "10.93.0.2"
 SMALL = "4096 8192 16384"  # min/default/max bytes: ~16 KiB each way, far less than N withdrawals (~100 KiB)
@@ -71,19 +68,14 @@ def test_sigterm_removes_the_routes_even_from_a_router_slow_to_read(tmp_path: Pa
         bird = Bird(rtr, tmp_path, 64500, RTR)
         bird.neighbor("slb", RTR, SPK, 64512)
         bird.start()
-        env = dict(os.environ, PYTHONPATH=str(ROOT))
-        with open(tmp_path / "speaker.log", "wb") as logf:
-            sp = subprocess.Popen(["ip", "netns", "exec", spk.name, sys.executable, "-m", "reconciler", "speak",
-                                   "--node", "lbnode", "--redis-url", url, "--cluster", "exit", "--no-l2",
-                                   "--log-format", "json"], stdout=subprocess.DEVNULL, stderr=logf, env=env,
-                                  cwd=ROOT)
+        sp = SpeakProc(spk, "lbnode", tmp_path, "--cluster", "exit", "--no-l2", url=url).start()
         wait_for(lambda: _count(bird) == N, 300, interval=0.5, what=f"BIRD holds the speaker's {N} routes")
         assert bird.proc is not None
         os.kill(bird.proc.pid, signal.SIGSTOP)
         frozen = True
         sp.send_signal(signal.SIGTERM)
-        rc = sp.wait(60)  # it ends by itself (its stop is bounded) while the router reads nothing
-        assert rc == 0, (tmp_path / "speaker.log").read_text()[-2000:]
+        rc = sp.proc.wait(60)  # it ends by itself (its stop is bounded) while the router reads nothing
+        assert rc == 0, sp.logfile.read_text()[-2000:]
         os.kill(bird.proc.pid, signal.SIGCONT)
         frozen = False
         # a NOTIFICATION ends the session non-gracefully: BIRD deletes the routes at once (stale ones would stay
@@ -95,7 +87,7 @@ def test_sigterm_removes_the_routes_even_from_a_router_slow_to_read(tmp_path: Pa
         if bird is not None and bird.proc is not None and frozen:
             os.kill(bird.proc.pid, signal.SIGCONT)
         if sp is not None:
-            stop_process(sp)
+            sp.stop()
         if bird is not None:
             bird.stop()
         topo.close()

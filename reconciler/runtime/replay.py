@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 import io
 from collections import Counter
 from dataclasses import dataclass, field
@@ -10,7 +11,7 @@ from typing import Any, BinaryIO
 import msgspec
 
 from events import inputs
-from reconciler import decisions, fold, state as statemod
+from reconciler import decisions, fold, planning, state as statemod
 from reconciler.runtime import gcpolicy
 
 
@@ -52,7 +53,7 @@ class ReplayResult:
         for i, (key, value) in enumerate(parts):
             out.write(b"  " + _ENC.encode(key) + b": ")
             if key == "bgp":
-                _write_bgp(out, decisions.bgp(self.state))
+                _write_bgp(out, planning.bgp_layout(self.state))
             else:
                 out.write(_fmt(value, 1))
             out.write(b",\n" if i < len(parts) - 1 else b"\n")
@@ -74,45 +75,119 @@ def _fmt(value: Any, depth: int) -> bytes:
     return text.replace(b"\n", b"\n" + b"  " * depth) if depth else text
 
 
-def _write_bgp(out: BinaryIO, bgp: dict[str, dict[str, list]]) -> None:
-    """node -> peer -> [item]: lists shared by many nodes (same object) are formatted once, items too."""
-    if not bgp:
+def _write_bgp(out: BinaryIO, layout: planning.BgpLayout) -> None:
+    """node -> peer -> [item] from the map's shared parts: every run of items is formatted once, every kind of
+    node's list for a peer joined once; a node's ``Local`` changes are spliced in as slices of that list."""
+    if not layout.nodes:
         out.write(b"{}")
         return
-    item_bytes: dict[int, bytes] = {}
-    list_bytes: dict[int, bytes] = {}
-    sep_item = b",\n" + b"  " * 4
-    nodes = sorted(bgp)
-    out.write(b"{\n")
-    for ni, node in enumerate(nodes):
-        peers = bgp[node]
-        out.write(b"    " + _ENC.encode(node) + b": ")
-        if not peers:
-            out.write(b"{}")
-        else:
-            out.write(b"{\n")
-            names = sorted(peers)
-            for pi, peer in enumerate(names):
-                lst = peers[peer]
-                chunk = list_bytes.get(id(lst))
-                if chunk is None:
-                    try:  # items shared with lists already written: looked up without a Python-level loop
-                        pieces = list(map(item_bytes.__getitem__, map(id, lst)))
-                    except KeyError:
-                        pieces = []
-                        for item in lst:
-                            b = item_bytes.get(id(item))
-                            if b is None:
-                                b = item_bytes[id(item)] = _fmt(item, 4)
-                            pieces.append(b)
-                    chunk = (b"[\n" + b"  " * 4 + sep_item.join(pieces) + b"\n" + b"  " * 3 + b"]") if pieces else b"[]"
-                    list_bytes[id(lst)] = chunk
-                out.write(b"      " + _ENC.encode(peer) + b": ")
-                out.write(chunk)
-                out.write(b",\n" if pi < len(names) - 1 else b"\n")
-            out.write(b"    }")
-        out.write(b",\n" if ni < len(nodes) - 1 else b"\n")
-    out.write(b"  }")
+    fmt = _ItemFormat()
+    run_bytes: dict[int, tuple[bytes, list[int]]] = {}  # id(run) -> (its items joined, each item's length)
+    lists: dict[tuple[int, str], tuple[bytes, bytes, list[int] | None]] = {}  # (kind, peer) -> (chunk, body, ...)
+
+    def run_body(run: planning.BgpRun) -> tuple[bytes, list[int]]:
+        got = run_bytes.get(id(run))
+        if got is None:
+            items = list(map(fmt.item, run.keys, run.vals))
+            got = run_bytes[id(run)] = (_SEP_ITEM.join(items), list(map(len, items)))
+        return got
+
+    def shared(kind: int, peer: str) -> tuple[bytes, bytes, list[int] | None]:
+        got = lists.get((kind, peer))
+        if got is None:
+            parts = [run_body(r) for r in layout.kinds[kind].get(peer, ())]
+            body = _SEP_ITEM.join(p[0] for p in parts)
+            chunk = _LIST_HEAD + body + _LIST_TAIL if body else b"[]"
+            got = lists[(kind, peer)] = (chunk, body, None)
+        return got
+
+    def starts(kind: int, peer: str) -> list[int]:
+        """Offsets in the body of each item of the (kind, peer) list, and one past the end (as if a separator
+        followed the last item)."""
+        chunk, body, offs = shared(kind, peer)
+        if offs is None:
+            step = len(_SEP_ITEM)
+            offs = [0]
+            for r in layout.kinds[kind].get(peer, ()):
+                for n in run_body(r)[1]:
+                    offs.append(offs[-1] + n + step)
+            lists[(kind, peer)] = (chunk, body, offs)
+        return offs
+
+    head = b"{\n"
+    for node, kind, changes in layout.nodes:
+        peers = layout.kinds[kind]
+        mine: dict[str, list[tuple]] = {}  # peer -> its changed (prefix, value), sorted
+        if changes:
+            for k in sorted(changes):
+                mine.setdefault(k[0], []).append((k[1], changes[k]))
+        names = sorted(set(peers) | set(mine)) if mine else list(peers)
+        if not names:
+            continue
+        out.write(head + b"    " + _ENC.encode(node) + b": {\n")
+        head = b",\n"
+        for pi, peer in enumerate(names):
+            out.write(b"      " + _ENC.encode(peer) + b": ")
+            if peer in mine:
+                _write_spliced(out, layout, kind, peer, mine[peer], shared(kind, peer)[1], starts(kind, peer), fmt)
+            else:
+                out.write(shared(kind, peer)[0])
+            out.write(b",\n" if pi < len(names) - 1 else b"\n")
+        out.write(b"    }")
+    if head == b"{\n":  # every node had empty lists
+        out.write(b"{}")
+        return
+    out.write(b"\n  }")
+
+
+def _write_spliced(out: BinaryIO, layout: planning.BgpLayout, kind: int, peer: str, changed: list[tuple],
+                   body: bytes, offs: list[int], fmt: "_ItemFormat") -> None:
+    """The (kind, peer) list with ``changed`` (sorted (prefix, value)) replacing or inserted among its items."""
+    keys, _ = layout.flat(kind, peer)
+    view = memoryview(body)
+    step = len(_SEP_ITEM)
+    pieces: list = []
+    pos = 0  # next original item not yet written
+    for pfx, val in changed:
+        i = bisect.bisect_left(keys, pfx, pos)
+        if i > pos:
+            pieces.append(view[offs[pos]:offs[i] - step])
+        pieces.append(fmt.item(pfx, val))
+        pos = i + 1 if i < len(keys) and keys[i] == pfx else i
+    if pos < len(keys):
+        pieces.append(view[offs[pos]:offs[len(keys)] - step])
+    out.write(_LIST_HEAD)
+    for j, piece in enumerate(pieces):
+        if j:
+            out.write(_SEP_ITEM)
+        out.write(piece)
+    out.write(_LIST_TAIL)
+
+
+_SEP_ITEM = b",\n" + b"  " * 4
+_LIST_HEAD = b"[\n" + b"  " * 4
+_LIST_TAIL = b"\n" + b"  " * 3 + b"]"
+
+
+class _ItemFormat:
+    """One ``bgp`` item ({"communities", "local_pref", "prefix"}) as msgspec formats it 4 levels deep, from a
+    template per (LOCAL_PREF, communities) and the prefix text."""
+
+    def __init__(self) -> None:
+        self._templates: dict[tuple[int, frozenset[str]], tuple[bytes, bytes]] = {}
+
+    def item(self, pfx: tuple[int, int, int], val: tuple[str, int, frozenset[str]]) -> bytes:
+        _, lp, cs = val
+        t = self._templates.get((lp, cs))
+        if t is None:
+            t = self._templates[(lp, cs)] = self._template(lp, cs)
+        return t[0] + planning.prefix_text(pfx).encode() + t[1]
+
+    @staticmethod
+    def _template(lp: int, cs: frozenset[str]) -> tuple[bytes, bytes]:
+        item = _fmt(planning.bgp_item(("", (4, 0, 32)), ("", lp, cs)) | {"prefix": "\x00"}, 4)
+        before, after = item.split(b'"\\u0000"')  # msgspec escapes the NUL: a marker no other part contains
+        return before + b'"', b'"' + after
 
 
 def replay(

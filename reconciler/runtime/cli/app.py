@@ -1,6 +1,10 @@
 """The ``streamlb`` command line (typer + rich). Thin: every command calls core or runtime functions.
 
 Exit codes: 0 success; 1 operational failure; 2 bad input (unreadable file, undetectable format, bad option).
+
+Start-up: the command groups of the other modules (and what they import: Redis, asyncio, the wire codecs, rich)
+are loaded only when the command line may need them. ``main()`` skips them for the commands defined here
+(``replay``, ``version``); importing ``app`` from this module (tests, other tools) gets every command.
 """
 
 from __future__ import annotations
@@ -11,17 +15,26 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
-app = typer.Typer(
+_app = typer.Typer(
     name="streamlb",
     help="streamlb: a deterministic, event-sourced load balancer for bare-metal Kubernetes (reads MetalLB's CRDs).",
     no_args_is_help=True,
     pretty_exceptions_show_locals=False,
     add_completion=False,
 )
-err = Console(stderr=True, highlight=False, soft_wrap=True)
+_err = None
+
+
+def err_console():
+    """The stderr console (rich is imported on first use)."""
+    global _err
+    if _err is None:
+        from rich.console import Console
+
+        _err = Console(stderr=True, highlight=False, soft_wrap=True)
+    return _err
+
 
 # Command groups live in their own modules (reconciler/runtime/cli/*.py); each exposes ``register(app)`` or a
 # typer sub-app ``app`` mounted under its name. A missing module is skipped; an error inside one is not hidden.
@@ -39,7 +52,14 @@ _COMMAND_MODULES = {
 }
 
 
+_registered = False
+
+
 def _register_commands() -> None:
+    global _registered
+    if _registered:
+        return
+    _registered = True
     for mod_name, group in _COMMAND_MODULES.items():
         full = f"reconciler.runtime.cli.{mod_name}"
         try:
@@ -49,17 +69,17 @@ def _register_commands() -> None:
                 continue
             raise
         if hasattr(mod, "register"):
-            mod.register(app)
+            mod.register(_app)
         else:
-            app.add_typer(mod.app, name=group)
+            _app.add_typer(mod.app, name=group)
 
 
-@app.callback()
+@_app.callback()
 def _root() -> None:
     """streamlb: a deterministic, event-sourced load balancer for bare-metal Kubernetes."""
 
 
-@app.command()
+@_app.command()
 def version() -> None:
     """Print the version and which fastpath implementation is loaded."""
     from importlib.metadata import PackageNotFoundError
@@ -80,7 +100,7 @@ def version() -> None:
 
 
 def fail(message: str, code: int = 2) -> typer.Exit:
-    err.print(f"streamlb: error: {message}", markup=False)
+    err_console().print(f"streamlb: error: {message}", markup=False)
     return typer.Exit(code)
 
 
@@ -99,7 +119,7 @@ LbClass = Annotated[
 ]
 
 
-@app.command()
+@_app.command()
 def replay(
     files: Annotated[list[Path], typer.Argument(help="Input files: .evlog, JSON lines (native or watch events), YAML.")],
     output: Annotated[str, typer.Option("--output", "-o", help="json or table.")] = "table",
@@ -133,11 +153,13 @@ def replay(
         result.write_json(sys.stdout.buffer, frozenset(omit or ()))
         sys.stdout.buffer.flush()
         return
+    from rich.console import Console
+
     render_table(result, Console(highlight=False), frozenset(omit or ()))
 
 
-def render_table(result, console: Console, omit: frozenset[str] = frozenset()) -> None:
-    from reconciler import decisions
+def render_table(result, console, omit: frozenset[str] = frozenset()) -> None:
+    from rich.table import Table
 
     obj = result.to_json_obj(omit)
     cfg = obj["config"]
@@ -169,19 +191,31 @@ def render_table(result, console: Console, omit: frozenset[str] = frozenset()) -
         console.print("ignored: " + ", ".join(f"{k} ×{n}" for k, n in obj["ignored"].items()))
     for r in obj["rejected"]:
         console.print(f"[yellow]rejected[/] {r['file']}:{r['record']}: {r['reason']}", markup=True)
-    _ = decisions
 
 
-_register_commands()
+_OWN_COMMANDS = ("replay", "version")  # defined in this module: need no other command group
+
+
+def __getattr__(name: str):
+    if name == "app":  # every command, for importers of the app (tests, tools)
+        _register_commands()
+        return _app
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def main() -> None:
-    from events.log import LogForbidden
-
+    args = sys.argv[1:]
+    if not args or args[0] not in _OWN_COMMANDS:
+        _register_commands()
     try:
-        app()
-    except LogForbidden as exc:  # a Redis ACL refusal a command did not report itself: one line, no traceback
-        err.print(f"streamlb: error: {exc}", markup=False)
+        _app()
+    except Exception as exc:
+        from events.log import LogForbidden
+
+        if not isinstance(exc, LogForbidden):
+            raise
+        # a Redis ACL refusal a command did not report itself: one line, no traceback
+        err_console().print(f"streamlb: error: {exc}", markup=False)
         sys.exit(1)
 
 

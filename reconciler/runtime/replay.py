@@ -40,7 +40,7 @@ class ReplayResult:
         """Write the JSON object of design.md §5 to ``out``: keys sorted, indented by 2, one trailing newline —
         the bytes ``msgspec.json.format(msgspec.json.encode(obj, order="sorted"), indent=2)`` would give, but the
         ``bgp`` map is written straight from its shared lists (each list and each item formatted once)."""
-        with gcpolicy.few_collections():
+        with gcpolicy.no_collections():
             self._write_json(out, omit)
 
     def _write_json(self, out: BinaryIO, omit: frozenset[str]) -> None:
@@ -197,26 +197,31 @@ def replay(
     lb_class: str | None = None,
 ) -> ReplayResult:
     """Fold ``files`` in order. Raises :class:`events.inputs.InputError` for an unreadable/undetectable file."""
-    with gcpolicy.few_collections():
+    with gcpolicy.no_collections():
         return _replay(files, at, metallb_namespaces, lb_class)
 
 
 def _replay(files: list[str], at: int | None, metallb_namespaces: tuple[str, ...], lb_class: str | None) -> ReplayResult:
     opts = inputs.Options(metallb_namespaces=metallb_namespaces)
     result = ReplayResult(state=statemod.new(lb_class))
+    state, ignored, rejected = result.state, result.ignored, result.rejected
+    apply = fold.apply
+    accepted_t, ignored_t, rejected_t = inputs.Accepted, inputs.Ignored, inputs.Rejected
+    records = applied = 0
     for rec in inputs.read_files(files, opts):
-        if at is not None and result.records >= at:
+        if at is not None and records >= at:
             break
-        result.records += 1
-        for outcome in rec.outcomes:
-            match outcome:
-                case inputs.Accepted(event=event):
-                    fold.apply(result.state, event)
-                    result.events_applied += 1
-                case inputs.Ignored(key=key):
-                    result.ignored[key] += 1
-                case inputs.Rejected(reason=reason):
-                    result.rejected.append({"file": rec.file, "record": rec.number, "reason": reason})
-                case inputs.Skipped():
-                    pass
+        records += 1
+        for outcome in rec.outcomes:  # by exact type: the outcome classes are final (slots dataclasses)
+            kind = type(outcome)
+            if kind is accepted_t:
+                apply(state, outcome.event)
+                applied += 1
+            elif kind is ignored_t:
+                ignored[outcome.key] += 1
+            elif kind is rejected_t:
+                rejected.append({"file": rec.file, "record": rec.number, "reason": outcome.reason})
+            elif not isinstance(outcome, inputs.Skipped):
+                raise TypeError(f"unknown input outcome {outcome!r}")
+    result.records, result.events_applied = records, applied
     return result

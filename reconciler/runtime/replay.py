@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import bisect
 import io
+import itertools
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO
@@ -107,10 +108,8 @@ def _write_bgp(out: BinaryIO, layout: planning.BgpLayout) -> None:
         chunk, body, offs = shared(kind, peer)
         if offs is None:
             step = len(_SEP_ITEM)
-            offs = [0]
-            for r in layout.kinds[kind].get(peer, ()):
-                for n in run_body(r)[1]:
-                    offs.append(offs[-1] + n + step)
+            lens = itertools.chain.from_iterable(run_body(r)[1] for r in layout.kinds[kind].get(peer, ()))
+            offs = list(itertools.accumulate((n + step for n in lens), initial=0))
             lists[(kind, peer)] = (chunk, body, offs)
         return offs
 

@@ -135,6 +135,11 @@ def replay(
     ] = None,
 ) -> None:
     """Fold the inputs offline (no Redis, no network) and print the decisions."""
+    _run_replay([str(f) for f in files], output, at, metallb_namespace, lb_class, omit)
+
+
+def _run_replay(files: list[str], output: str, at: int | None, metallb_namespace: list[str] | None,
+                lb_class: str | None, omit: list[str] | None) -> None:
     from events import inputs
     from reconciler.runtime import replay as replaymod
 
@@ -145,8 +150,7 @@ def replay(
         raise fail(f"--omit takes {', '.join(replaymod.OMITTABLE)}, not {bad[0]!r}")
     try:
         result = replaymod.replay(
-            [str(f) for f in files], at=at,
-            metallb_namespaces=tuple(metallb_namespace or ("metallb-system",)), lb_class=lb_class,
+            files, at=at, metallb_namespaces=tuple(metallb_namespace or ("metallb-system",)), lb_class=lb_class,
         )
     except inputs.InputError as exc:
         raise fail(str(exc)) from None
@@ -158,6 +162,40 @@ def replay(
     from rich.console import Console
 
     render_table(result, Console(highlight=False), frozenset(omit or ()))
+
+
+def _plain_replay_args(args: list[str]) -> tuple | None:
+    """The arguments of ``replay`` (after the command name) when they take only the plain forms — files, and
+    ``--output``/``-o`` json|table, ``--at`` N, ``--omit`` bgp as ``--opt VALUE`` or ``--opt=VALUE``, in any order —
+    and no option comes from the environment: parsed here, without typer's parameter machinery (pydantic and a
+    type adapter per parameter: ~80 ms of every start-up). None for anything else (help, an unknown or invalid
+    option or value, ``--``, ``-``): typer parses those and reports the errors."""
+    if os.environ.get("STREAMLB_METALLB_NAMESPACE") is not None or os.environ.get("STREAMLB_LB_CLASS") is not None:
+        return None
+    files: list[str] = []
+    output, at, omit = "table", None, []
+    rest = iter(args)
+    for tok in rest:
+        if not tok.startswith("-"):
+            files.append(str(Path(tok)))  # as typer's Path argument gives it
+            continue
+        name, eq, value = tok.partition("=")
+        if name not in ("--output", "-o", "--at", "--omit") or (eq and name == "-o"):
+            return None
+        if not eq:
+            got = next(rest, None)
+            if got is None:
+                return None
+            value = got
+        if name in ("--output", "-o") and value in ("json", "table"):
+            output = value
+        elif name == "--at" and value.isascii() and value.isdigit():
+            at = int(value)
+        elif name == "--omit" and value == "bgp":
+            omit.append(value)
+        else:
+            return None
+    return (files, output, at, None, None, omit or None) if files else None
 
 
 def render_table(result, console, omit: frozenset[str] = frozenset()) -> None:
@@ -216,6 +254,17 @@ def main() -> None:
     quick_exit = args[:1] == ["replay"]
     if quick_exit:
         gc.disable()
+        plain = _plain_replay_args(args[1:])
+        if plain is not None:
+            try:
+                _run_replay(*plain)
+                code = 0
+            except typer.Exit as exc:
+                code = exc.exit_code
+            except BrokenPipeError:  # the reader went away (``| head``): exit 1 quietly, as click does
+                os._exit(1)
+            _flush_and_leave(code)
+            sys.exit(code)
     try:
         _app()
     except SystemExit as exc:

@@ -25,12 +25,14 @@ class ReplayResult:
     rejected: list[dict[str, Any]] = field(default_factory=list)
 
     def to_json_obj(self, omit: frozenset[str] = frozenset()) -> dict[str, Any]:
+        cfg = decisions.config(self.state)
+        rows = planning.hash_rows(self.state)  # hashed, and printed as "services"
         out = {
             "events_applied": self.events_applied,
             "ignored": dict(sorted(self.ignored.items())),
-            "state_hash": decisions.state_hash(self.state),
-            "config": decisions.config(self.state),
-            "services": decisions.services(self.state),
+            "state_hash": decisions.hash_of(cfg, rows),
+            "config": cfg,
+            "services": decisions.services_of(self.state, rows),
             "rejected": self.rejected,
         }
         if "bgp" not in omit:

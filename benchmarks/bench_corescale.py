@@ -88,6 +88,32 @@ def _child(argv: list[str], out_path: str, cwd: Path | str = ROOT, env: dict | N
     return wall, rss, cpu
 
 
+_PHASES = """
+import json, resource, sys, time
+def cpu():
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+import reconciler.runtime.cli.app  # what the program loads before the replay starts
+from reconciler.runtime import replay
+t1 = cpu()
+result = replay.replay([sys.argv[1]])
+t2 = cpu()
+with open(sys.argv[2], "wb") as out:
+    result.write_json(out)
+t3 = cpu()
+print(json.dumps([t1, t2 - t1, t3 - t2]))
+"""
+
+
+def phases(path: str, out_path: str) -> tuple[float, float, float]:
+    """CPU seconds of a replay's phases, in a child of its own: start-up (interpreter and imports), input and fold,
+    output (final planning, state hash, JSON)."""
+    got = subprocess.run([sys.executable, "-c", _PHASES, path, out_path], capture_output=True, text=True, check=True,
+                         cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    start, fold_s, out_s = json.loads(got.stdout)
+    return start, fold_s, out_s
+
+
 _HOLD = """
 import sys, msgspec
 dec = msgspec.json.Decoder()
@@ -166,6 +192,7 @@ def replay_figures(quick: bool) -> list[dict]:
         out_size = os.path.getsize(os.path.join(tmp, "out.json"))
         wall_omit, rss_omit, _ = _child(replay_argv + ["--omit", "bgp"], os.path.join(tmp, "out-omit.json"))
         _, rss_hold, _ = _child([sys.executable, "-c", _HOLD, path], os.path.join(tmp, "hold.txt"))
+        t_start, t_fold, t_out = phases(path, os.path.join(tmp, "out-phases.json"))
         sample = os.path.join(tmp, "sample.jsonl")
         with open(path, "rb") as f, open(sample, "wb") as out:
             for _, line in zip(range(20_000 if not quick else 5_000), f):
@@ -182,7 +209,8 @@ def replay_figures(quick: bool) -> list[dict]:
         "notes": f"{scale}; replay {wall:.1f} s wall (child process incl. start-up) printing {out_size / 1e6:.0f} MB "
                  f"of JSON = {rate / decode_rate:.3f}× the decode-only rate (done when ≥ 0.10×, goal 0.20×); "
                  f"in CPU time (child {cpu:.1f} s vs decode-only {best_cpu:.2f} s; robust to the machine's load): "
-                 f"{best_cpu / cpu:.3f}×; --omit bgp {wall_omit:.1f} s",
+                 f"{best_cpu / cpu:.3f}×; --omit bgp {wall_omit:.1f} s; CPU by phase (a separate run): start-up "
+                 f"{t_start:.2f} s, input + fold {t_fold:.2f} s, output (planning, hash, JSON) {t_out:.2f} s",
     })
     rows += before
     rows.append({

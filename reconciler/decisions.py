@@ -48,8 +48,29 @@ HASH_VERSION = 2
 
 def canonical(state: State) -> list[Any]:
     """The hashed part of the decisions (see the module docstring)."""
-    return ["streamlb-state", HASH_VERSION, config(state), planning.hash_rows(state)]
+    return ["streamlb-state", HASH_VERSION, config(state), planning.hash_rows(state)]  # as hash_of encodes it
 
 
 def state_hash(state: State) -> str:
-    return hashlib.sha256(_encoder.encode(canonical(state))).hexdigest()
+    return hash_of(config(state), planning.hash_rows(state))
+
+
+def hash_of(cfg: dict[str, Any], rows: list[tuple]) -> str:
+    """The state hash from the configuration part and :func:`reconciler.planning.hash_rows`."""
+    return hashlib.sha256(_encoder.encode(["streamlb-state", HASH_VERSION, cfg, rows])).hexdigest()
+
+
+def services_of(state: State, rows: list[tuple], with_events: bool = True) -> dict[str, Any]:
+    """:func:`services` from the rows of :func:`reconciler.planning.hash_rows` (the same per-Service records: a
+    replay hashes and prints them in one pass)."""
+    out: dict[str, Any] = {}
+    decs = state.services
+    for key, ingress, pool, reason, l2_rows, _ in rows:
+        entry: dict[str, Any] = {
+            "ingress": list(ingress), "pool": pool, "reason": reason,
+            "l2": {ip: {"node": node, "reason": why} for ip, node, why in l2_rows},
+        }
+        if with_events:
+            entry["events"] = [{"type": t, "reason": r, "message": m} for t, r, m in decs[key].events]
+        out[key] = entry
+    return out

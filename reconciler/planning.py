@@ -852,6 +852,10 @@ def _prefix_text(pfx: tuple[int, int, int]) -> str:
     return bgpplan.prefix_text(pfx)
 
 
+bgp_item = _bgp_item  # for writers of the map (reconciler.runtime.replay)
+prefix_text = _prefix_text
+
+
 def _bgp_lists(keys: list, items: dict, overrides: dict) -> dict[str, list]:
     peers: dict[str, list] = {}
     for k in keys:
@@ -863,6 +867,150 @@ def _bgp_lists(keys: list, items: dict, overrides: dict) -> dict[str, list]:
             lst = peers[k[0]] = []
         lst.append(item)
     return peers
+
+
+@dataclass(frozen=True, slots=True)
+class BgpRun:
+    """A sorted run of one peer's list in the replay ``bgp`` map: prefixes and their merged values (Rule 3 of
+    bgpplan: first advertisement name, its LOCAL_PREF, united communities), the same whatever peer it goes to."""
+
+    keys: list[tuple[int, int, int]]
+    vals: list[tuple[str, int, frozenset[str]]]
+
+
+@dataclass(slots=True)
+class BgpLayout:
+    """The replay ``bgp`` map as shared parts (what :func:`bgp_map` expands; writers format each part once).
+
+    ``kinds[i]``: per kind of node (same advertisements and peers selecting it), peer -> runs whose concatenation is
+    that peer's list for the ``Cluster`` Services. ``nodes``: (name, kind, changes) for every problem-free node in
+    name order, ``changes`` being None or the (peer, prefix) -> value its ``Local`` Services add or alter (merged
+    with the kind's value) — spliced into the kind's lists. A node whose lists end up empty is not in the map."""
+
+    kinds: list[dict[str, tuple[BgpRun, ...]]]
+    nodes: list[tuple[str, int, dict | None]]
+    _flat: dict = field(default_factory=dict)
+
+    def flat(self, kind: int, peer: str) -> tuple[list, list]:
+        """The kind's whole list for ``peer`` as (prefixes, values), sorted (built on first use)."""
+        got = self._flat.get((kind, peer))
+        if got is None:
+            runs = self.kinds[kind].get(peer, ())
+            if len(runs) == 1:
+                got = (runs[0].keys, runs[0].vals)
+            else:
+                got = ([k for r in runs for k in r.keys], [v for r in runs for v in r.vals])
+            self._flat[(kind, peer)] = got
+        return got
+
+
+def bgp_layout(state: State) -> BgpLayout:
+    """The replay ``bgp`` map of :func:`bgp_map` as shared parts, in O(Services + kinds of node × peers × runs).
+
+    A ``Cluster`` Service's entries on a node depend only on its shape (pool, advertisements matching it, families)
+    and on which of the pool's advertisements send to a peer from that kind of node; so the entries of every
+    Service of a shape, for one such set of advertisements, are merged once into a sorted :class:`BgpRun` and
+    reused by every kind of node and peer with that set. Shapes of different pools hold disjoint prefixes, so a
+    peer's list is most often its runs laid end to end; when runs interleave they are merged, and when two of them
+    hold the same prefix the list is merged again from the entries in Service order, exactly as :func:`bgp_map`
+    does (Rule 3 keeps the first advertisement by name: the order of equal names must not change)."""
+    plan = ensure(state)
+    local_idx: dict[str, list[ServiceKey]] = {}
+    cluster_keys: list[ServiceKey] = []
+    shapes: dict[tuple, list[BgpRec]] = {}  # shape -> its Cluster Services with endpoints, in key order
+    for key in sorted(plan.bgp):
+        rec = plan.bgp[key]
+        if rec.local_only:
+            for n in sorted(rec.local):
+                local_idx.setdefault(n, []).append(key)
+        else:
+            cluster_keys.append(key)
+            if rec.anywhere:
+                shapes.setdefault((rec.pool, rec.matches, rec.families), []).append(rec)
+    outcomes = plan.outcomes
+    runs: dict[tuple, BgpRun] = {}
+    kind_of: dict[tuple, int] = {}
+    layout = BgpLayout(kinds=[], nodes=[])
+    for node in _node_names(state):
+        info = plan.nodes.get(node)
+        if info is None or info.problem is not None:
+            continue
+        sig = (info.bgp, info.peers)
+        kind = kind_of.get(sig)
+        if kind is None:
+            kind = kind_of[sig] = len(layout.kinds)
+            layout.kinds.append(_kind_lists(plan, sig, shapes, runs, cluster_keys))
+        extra: list = []
+        for key in local_idx.get(node, ()):
+            rec = plan.bgp[key]
+            _entries(rec, _outcome(outcomes, rec, sig), extra)
+        changes = None
+        if extra:
+            into = {}
+            for k in {(e[0], e[1]) for e in extra}:
+                keys, vals = layout.flat(kind, k[0])
+                i = bisect.bisect_left(keys, k[1])
+                if i < len(keys) and keys[i] == k[1]:
+                    into[k] = vals[i]
+            changes = bgpplan.merge_raw(extra, into=into)
+        layout.nodes.append((node, kind, changes))
+    return layout
+
+
+def _kind_lists(plan: Plan, sig: tuple, shapes: dict[tuple, list[BgpRec]], runs: dict[tuple, BgpRun],
+                cluster_keys: list[ServiceKey]) -> dict[str, tuple[BgpRun, ...]]:
+    per_peer: dict[str, list[BgpRun]] = {}
+    for shape, recs in shapes.items():
+        outcome = _outcome(plan.outcomes, recs[0], sig)
+        if not outcome:
+            continue
+        sends: dict[str, list[bgpplan.BgpAd]] = {}  # peer -> the advertisements sending to it, in outcome order
+        for ad, targets in outcome:
+            for peer in targets:
+                sends.setdefault(peer, []).append(ad)
+        for peer, ads in sends.items():
+            ck = (shape, tuple(map(id, ads)))  # the advertisements are the plan's, alive while it is
+            run = runs.get(ck)
+            if run is None:
+                run = runs[ck] = _run(recs, ads)
+            per_peer.setdefault(peer, []).append(run)
+    out: dict[str, tuple[BgpRun, ...]] = {}
+    for peer in sorted(per_peer):
+        lst = sorted(per_peer[peer], key=lambda r: r.keys[0])
+        if all(a.keys[-1] < b.keys[0] for a, b in zip(lst, lst[1:])):
+            out[peer] = tuple(lst)
+            continue
+        merged = {k: v for r in lst for k, v in zip(r.keys, r.vals)}
+        if len(merged) != sum(len(r.keys) for r in lst):  # a prefix in two runs: merged in Service order
+            entries: list = []
+            for key in cluster_keys:
+                rec = plan.bgp[key]
+                if rec.anywhere:
+                    _entries(rec, _outcome(plan.outcomes, rec, sig), entries)
+            raw = bgpplan.merge_raw([e for e in entries if e[0] == peer])
+            merged = {k[1]: v for k, v in raw.items()}
+        keys = sorted(merged)
+        out[peer] = (BgpRun(keys, [merged[k] for k in keys]),)
+    return out
+
+
+def _run(recs: list[BgpRec], ads: list[bgpplan.BgpAd]) -> BgpRun:
+    """The merged entries of ``ads`` for the IPs of ``recs`` (Rule 3 of bgpplan, in the order of bgp_map)."""
+    raw: dict[tuple[int, int, int], tuple[str, int, frozenset[str]]] = {}
+    for rec in recs:
+        for ad in ads:
+            name, lp, cs = ad.name, ad.local_pref, frozenset(ad.communities)
+            for ip in rec.ips:
+                pfx = _prefix(ad, ip)
+                got = raw.get(pfx)
+                if got is None:
+                    raw[pfx] = (name, lp, cs)
+                elif name < got[0]:
+                    raw[pfx] = (name, lp, got[2] | cs)
+                else:
+                    raw[pfx] = (got[0], got[1], got[2] | cs)
+    keys = sorted(raw)
+    return BgpRun(keys, [raw[k] for k in keys])
 
 
 def hash_rows(state: State) -> list[tuple]:

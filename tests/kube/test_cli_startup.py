@@ -19,8 +19,9 @@ def test_cli_import_does_not_load_kubernetes() -> None:
 
 
 def test_write_status_factory_is_registered_with_run() -> None:
-    code = ("import reconciler.runtime.cli.app, reconciler.runtime.cli.run as r; f = r._status_writer_factory; "
-            "print(f.__module__, f.__name__)")
+    # the command groups load with the app (``main()`` for any command but replay/version, or importing ``app``)
+    code = ("from reconciler.runtime.cli.app import app; import reconciler.runtime.cli.run as r; "
+            "f = r._status_writer_factory; print(f.__module__, f.__name__)")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=dict(os.environ, PYTHONPATH=str(ROOT)),
                          capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr

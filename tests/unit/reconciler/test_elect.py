@@ -6,6 +6,8 @@ Each story folds a small cluster and checks the replay ``l2`` map (design.md §5
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 
 from events import schema
@@ -279,12 +281,30 @@ def test_incremental_replans_only_the_ips_an_event_can_affect() -> None:
     assert "n5" not in plan.owned_by
     before, compared = plan.replanned_ips, plan.compared
     fold.apply(st, schema.SpeakerUp(node="n5"))
-    assert plan.compared - compared == 40  # one key comparison per L2 Service, no re-ranking
+    # one key comparison per Service re-elected while it was away (the others' owners beat it before it left)
+    assert plan.compared - compared == len(owned)
     assert plan.replanned_ips - before == len(owned)  # n5 takes back exactly what it had
     assert sorted(plan.owned_by["n5"]) == owned
     before = plan.replanned_ips
     fold.apply(st, node("n2", labels=[("unrelated", "x")]))  # no selector looks at it
     assert plan.owned_by.get("n2") and plan.replanned_ips - before == 0  # n2 keeps what it owns: nothing re-planned
+    # away again; a Service re-planned meanwhile is compared on its return as well
+    owned = sorted(plan.owned_by["n5"])
+    fold.apply(st, schema.SpeakerDown(node="n5"))
+    fold.apply(st, eps("s15", ("n5", True), ("n6", True)))
+    compared = plan.compared
+    fold.apply(st, schema.SpeakerUp(node="n5"))
+    assert plan.compared - compared == len(set(owned) | {"default/s15"})
+    assert sorted(plan.owned_by["n5"]) == owned
+    # labels no advertisement looks at changed while away: still only the re-elected Services are compared
+    fold.apply(st, schema.SpeakerDown(node="n5"))
+    fold.apply(st, node("n5", labels=[("unrelated", "y")]))
+    compared = plan.compared
+    fold.apply(st, schema.SpeakerUp(node="n5"))
+    assert plan.compared - compared == len(owned)
+    assert sorted(plan.owned_by["n5"]) == owned
+    fresh = planning.rebuild(copy.deepcopy(st))
+    assert {k: r.owner for k, r in fresh.l2.items()} == {k: r.owner for k, r in plan.l2.items()}
 
 
 def test_explain_names_a_reason_for_every_node_that_does_not_announce() -> None:

@@ -131,6 +131,7 @@ class Plan:
     away: dict[str, tuple[frozenset[AdKey], tuple, int]] = field(default_factory=dict)
     journal: list[ServiceKey] = field(default_factory=list)  # Services whose L2 election was set, while any is away
     journal_base: int = 0  # absolute position of journal[0]
+    pending_nodes: set[str] = field(default_factory=set)  # nodes whose events are not planned yet (see after)
     # counters (observability and tests; not part of any decision)
     replanned_ips: int = 0
     compared: int = 0
@@ -152,7 +153,18 @@ def ensure(state: State) -> Plan:
     plan = state.plan
     if not isinstance(plan, Plan):
         plan = rebuild(state, plan.owners if isinstance(plan, Seed) else None)
+    elif plan.pending_nodes:
+        _flush_nodes(state, plan)
     return plan
+
+
+def _flush_nodes(state: State, plan: Plan) -> None:
+    """Plan the node events deferred by :func:`after`: each node once, from the information the plan holds for it
+    to its current one (a node that went down and came back in between costs nothing)."""
+    names = sorted(plan.pending_nodes)
+    plan.pending_nodes.clear()
+    for name in names:
+        _node_changed(state, plan, name)
 
 
 def rebuild(state: State, owners: dict[ServiceKey, str] | None = None) -> Plan:
@@ -464,15 +476,20 @@ def after(state: State, event: schema.Event, token: object) -> None:
     if not isinstance(plan, Plan):
         return
     if state.config is not plan.cfg:
+        if plan.pending_nodes:
+            _flush_nodes(state, plan)
         _config_changed(state, plan)
         return
     match event:
+        # node events are planned when the plan is next read (ensure) or the configuration changes: until then
+        # the plan is the right one for the node information it holds (plan.nodes), which a Service planned in
+        # between also uses, and the flush takes it to the nodes' current information in one step per node
         case schema.SpeakerUp(node=name) | schema.SpeakerDown(node=name):
-            _node_changed(state, plan, name)
+            plan.pending_nodes.add(name)
         case schema.K8sUpsert(obj=schema.Node(name=name)):
-            _node_changed(state, plan, name)
+            plan.pending_nodes.add(name)
         case schema.K8sDelete(ref=ref) if ref.kind == "Node":
-            _node_changed(state, plan, ref.name)
+            plan.pending_nodes.add(ref.name)
         case schema.K8sUpsert(obj=schema.Service() as svc):
             _service_changed(state, plan, f"{svc.namespace}/{svc.name}")
         case schema.K8sDelete(ref=ref) if ref.kind == "Service":

@@ -132,6 +132,9 @@ class Plan:
     journal: list[ServiceKey] = field(default_factory=list)  # Services whose L2 election was set, while any is away
     journal_base: int = 0  # absolute position of journal[0]
     pending_nodes: set[str] = field(default_factory=set)  # nodes whose events are not planned yet (see after)
+    # Services whose events are not planned yet: key -> whether a Service event (True) or only an EndpointSlice
+    # event (False) named it
+    pending_services: dict[ServiceKey, bool] = field(default_factory=dict)
     # counters (observability and tests; not part of any decision)
     replanned_ips: int = 0
     compared: int = 0
@@ -153,14 +156,27 @@ def ensure(state: State) -> Plan:
     plan = state.plan
     if not isinstance(plan, Plan):
         plan = rebuild(state, plan.owners if isinstance(plan, Seed) else None)
-    elif plan.pending_nodes:
-        _flush_nodes(state, plan)
+    elif plan.pending_nodes or plan.pending_services:
+        _flush(state, plan)
     return plan
 
 
-def _flush_nodes(state: State, plan: Plan) -> None:
-    """Plan the node events deferred by :func:`after`: each node once, from the information the plan holds for it
-    to its current one (a node that went down and came back in between costs nothing)."""
+def _flush(state: State, plan: Plan) -> None:
+    """Plan the events deferred by :func:`after`: first every Service named by a Service or EndpointSlice event,
+    once, with the node information the plan holds (so a Service whose inputs are unchanged keeps its owner), and
+    the waiting Services the allocator may have moved; then each node once, from the information the plan holds
+    for it to its current one (a node that went down and came back in between costs nothing)."""
+    if plan.pending_services:
+        pending = sorted(plan.pending_services.items())
+        plan.pending_services.clear()
+        for key, by_service in pending:
+            if by_service or key in state.services or key in plan.inputs:
+                _plan_service(state, plan, key, reelect=False)
+        if any(by_service for _, by_service in pending):
+            # the allocator may have given a waiting Service an address (or taken one)
+            for other in sorted(plan.unassigned):
+                if plan.inputs.get(other) != _inputs(state, other):
+                    _plan_service(state, plan, other)
     names = sorted(plan.pending_nodes)
     plan.pending_nodes.clear()
     for name in names:
@@ -476,14 +492,14 @@ def after(state: State, event: schema.Event, token: object) -> None:
     if not isinstance(plan, Plan):
         return
     if state.config is not plan.cfg:
-        if plan.pending_nodes:
-            _flush_nodes(state, plan)
+        if plan.pending_nodes or plan.pending_services:
+            _flush(state, plan)
         _config_changed(state, plan)
         return
     match event:
-        # node events are planned when the plan is next read (ensure) or the configuration changes: until then
-        # the plan is the right one for the node information it holds (plan.nodes), which a Service planned in
-        # between also uses, and the flush takes it to the nodes' current information in one step per node
+        # events are planned when the plan is next read (ensure) or the configuration changes (_flush): until
+        # then the plan is the right one for the Service inputs and the node information it holds (plan.inputs,
+        # plan.l2, plan.nodes), and the flush takes it to the current ones, once per Service and per node
         case schema.SpeakerUp(node=name) | schema.SpeakerDown(node=name):
             plan.pending_nodes.add(name)
         case schema.K8sUpsert(obj=schema.Node(name=name)):
@@ -503,19 +519,14 @@ def after(state: State, event: schema.Event, token: object) -> None:
 
 
 def _service_changed(state: State, plan: Plan, key: ServiceKey) -> None:
-    _plan_service(state, plan, key, reelect=False)
-    # the allocator may have given a waiting Service an address (or taken one): re-plan those whose input moved
-    for other in sorted(plan.unassigned):
-        if other != key and plan.inputs.get(other) != _inputs(state, other):
-            _plan_service(state, plan, other)
+    plan.pending_services[key] = True
 
 
 def _slice_changed(state: State, plan: Plan, ns: str, svc_name: str | None, token: object) -> None:
-    names = {n for n in (svc_name, token) if isinstance(n, str) and n}
-    for name in sorted(names):
-        key = f"{ns}/{name}"
-        if key in state.services or key in plan.inputs:
-            _plan_service(state, plan, key, reelect=False)
+    for name in (svc_name, token):
+        if isinstance(name, str) and name:
+            key = f"{ns}/{name}"
+            plan.pending_services.setdefault(key, False)
 
 
 def _node_changed(state: State, plan: Plan, name: str) -> None:

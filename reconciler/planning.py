@@ -17,6 +17,13 @@ re-plan only what it can affect:
   Service and kind of node (:func:`_outcome`) — so node events only mark that node as touched;
 * a configuration change re-plans the Services whose pool's advertisements changed or whose allocation moved.
 
+The fold's hook (:func:`after`) only records what an event names; the re-planning runs when the plan is next
+read (:func:`ensure`: a hash, a snapshot, a speaker's sync, a query) or before a configuration change, once per
+named Service and once per named node. Until then the plan is the right one for the inputs and node information it
+holds, so a batch that moves a node down and up again, or updates a Service ten times, costs what it changed. A
+node back from a problem (speaker down, ...) with the advertisements it left with compares only the Services
+re-elected while it was away (a journal), not every L2 Service.
+
 Every re-planned Service is recorded in the change sets of the subscribers (:func:`subscribe`), which is how a
 speaker's :class:`NodeView` keeps its own node's plan incrementally.
 

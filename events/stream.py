@@ -256,6 +256,54 @@ def _record(entry_id: bytes, fields: dict) -> Record:
     return Record(_pos(entry_id), data, version)
 
 
+_VERSIONS = {b"1": 1, b"2": 2, b"3": 3}
+
+
+def _records(rows: list) -> list[Record]:
+    """Records from a raw ``XRANGE``/``XREAD`` reply (``[[id, [field, value, ...]], ...]``, bytes, unparsed).
+
+    Hot in catch-up: an entry written by streamlb has exactly ``e <blob> v <n>``, read without building a dict;
+    anything else goes through :func:`_record`'s field lookup (a missing or bad field becomes an empty ``data``
+    or version 0, so the caller dead-letters the entry)."""
+    out: list[Record] = []
+    add = out.append
+    versions = _VERSIONS
+    for entry_id, fields in rows:
+        if fields is not None and len(fields) == 4 and fields[0] == b"e" and fields[2] == b"v":
+            version = versions.get(fields[3])
+            if version is None:
+                try:
+                    version = int(fields[3])
+                except ValueError:
+                    version = 0
+            ms, _, seq = entry_id.partition(b"-")
+            try:
+                pos = Position(int(ms), int(seq))
+            except ValueError:
+                pos = Position.parse(entry_id)
+            add(Record(pos, fields[1], version))
+        else:
+            f = dict(zip(fields[::2], fields[1::2])) if fields else {}
+            add(_record(entry_id, f))
+    return out
+
+
+def _raw_command(client: redis.Redis, *args) -> object:
+    """One command on a pooled connection, its reply as the wire parser (hiredis) returns it, without redis-py's
+    per-command reply callbacks (for ``XRANGE`` they build a dict per entry: more than the fold's decode costs).
+    A connection-level failure drops the connection."""
+    pool = client.connection_pool
+    conn = pool.get_connection()
+    try:
+        conn.send_command(*args)
+        return conn.read_response()
+    except _CONN_ERRORS:
+        conn.disconnect()
+        raise
+    finally:
+        pool.release(conn)
+
+
 class StreamLog:
     """An ``EventLog`` on a Redis stream, plus the cluster's other keys (dead letters, decisions, leader lock,
     heartbeats) that ``streamlb run`` and the speakers use."""
@@ -376,9 +424,13 @@ class StreamLog:
                 return
 
     def read_page(self, after: Position, count: int | None = None) -> list[Record]:
-        with _wrap(self, "XRANGE", self.keys.events):
-            rows = self.client.xrange(self.keys.events, min=f"({after}", max="+", count=count or self.page)
-        return [_record(i, f) for i, f in rows]
+        key = self.keys.events
+        with _wrap(self, "XRANGE", key):
+            if isinstance(self.client, redis.cluster.RedisCluster):
+                rows = self.client.xrange(key, min=f"({after}", max="+", count=count or self.page)
+                return [_record(i, f) for i, f in rows]
+            rows = _raw_command(self.client, "XRANGE", key, f"({after}", "+", "COUNT", count or self.page)
+        return _records(rows)  # type: ignore[arg-type]
 
     def newest(self, count: int) -> list[Record]:
         """The last ``count`` entries, oldest first."""
@@ -389,16 +441,26 @@ class StreamLog:
         return [_record(i, f) for i, f in reversed(rows)]
 
     def follow(self, after: Position, timeout_ms: int) -> list[Record]:
-        with _wrap(self, "XREAD", self.keys.events):
-            resp = self.client.xread({self.keys.events: str(after)}, count=self.page, block=max(1, timeout_ms))
+        key = self.keys.events
+        if isinstance(self.client, redis.cluster.RedisCluster):
+            with _wrap(self, "XREAD", key):
+                resp = self.client.xread({key: str(after)}, count=self.page, block=max(1, timeout_ms))
+            if not resp:
+                return []
+            # RESP2: [[key, [(id, fields), ...]]]; RESP3: {key: [[...]]}
+            if isinstance(resp, dict):
+                rows = next(iter(resp.values()))[0]
+            else:
+                rows = resp[0][1]
+            return [_record(i, f) for i, f in rows]
+        with _wrap(self, "XREAD", key):
+            resp = _raw_command(self.client, "XREAD", "COUNT", self.page, "BLOCK", max(1, timeout_ms), "STREAMS", key,
+                                str(after))
         if not resp:
             return []
-        # RESP2: [[key, [(id, fields), ...]]]; RESP3: {key: [[...]]}
-        if isinstance(resp, dict):
-            rows = next(iter(resp.values()))[0]
-        else:
-            rows = resp[0][1]
-        return [_record(i, f) for i, f in rows]
+        # raw RESP2: [[key, [[id, [field, value, ...]], ...]]]; RESP3: {key: [[id, [...]], ...]}
+        rows = next(iter(resp.values())) if isinstance(resp, dict) else resp[0][1]  # type: ignore[union-attr,index]
+        return _records(rows)
 
     def head(self) -> Position:
         with _wrap(self, "XREVRANGE", self.keys.events):

@@ -17,6 +17,13 @@ re-plan only what it can affect:
   Service and kind of node (:func:`_outcome`) — so node events only mark that node as touched;
 * a configuration change re-plans the Services whose pool's advertisements changed or whose allocation moved.
 
+The fold's hook (:func:`after`) only records what an event names; the re-planning runs when the plan is next
+read (:func:`ensure`: a hash, a snapshot, a speaker's sync, a query) or before a configuration change, once per
+named Service and once per named node. Until then the plan is the right one for the inputs and node information it
+holds, so a batch that moves a node down and up again, or updates a Service ten times, costs what it changed. A
+node back from a problem (speaker down, ...) with the advertisements it left with compares only the Services
+re-elected while it was away (a journal), not every L2 Service.
+
 Every re-planned Service is recorded in the change sets of the subscribers (:func:`subscribe`), which is how a
 speaker's :class:`NodeView` keeps its own node's plan incrementally.
 
@@ -126,6 +133,15 @@ class Plan:
     pool_l2_ads: dict[str, tuple] = field(default_factory=dict)  # pool -> (its L2 ads, their keys, any selects
     #                                                               Services); cleared with the config
     subscribers: dict[str, Changes] = field(default_factory=dict)
+    # nodes that lost eligibility by a problem alone (speaker down, ...): node -> (its L2 advertisements and
+    # preferences when it was eligible, journal position when it left); see _node_changed
+    away: dict[str, tuple[frozenset[AdKey], tuple, int]] = field(default_factory=dict)
+    journal: list[ServiceKey] = field(default_factory=list)  # Services whose L2 election was set, while any is away
+    journal_base: int = 0  # absolute position of journal[0]
+    pending_nodes: set[str] = field(default_factory=set)  # nodes whose events are not planned yet (see after)
+    # Services whose events are not planned yet: key -> whether a Service event (True) or only an EndpointSlice
+    # event (False) named it
+    pending_services: dict[ServiceKey, bool] = field(default_factory=dict)
     # counters (observability and tests; not part of any decision)
     replanned_ips: int = 0
     compared: int = 0
@@ -147,7 +163,31 @@ def ensure(state: State) -> Plan:
     plan = state.plan
     if not isinstance(plan, Plan):
         plan = rebuild(state, plan.owners if isinstance(plan, Seed) else None)
+    elif plan.pending_nodes or plan.pending_services:
+        _flush(state, plan)
     return plan
+
+
+def _flush(state: State, plan: Plan) -> None:
+    """Plan the events deferred by :func:`after`: first every Service named by a Service or EndpointSlice event,
+    once, with the node information the plan holds (so a Service whose inputs are unchanged keeps its owner), and
+    the waiting Services the allocator may have moved; then each node once, from the information the plan holds
+    for it to its current one (a node that went down and came back in between costs nothing)."""
+    if plan.pending_services:
+        pending = sorted(plan.pending_services.items())
+        plan.pending_services.clear()
+        for key, by_service in pending:
+            if by_service or key in state.services or key in plan.inputs:
+                _plan_service(state, plan, key, reelect=False)
+        if any(by_service for _, by_service in pending):
+            # the allocator may have given a waiting Service an address (or taken one)
+            for other in sorted(plan.unassigned):
+                if plan.inputs.get(other) != _inputs(state, other):
+                    _plan_service(state, plan, other)
+    names = sorted(plan.pending_nodes)
+    plan.pending_nodes.clear()
+    for name in names:
+        _node_changed(state, plan, name)
 
 
 def rebuild(state: State, owners: dict[ServiceKey, str] | None = None) -> Plan:
@@ -358,6 +398,8 @@ def _plan_l2(state: State, plan: Plan, key: ServiceKey, ips: tuple[str, ...], po
     rec = L2Rec(ips=ips, has_ads=bool(ads), ads=ads, ad_keys=ad_keys, anchor=ips[0].encode(),
                 prefs=any(ad.preferred_node_selectors for ad in ads))
     plan.l2[key] = rec
+    if plan.away:
+        _journal(plan, key)
     if not ads:
         return
     if elect.has_shared_ip_annotation(svc) and any(ad.service_selectors for ad in ads):
@@ -457,15 +499,20 @@ def after(state: State, event: schema.Event, token: object) -> None:
     if not isinstance(plan, Plan):
         return
     if state.config is not plan.cfg:
+        if plan.pending_nodes or plan.pending_services:
+            _flush(state, plan)
         _config_changed(state, plan)
         return
     match event:
+        # events are planned when the plan is next read (ensure) or the configuration changes (_flush): until
+        # then the plan is the right one for the Service inputs and the node information it holds (plan.inputs,
+        # plan.l2, plan.nodes), and the flush takes it to the current ones, once per Service and per node
         case schema.SpeakerUp(node=name) | schema.SpeakerDown(node=name):
-            _node_changed(state, plan, name)
+            plan.pending_nodes.add(name)
         case schema.K8sUpsert(obj=schema.Node(name=name)):
-            _node_changed(state, plan, name)
+            plan.pending_nodes.add(name)
         case schema.K8sDelete(ref=ref) if ref.kind == "Node":
-            _node_changed(state, plan, ref.name)
+            plan.pending_nodes.add(ref.name)
         case schema.K8sUpsert(obj=schema.Service() as svc):
             _service_changed(state, plan, f"{svc.namespace}/{svc.name}")
         case schema.K8sDelete(ref=ref) if ref.kind == "Service":
@@ -479,19 +526,14 @@ def after(state: State, event: schema.Event, token: object) -> None:
 
 
 def _service_changed(state: State, plan: Plan, key: ServiceKey) -> None:
-    _plan_service(state, plan, key, reelect=False)
-    # the allocator may have given a waiting Service an address (or taken one): re-plan those whose input moved
-    for other in sorted(plan.unassigned):
-        if other != key and plan.inputs.get(other) != _inputs(state, other):
-            _plan_service(state, plan, other)
+    plan.pending_services[key] = True
 
 
 def _slice_changed(state: State, plan: Plan, ns: str, svc_name: str | None, token: object) -> None:
-    names = {n for n in (svc_name, token) if isinstance(n, str) and n}
-    for name in sorted(names):
-        key = f"{ns}/{name}"
-        if key in state.services or key in plan.inputs:
-            _plan_service(state, plan, key, reelect=False)
+    for name in (svc_name, token):
+        if isinstance(name, str) and name:
+            key = f"{ns}/{name}"
+            plan.pending_services.setdefault(key, False)
 
 
 def _node_changed(state: State, plan: Plan, name: str) -> None:
@@ -505,6 +547,10 @@ def _node_changed(state: State, plan: Plan, name: str) -> None:
         plan.nodes[name] = new
     _node_touched(plan, name)
     _update_candidates(plan, name, new)
+    back = plan.away.pop(name, None) if new is None or new.problem is None else None
+    if old is not None and old.problem is None and new is not None and new.problem is not None:
+        # it leaves for a problem alone: remember where the journal stood (before its Services are re-elected)
+        plan.away[name] = (old.l2, old.pref, plan.journal_base + len(plan.journal))
     lost = old is not None and (new is None or new.problem is not None or not old.l2 <= new.l2)
     if lost:
         for key in sorted(plan.owned_by.get(name, ())):
@@ -520,13 +566,26 @@ def _node_changed(state: State, plan: Plan, name: str) -> None:
     gained = new is not None and new.problem is None and (old is None or old.problem is not None or not new.l2 <= old.l2
                                                           or new.pref != old.pref)
     if not gained:
+        _trim_journal(plan)
         return
     assert new is not None
     prefix = f"{name}#".encode()
     sha = hashlib.sha256
     again: list[tuple[ServiceKey, bytes | None]] = []
     retry = (Reason.NO_ELIGIBLE_NODES.value, Reason.NO_LOCAL_ENDPOINTS.value)
-    for key, rec in plan.l2.items():  # insertion order; the outcome per Service does not depend on the order
+    if (back is not None and old is not None and old.problem is not None and back[0] == new.l2
+            and back[1] == new.pref and back[2] >= plan.journal_base):
+        # back from a problem with the advertisements and preferences it left with: when it left it beat no
+        # owner it did not hold (it was a candidate of every election it could win), and the Services it held
+        # were re-elected after its journal mark; an election it did not take part in since is journaled. So
+        # only the journaled Services can now rank it before their owner or runner-up: O(what changed while it
+        # was away), not O(Services)
+        l2 = plan.l2
+        recs = [(key, l2[key]) for key in dict.fromkeys(plan.journal[back[2] - plan.journal_base:]) if key in l2]
+    else:
+        recs = plan.l2.items()  # type: ignore[assignment]
+    _trim_journal(plan)
+    for key, rec in recs:  # the outcome per Service does not depend on the order
         if not rec.has_ads or rec.owner == name or new.l2.isdisjoint(rec.ad_keys):
             continue
         if rec.local is not None and name not in rec.local:
@@ -548,6 +607,34 @@ def _node_changed(state: State, plan: Plan, name: str) -> None:
             rec.second, rec.second_key = name, digest  # between the owner and the runner-up
     for key, digest in sorted(again):
         _reelect(plan, key, name if digest is not None else None, digest or b"")
+
+
+def _journal(plan: Plan, key: ServiceKey) -> None:
+    """Record that ``key``'s L2 election was set while some node is away (see :func:`_node_changed`)."""
+    plan.journal.append(key)
+    if len(plan.journal) > 2 * (len(plan.l2) + 4096):
+        _trim_journal(plan)
+
+
+def _trim_journal(plan: Plan) -> None:
+    """Drop the journal entries no away node needs. A node away for longer than the journal may grow (more
+    elections than Services + 4096 since it left) loses its mark: its return then compares every Service."""
+    if not plan.away:
+        plan.journal_base += len(plan.journal)
+        plan.journal.clear()
+        return
+    end = plan.journal_base + len(plan.journal)
+    floor = end - (len(plan.l2) + 4096)
+    if floor > plan.journal_base:
+        for name in [n for n, (_, _, at) in plan.away.items() if at < floor]:
+            del plan.away[name]
+        if not plan.away:
+            _trim_journal(plan)
+            return
+    low = min(at for (_, _, at) in plan.away.values())
+    if low - plan.journal_base > len(plan.journal) // 2:
+        del plan.journal[:low - plan.journal_base]
+        plan.journal_base = low
 
 
 def _update_candidates(plan: Plan, name: str, info: NodeInfo | None) -> None:
@@ -577,6 +664,8 @@ def _reelect(plan: Plan, key: ServiceKey, winner: str | None = None, best: bytes
                 del plan.owned_by[rec.owner]
     old_owner, old_best = rec.owner, rec.best
     rec.owner, rec.reason, rec.best = None, None, b""
+    if plan.away:
+        _journal(plan, key)
     if winner is not None:  # it sorts before the owner: the owner becomes the runner-up
         rec.owner, rec.best = winner, best
         rec.second, rec.second_key = (old_owner, old_best) if old_owner is not None else (None, b"")
@@ -596,6 +685,8 @@ def _reelect(plan: Plan, key: ServiceKey, winner: str | None = None, best: bytes
 def _config_changed(state: State, plan: Plan) -> None:
     """A new configuration is in force (also after a Node event when validation looks at node labels)."""
     old_cfg, old_l2, old_bgp, old_bcfg = plan.cfg, plan.pool_l2, plan.pool_bgp, plan.bcfg
+    plan.away.clear()  # node infos and elections may move without the journal: returns compare every Service
+    _trim_journal(plan)
     _load_config(state, plan)
     cfg = state.config
     names = sorted(set(plan.nodes) | set(_node_names(state)))

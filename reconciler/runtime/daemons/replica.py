@@ -50,6 +50,7 @@ import msgspec
 from events import codec, log as logmod, schema
 from events.position import ZERO, Position
 from reconciler import decisions, fold, snapshot as snapmod, state as statemod
+from reconciler.runtime import gcpolicy
 from reconciler.runtime.daemons import liveness
 from reconciler.runtime.metrics import Metrics
 
@@ -220,7 +221,13 @@ class Daemon:
             self.caught_up = True
             logger.info("caught up", extra={"pos": str(self.pos if not records else records[-1].position)})
         if records:
-            self._fold_batch(records)
+            with gcpolicy.few_collections():  # a batch allocates tens of thousands of objects, most of them kept
+                self._fold_batch(records)
+            if self._frozen_at is None or self.applied - self._frozen_at >= liveness.FREEZE_EVERY:
+                # the folded state is long-lived: keep it out of the collector's older-generation passes, which
+                # would otherwise walk all of it again and again as it grows (a young pass first, then freeze)
+                liveness.freeze_heap()
+                self._frozen_at = self.applied
         else:
             if self.clock() - self._verify_at >= self.s.verify_interval:
                 self.verify()

@@ -215,6 +215,39 @@ def test_incremental_equals_full_recompute_and_the_reference_after_every_event(e
     check_one_owner(state)
 
 
+node_heavy = st.one_of(
+    events, nodes.map(up), st.sampled_from(NODES).map(lambda n: schema.SpeakerDown(node=n)),
+    st.sampled_from(NODES).map(lambda n: schema.SpeakerUp(node=n)), services.map(up), slices.map(up),
+)
+
+
+@settings(max_examples=60)
+@given(st.lists(st.tuples(node_heavy, st.sampled_from([False, False, False, True])), min_size=1, max_size=40))
+def test_node_events_planned_when_read_equal_planning_each_at_once(evs) -> None:
+    """Node events are planned when the plan is next read: whatever events come between two reads (Services
+    planned with a node's old information, a node down and up again, a node deleted and re-added), the plan read
+    equals a full recomputation, and a speaker's NodeView follows it."""
+    state = statemod.new()
+    for e in BASE:
+        fold.apply(state, e)
+    planning.ensure(state)
+    views = {n: planning.NodeView(n) for n in NODES}
+    for v in views.values():
+        v.sync(state)
+    for e, read in evs + [(schema.SpeakerUp(node=NODES[0]), True)]:
+        fold.apply(state, e)
+        if not read:
+            continue
+        for n, v in views.items():
+            before = effects.NodePlan(l2=dict(v.current.l2), bgp=dict(v.current.bgp))
+            effs = v.sync(state)
+            assert v.current == planning.node_plan(state, n), (n, e)
+            assert effects.apply(before, effs) == v.current
+        assert view_of(state) == full_view(state), e
+        check_reference(state)
+    check_one_owner(state)
+
+
 @settings(max_examples=40)
 @given(st.lists(events, max_size=25), st.data())
 def test_an_unrelated_event_yields_no_effects(evs, data) -> None:

@@ -102,6 +102,7 @@ def canonical_ip(text: str) -> str:
 _CANONICAL: dict[str, str] = {}
 _OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
 _CANONICAL_V4 = re.compile(rf"{_OCTET}(?:\.{_OCTET}){{3}}").fullmatch
+CANONICAL_V4 = _CANONICAL_V4  # a match (not None) for a dotted quad already in canonical form
 
 
 def _check_ip(text: str, where: str) -> None:

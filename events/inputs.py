@@ -267,11 +267,17 @@ def _read_json(name: str, text: str, opts: Options, lines: list[str] | None = No
         lines = text.splitlines()
     if _line_mode(lines):
         number = 0
+        translate = watchjson.translate_line
+        ignored_type = kube.Ignored
         for line in lines:
             if not line or line.isspace():
                 continue
             number += 1
-            yield Record(name, number, line_outcomes(line, opts))
+            fast = translate(line)  # line_outcomes, inlined for the common watch event
+            if fast is None:
+                yield Record(name, number, line_outcomes(line, opts))
+            else:
+                yield Record(name, number, [Ignored(fast.key) if type(fast) is ignored_type else Accepted(fast)])
         return
     decoder = json.JSONDecoder()
     pos, number, end = 0, 0, len(text)

@@ -354,7 +354,11 @@ def _ips(texts: list[str], field: str, keep_none: bool = False) -> tuple[str, ..
 
 
 def _service(obj: dict[str, Any]) -> schema.Service:
-    raw: RawService = _convert(obj, RawService, "Service")
+    return service_of(_convert(obj, RawService, "Service"))
+
+
+def service_of(raw: RawService) -> schema.Service:
+    """The canonical Service of a decoded raw one (:func:`translate`'s work after the type checks)."""
     meta = raw.metadata
     name, namespace = meta.name, meta.namespace
     if not name or not namespace:
@@ -383,7 +387,8 @@ def _service(obj: dict[str, Any]) -> schema.Service:
         for i, p in enumerate(spec.ports):
             if not 0 <= p.port <= 65535:
                 raise TranslateError(f"Service {namespace}/{name}: spec.ports[{i}].port {p.port} out of range")
-            out.append(_port(p.protocol or "TCP", p.port))
+            key = (p.protocol or "TCP", p.port)
+            out.append(_PORTS.get(key) or _port(*key))
         ports = tuple(out)
     labels, selector = meta.labels, spec.selector
     return schema.Service(
@@ -418,7 +423,11 @@ def _port(protocol: str, port: int) -> schema.ServicePort:
 
 
 def _node(obj: dict[str, Any]) -> schema.Node:
-    raw: RawNode = _convert(obj, RawNode, "Node")
+    return node_of(_convert(obj, RawNode, "Node"))
+
+
+def node_of(raw: RawNode) -> schema.Node:
+    """The canonical Node of a decoded raw one."""
     _name(raw.metadata, "Node", False)
     conds = (raw.status.conditions if raw.status else None) or ()
     unavailable = any(c.type == "NetworkUnavailable" and c.status == "True" for c in conds)
@@ -443,7 +452,11 @@ def _parses_ip(text: str) -> bool:
 
 
 def _namespace(obj: dict[str, Any]) -> schema.Namespace:
-    raw: RawNamespace = _convert(obj, RawNamespace, "Namespace")
+    return namespace_of(_convert(obj, RawNamespace, "Namespace"))
+
+
+def namespace_of(raw: RawNamespace) -> schema.Namespace:
+    """The canonical Namespace of a decoded raw one."""
     _name(raw.metadata, "Namespace", False)
     return schema.Namespace(name=raw.metadata.name, labels=_pairs(raw.metadata.labels))
 
@@ -452,7 +465,11 @@ _NO_CONDITIONS = RawConditions()
 
 
 def _endpoint_slice(obj: dict[str, Any]) -> schema.EndpointSlice | Ignored:
-    raw: RawEndpointSlice = _convert(obj, RawEndpointSlice, "EndpointSlice")
+    return endpoint_slice_of(_convert(obj, RawEndpointSlice, "EndpointSlice"))
+
+
+def endpoint_slice_of(raw: RawEndpointSlice) -> schema.EndpointSlice | Ignored:
+    """The canonical EndpointSlice of a decoded raw one (or the key it is ignored under)."""
     meta = raw.metadata
     name, namespace = meta.name, meta.namespace
     if not name or not namespace:

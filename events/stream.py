@@ -731,8 +731,8 @@ def _read_replies(conn, replies: int, keep: bool = True) -> list | int:
     redis-py's to handle."""
     parser = getattr(conn, "_parser", None)
     reader = getattr(parser, "_reader", None)
-    usable = (_NOT_ENOUGH_DATA is not None and reader is not None and isinstance(parser, _HiredisParser)
-              and conn.protocol not in (3, "3"))
+    usable = _NOT_ENOUGH_DATA is not None and reader is not None and isinstance(parser, _HiredisParser)
+    push = getattr(parser, "_hiredis_PushNotificationType", None)  # RESP3 out-of-band messages: not replies
     fast = usable
     out: list = []
     add = out.append
@@ -742,6 +742,9 @@ def _read_replies(conn, replies: int, keep: bool = True) -> list | int:
         if fast:
             r = reader.gets()
             if r is not _NOT_ENOUGH_DATA:
+                if push is not None and isinstance(r, push):
+                    parser.handle_push_response(r)
+                    continue
                 got += 1
                 if isinstance(r, Exception):
                     if not isinstance(r, redis.exceptions.ResponseError):

@@ -48,10 +48,10 @@ class _WatchLine(msgspec.Struct):
 _decoder = msgspec.json.Decoder(_WatchLine)
 # per raw type: its apiVersion, its translation, its kind (a delete's reference) and whether it is namespaced
 _KINDS = {
-    _Service: ("v1", kube._service, "Service", True),
-    _EndpointSlice: ("discovery.k8s.io/v1", kube._endpoint_slice, "EndpointSlice", True),
-    _Node: ("v1", kube._node, "Node", False),
-    _Namespace: ("v1", kube._namespace, "Namespace", False),
+    _Service: ("v1", kube.service_of, "Service", True),
+    _EndpointSlice: ("discovery.k8s.io/v1", kube.endpoint_slice_of, "EndpointSlice", True),
+    _Node: ("v1", kube.node_of, "Node", False),
+    _Namespace: ("v1", kube.namespace_of, "Namespace", False),
 }
 _DecodeError = msgspec.DecodeError
 _TranslateError = kube.TranslateError

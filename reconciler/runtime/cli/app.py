@@ -40,7 +40,10 @@ _COMMAND_MODULES = {
 
 
 def _register_commands() -> None:
+    only = _invoked_group()
     for mod_name, group in _COMMAND_MODULES.items():
+        if only is not None and mod_name != only:
+            continue
         full = f"reconciler.runtime.cli.{mod_name}"
         try:
             mod = importlib.import_module(full)
@@ -52,6 +55,20 @@ def _register_commands() -> None:
             mod.register(app)
         else:
             app.add_typer(mod.app, name=group)
+
+
+def _invoked_group() -> str | None:
+    """The module of the command group this process runs, when it was started as the ``streamlb`` command (or
+    ``python -m reconciler``) for a group (``streamlb events append ...``): only that module is imported, the others
+    (and the reconciler core they load) are not needed. None otherwise (every other command, and an importer such
+    as a test, gets them all)."""
+    main = sys.modules.get("__main__")
+    spec = getattr(main, "__spec__", None)
+    started = (getattr(spec, "name", None) == "reconciler.__main__"
+               or Path(getattr(main, "__file__", None) or "").name == "streamlb")
+    if not started or len(sys.argv) < 2:
+        return None
+    return next((m for m, group in _COMMAND_MODULES.items() if group is not None and group == sys.argv[1]), None)
 
 
 @app.callback()

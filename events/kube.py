@@ -365,33 +365,45 @@ def service_of(raw: RawService) -> schema.Service:
         _name(meta, "Service", True)
     spec = raw.spec
     cluster_ips = spec.cluster_i_ps or ([spec.cluster_ip] if spec.cluster_ip else ())
-    canon: tuple[str, ...] = ()
-    if cluster_ips:
+    if len(cluster_ips) == 1 and _V4(cluster_ips[0]) is not None:
+        canon: tuple[str, ...] = (cluster_ips[0],)
+    elif cluster_ips:
         canon = _fast_ips(cluster_ips, keep_none=True) or _ips(
             cluster_ips, f"Service {namespace}/{name}: spec.clusterIPs", keep_none=True)
+    else:
+        canon = ()
     ingress: tuple[str, ...] = ()
     status = raw.status
-    if status is not None and status.load_balancer is not None and status.load_balancer.ingress:
-        ips = [ing.ip for ing in status.load_balancer.ingress]
-        if all(ips) and all(_V4(ip) is not None for ip in ips):
-            ingress = tuple(ips)
-        else:
-            where = f"Service {namespace}/{name}"
-            ingress = tuple(_canonical_ip(ip, f"{where}: status.loadBalancer.ingress[{i}].ip")
-                            for i, ip in enumerate(ips) if ip)
+    if status is not None:
+        lb = status.load_balancer
+        if lb is not None and lb.ingress:
+            ips = [ing.ip for ing in lb.ingress]
+            if all(ips) and all(_V4(ip) is not None for ip in ips):
+                ingress = tuple(ips)
+            else:
+                where = f"Service {namespace}/{name}"
+                ingress = tuple(_canonical_ip(ip, f"{where}: status.loadBalancer.ingress[{i}].ip")
+                                for i, ip in enumerate(ips) if ip)
     ann = meta.annotations
-    annotations = _pairs({k: v for k, v in ann.items() if k.startswith(_KEEP_ANNOTATION_PREFIXES)}) if ann else ()
+    if ann:
+        kept = [kv for kv in ann.items() if kv[0].startswith(_KEEP_ANNOTATION_PREFIXES)]
+        annotations = tuple(sorted(kept)) if kept else ()
+    else:
+        annotations = ()
     ports: tuple[schema.ServicePort, ...] = ()
-    if spec.ports:
+    raw_ports = spec.ports
+    if raw_ports:
         out = []
-        for i, p in enumerate(spec.ports):
-            if not 0 <= p.port <= 65535:
-                raise TranslateError(f"Service {namespace}/{name}: spec.ports[{i}].port {p.port} out of range")
-            key = (p.protocol or "TCP", p.port)
+        for p in raw_ports:
+            port = p.port
+            if not 0 <= port <= 65535:
+                i = raw_ports.index(p)  # the first equal entry is this one (an earlier one would have failed)
+                raise TranslateError(f"Service {namespace}/{name}: spec.ports[{i}].port {port} out of range")
+            key = (p.protocol or "TCP", port)
             out.append(_PORTS.get(key) or _port(*key))
         ports = tuple(out)
     labels, selector = meta.labels, spec.selector
-    return schema.Service(
+    return _Service(
         namespace=namespace,
         name=name,
         labels=tuple(sorted(labels.items())) if labels else (),
@@ -409,6 +421,7 @@ def service_of(raw: RawService) -> schema.Service:
     )
 
 
+_Service = schema.Service
 _PORTS: dict[tuple[str, int], schema.ServicePort] = {}
 
 
@@ -480,23 +493,26 @@ def endpoint_slice_of(raw: RawEndpointSlice) -> schema.EndpointSlice | Ignored:
     eps: tuple[schema.Endpoint, ...] = ()
     if raw.endpoints:
         out = []
+        add = out.append
         Endpoint = schema.Endpoint
-        for i, ep in enumerate(raw.endpoints):
+        V4 = _V4
+        for ep in raw.endpoints:
             c = ep.conditions or _NO_CONDITIONS
             addresses = ep.addresses
             if addresses:
-                addresses = _fast_ips(addresses) or _ips(
-                    addresses, f"EndpointSlice {namespace}/{name}: endpoints[{i}].addresses")
-            out.append(Endpoint(
-                addresses=addresses or (),
-                ready=c.ready,
-                serving=c.serving,
-                terminating=c.terminating,
-                node_name=ep.node_name,
-            ))
+                if len(addresses) == 1 and V4(addresses[0]) is not None:
+                    addresses = (addresses[0],)
+                else:  # (index: the first equal endpoint is this one, an earlier one would have failed)
+                    addresses = _fast_ips(addresses) or _ips(
+                        addresses,
+                        f"EndpointSlice {namespace}/{name}: endpoints[{raw.endpoints.index(ep)}].addresses")
+            else:
+                addresses = ()
+            add(Endpoint(addresses=addresses, ready=c.ready, serving=c.serving, terminating=c.terminating,
+                         node_name=ep.node_name))
         eps = tuple(out)
     labels = meta.labels
-    return schema.EndpointSlice(
+    return _EndpointSlice(
         namespace=namespace,
         name=name,
         labels=tuple(sorted(labels.items())) if labels else (),
@@ -504,6 +520,9 @@ def endpoint_slice_of(raw: RawEndpointSlice) -> schema.EndpointSlice | Ignored:
         address_type=address_type,
         endpoints=eps,
     )
+
+
+_EndpointSlice = schema.EndpointSlice
 
 
 def _pool(obj: dict[str, Any]) -> schema.IPAddressPool:

@@ -85,3 +85,19 @@ def test_parallel_decoding_of_a_big_watch_log_equals_the_serial_path(redis_serve
     assert f"{path}:101: refused: invalid JSON" in stderr
     assert f"{path}:9002: refused:" in stderr and "is not an IP address" in stderr
     assert "2 refused" in stderr and len(entries) == len(lines) - 2 - 2  # blank and BOOKMARK carry no event
+
+
+@pytest.mark.parametrize("protocol", ["2", "3"])
+def test_packed_appends_count_their_entries_and_raise_error_replies_over_both_protocols(redis_server,
+                                                                                        protocol) -> None:
+    lg = stream.StreamLog.from_url(f"{redis_server.url}?protocol={protocol}", f"packed-{protocol}")
+    assert lg.packable
+    chunks = [_blobs(5, "a"), _blobs(1, "b"), _blobs(3000, "c")]  # the last one spans several socket reads
+    assert list(lg.append_packed((lg.pack(c), len(c)) for c in chunks)) == [5, 1, 3000]
+    assert [r.data for r in lg.read()] == [b for c in chunks for b in c]
+    lg.client.delete(lg.keys.events)
+    lg.client.set(lg.keys.events, b"not a stream")
+    with pytest.raises(redis.exceptions.ResponseError, match="WRONGTYPE"):
+        list(lg.append_packed((lg.pack(c), len(c)) for c in chunks))
+    lg.client.set("probe", "1")  # the connection is still in step
+    assert lg.client.get("probe") == b"1"

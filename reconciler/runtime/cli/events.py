@@ -134,10 +134,10 @@ def append(
             if parallel[i]:
                 jobs_ = ((i, k, k + PARALLEL_SLICE) for k in range(0, len(src), PARALLEL_SLICE))
                 for parts in pool.imap(_encode_slice, jobs_):
-                    for enc, payload in parts:
+                    for enc, payload, n in parts:
                         take(path, first, enc)
-                        if enc.blobs:
-                            yield payload, len(enc.blobs)
+                        if n:
+                            yield payload, n
                 continue
             if isinstance(src, list):
                 for k in range(0, len(src), batch):
@@ -204,7 +204,7 @@ _SHARED = None  # (sources, options, pack, batch), set before the worker process
 
 def _encode_slice(job: tuple[int, int, int]) -> list:
     """In a worker process: lines ``[start, stop)`` of JSON-lines source ``i``, ``batch`` lines at a time, as
-    (inputs.Encoded, its events packed as XADDs) pairs."""
+    (inputs.Encoded without its blobs, the blobs packed as XADDs, how many) triples."""
     from events import inputs
 
     i, start, stop = job
@@ -213,7 +213,8 @@ def _encode_slice(job: tuple[int, int, int]) -> list:
     out = []
     for k in range(start, min(stop, len(lines)), batch):
         enc = inputs.encode_lines(lines, opts, k, min(k + batch, stop))
-        out.append((enc, pack(enc.blobs) if enc.blobs else b""))
+        blobs, enc.blobs = enc.blobs, []  # they travel packed, once
+        out.append((enc, pack(blobs) if blobs else b"", len(blobs)))
     return out
 
 

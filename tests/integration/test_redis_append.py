@@ -101,3 +101,32 @@ def test_packed_appends_count_their_entries_and_raise_error_replies_over_both_pr
         list(lg.append_packed((lg.pack(c), len(c)) for c in chunks))
     lg.client.set("probe", "1")  # the connection is still in step
     assert lg.client.get("probe") == b"1"
+
+
+def test_refusals_are_numbered_within_their_own_file_on_both_paths(redis_server, tmp_path) -> None:
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from benchmarks import data
+    from reconciler.runtime.cli import events as cli_events
+
+    paths = []
+    for name, bad in (("one.jsonl", 7), ("two.jsonl", 3)):
+        lines = data.watch_log_lines(8_000)
+        lines[bad - 1] = b'{"type": "ERROR", "object": {"message": "gone"}}'
+        p = tmp_path / name
+        p.write_bytes(b"\n".join(lines) + b"\n")
+        assert p.stat().st_size >= cli_events.PARALLEL_MIN_BYTES
+        paths.append(p)
+    root = Path(__file__).resolve().parents[2]
+    env = dict(os.environ, PYTHONPATH=str(root))
+    for jobs in ("1", "2"):
+        res = subprocess.run([sys.executable, "-m", "reconciler", "events", "append", *map(str, paths), "--jobs", jobs,
+                              "--redis-url", redis_server.url, "--cluster", f"files{jobs}", "--no-progress"],
+                             capture_output=True, text=True, env=env, cwd=root, timeout=600)
+        assert res.returncode == 2, res.stderr[-2000:]
+        refused = [ln for ln in res.stderr.splitlines() if ": refused: " in ln]
+        assert refused == [f"{paths[0]}:7: refused: watch ERROR: gone", f"{paths[1]}:3: refused: watch ERROR: gone"]
+        assert stream.StreamLog.from_url(redis_server.url, f"files{jobs}").length() == 2 * (2 * 8_000 + 6 - 1)

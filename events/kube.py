@@ -441,18 +441,25 @@ def _node(obj: dict[str, Any]) -> schema.Node:
 
 def node_of(raw: RawNode) -> schema.Node:
     """The canonical Node of a decoded raw one."""
-    _name(raw.metadata, "Node", False)
-    conds = (raw.status.conditions if raw.status else None) or ()
-    unavailable = any(c.type == "NetworkUnavailable" and c.status == "True" for c in conds)
-    # InternalIPs (for `router-config`): the kubelet reports them; one that does not parse is left out, not fatal
-    internal = []
-    for a in (raw.status.addresses if raw.status else None) or ():
-        if a.type == "InternalIP" and _parses_ip(a.address):
-            ip = str(ipaddress.ip_address(a.address.strip()))
-            if ip not in internal:
-                internal.append(ip)
-    labels = raw.metadata.labels
-    return schema.Node(name=raw.metadata.name, labels=tuple(sorted(labels.items())) if labels else (),
+    meta = raw.metadata
+    if not meta.name:
+        _name(meta, "Node", False)
+    unavailable = False
+    internal: list[str] = []
+    status = raw.status
+    if status is not None:
+        for c in status.conditions or ():
+            if c.type == "NetworkUnavailable" and c.status == "True":
+                unavailable = True
+                break
+        # InternalIPs (for `router-config`): the kubelet reports them; one that does not parse is left out, not fatal
+        for a in status.addresses or ():
+            if a.type == "InternalIP" and _parses_ip(a.address):
+                ip = str(ipaddress.ip_address(a.address.strip()))
+                if ip not in internal:
+                    internal.append(ip)
+    labels = meta.labels
+    return schema.Node(name=meta.name, labels=tuple(sorted(labels.items())) if labels else (),
                        network_unavailable=unavailable, internal_ips=tuple(internal))
 
 

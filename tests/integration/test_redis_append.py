@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import redis
 
@@ -130,3 +132,20 @@ def test_refusals_are_numbered_within_their_own_file_on_both_paths(redis_server,
         refused = [ln for ln in res.stderr.splitlines() if ": refused: " in ln]
         assert refused == [f"{paths[0]}:7: refused: watch ERROR: gone", f"{paths[1]}:3: refused: watch ERROR: gone"]
         assert stream.StreamLog.from_url(redis_server.url, f"files{jobs}").length() == 2 * (2 * 8_000 + 6 - 1)
+
+
+def test_events_of_several_files_of_both_kinds_are_appended_in_file_order(redis_server, tmp_path) -> None:
+    from typer.testing import CliRunner
+
+    from reconciler.runtime.cli.app import app
+
+    yaml_file = tmp_path / "a.yaml"
+    yaml_file.write_text("".join(f"---\napiVersion: v1\nkind: Namespace\nmetadata: {{name: y{i}}}\n" for i in range(3)))
+    lines_file = tmp_path / "b.jsonl"
+    lines_file.write_text("".join(json.dumps({"type": "ADDED", "object": {
+        "apiVersion": "v1", "kind": "Namespace", "metadata": {"name": f"j{i}"}}}) + "\n" for i in range(4)))
+    res = CliRunner().invoke(app, ["events", "append", str(yaml_file), str(lines_file), str(yaml_file),
+                                   "--redis-url", redis_server.url, "--cluster", "order", "--no-progress"])
+    assert res.exit_code == 0, res.output
+    names = [codec.decode(r.data).obj.name for r in stream.StreamLog.from_url(redis_server.url, "order").read()]
+    assert names == ["y0", "y1", "y2", "j0", "j1", "j2", "j3", "y0", "y1", "y2"]

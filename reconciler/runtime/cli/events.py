@@ -131,6 +131,9 @@ def append(
         chunk: list[bytes] = []
         for i, (path, src) in enumerate(zip(files, sources)):
             first = counts["records"]
+            if isinstance(src, list) and chunk:  # what earlier files left goes first: order is kept
+                yield (lg.pack(chunk) if packable else chunk), len(chunk)
+                chunk = []
             if parallel[i]:
                 jobs_ = ((i, k, k + PARALLEL_SLICE) for k in range(0, len(src), PARALLEL_SLICE))
                 for parts in pool.imap(_encode_slice, jobs_):

@@ -79,7 +79,8 @@ def append(
     progress: Annotated[Optional[bool], typer.Option("--progress/--no-progress",
                                                      help="Progress bar (default: on a terminal, big inputs).")] = None,
     jobs: Annotated[int, typer.Option("--jobs", "-j", min=0, help="Processes decoding a big JSON-lines input "
-                                      "(0: the CPUs, at most 4); order is kept.")] = 0,
+                                      "(0: the CPUs but two, at most 4; 1: none, this process decodes); order "
+                                      "is kept.")] = 0,
 ) -> None:
     """Validate the inputs and append their events to the stream (batched XADD).
 
@@ -107,7 +108,9 @@ def append(
     packable = lg.packable
     appended = 0
     counts = {"records": 0, "refused": 0, "ignored": 0}
-    jobs = jobs or min(4, os.cpu_count() or 1)
+    # workers pay only with a core each beyond this process's and the Redis server's: on 2 CPUs one process
+    # decoding alone appends faster (measured: ~95k vs ~75k events/s) than two workers feeding it
+    jobs = jobs or min(4, max(1, (os.cpu_count() or 1) - 2))
     pool = None
     parallel = [isinstance(src, list) and jobs > 1 and packable and f.stat().st_size >= PARALLEL_MIN_BYTES
                 for f, src in zip(files, sources)]

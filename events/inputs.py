@@ -17,8 +17,9 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -37,23 +38,21 @@ class InputError(Exception):
         self.message = message
 
 
-@dataclass(frozen=True, slots=True)
-class Accepted:
+# Records and outcomes are msgspec Structs (not dataclasses): one of each is made per record of the input, and a
+# Struct is built in C (a replay of 200,000 watch events makes 400,000 of them).
+class Accepted(msgspec.Struct, frozen=True):
     event: schema.Event
 
 
-@dataclass(frozen=True, slots=True)
-class Ignored:
+class Ignored(msgspec.Struct, frozen=True):
     key: str
 
 
-@dataclass(frozen=True, slots=True)
-class Rejected:
+class Rejected(msgspec.Struct, frozen=True):
     reason: str
 
 
-@dataclass(frozen=True, slots=True)
-class Skipped:
+class Skipped(msgspec.Struct, frozen=True):
     """A record that carries no event (a watch BOOKMARK)."""
 
     what: str
@@ -62,11 +61,10 @@ class Skipped:
 Outcome = Accepted | Ignored | Rejected | Skipped
 
 
-@dataclass(slots=True)
-class Record:
+class Record(msgspec.Struct):
     file: str
     number: int  # 1-based within its file
-    outcomes: list[Outcome] = field(default_factory=list)
+    outcomes: list[Outcome] = msgspec.field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,13 +173,61 @@ def _json_line(line: str) -> Any:
 def line_outcomes(line: str, opts: Options) -> list[Outcome]:
     """The outcomes of one record of a JSON-lines file (``line`` is not blank)."""
     fast = watchjson.translate_line(line)  # the common watch event without dicts (None: not handled)
-    if fast is not None:
-        return [Ignored(fast.key) if isinstance(fast, kube.Ignored) else _checked(fast)]
+    if fast is not None:  # its events are canonical by construction: no second validation
+        return [Ignored(fast.key) if type(fast) is kube.Ignored else Accepted(fast)]
     try:
         value = _json_line(line)
     except ValueError as exc:
         return [Rejected(f"invalid JSON: {exc}")]
     return _from_json_value(value, opts)
+
+
+@dataclass(slots=True)
+class Encoded:
+    """What :func:`encode_lines` made of a run of JSON lines: the encoded events of its accepted records in order,
+    its refusals as (record number counted from 1 within the run, reason), how many objects it ignored and how
+    many records (non-blank lines) it held."""
+
+    blobs: list[bytes]
+    refusals: list[tuple[int, str]]
+    ignored: int
+    records: int
+
+
+def encode_lines(lines: list[str], opts: Options, start: int = 0, stop: int | None = None) -> Encoded:
+    """``lines[start:stop]`` of a JSON-lines file straight to encoded events (the producer's hot path): the outcome
+    of every record is that of :func:`line_outcomes`, without a :class:`Record` or an outcome per record for the
+    common watch event. A record with a refusal contributes no event (nothing of it is appended)."""
+    encode = codec.encode
+    translate = watchjson.translate_line
+    ignored_type = kube.Ignored
+    blobs: list[bytes] = []
+    add = blobs.append
+    refusals: list[tuple[int, str]] = []
+    ignored = n = 0
+    for i in range(start, len(lines) if stop is None else min(stop, len(lines))):
+        line = lines[i]
+        if not line or line.isspace():
+            continue
+        n += 1
+        fast = translate(line)
+        if fast is not None:
+            if type(fast) is ignored_type:
+                ignored += 1
+            else:
+                add(encode(fast))
+            continue
+        outcomes = line_outcomes(line, opts)
+        reasons = [o.reason for o in outcomes if type(o) is Rejected]
+        if reasons:
+            refusals.extend((n, r) for r in reasons)
+            continue
+        for o in outcomes:
+            if type(o) is Accepted:
+                add(encode(o.event))
+            elif type(o) is Ignored:
+                ignored += 1
+    return Encoded(blobs, refusals, ignored, n)
 
 
 def _line_mode(lines: list[str]) -> bool:
@@ -195,28 +241,40 @@ def _line_mode(lines: list[str]) -> bool:
 
 def json_lines(path: str | os.PathLike[str]) -> list[str] | None:
     """The lines of a file that :func:`read_file` reads as JSON lines (one record per non-blank line, each given
-    to :func:`line_outcomes`), else None (another format, or concatenated multi-line JSON values). For callers
-    that process the records of a big file in parallel; raises :class:`InputError` like :func:`read_file`."""
-    name = str(path)
-    try:
-        blob = Path(path).read_bytes()
-    except OSError as exc:
-        raise InputError(name, f"cannot read: {exc.strerror or exc}") from None
-    if detect(name, blob) != "json":
-        return None
-    lines = blob.decode("utf-8").splitlines()
-    return lines if _line_mode(lines) else None
+    to :func:`line_outcomes`), else None (another format, or concatenated multi-line JSON values). Raises
+    :class:`InputError` like :func:`read_file`."""
+    got = open_input(path)
+    return got if isinstance(got, list) else None
 
 
-def _read_json(name: str, text: str, opts: Options) -> Iterator[Record]:
-    lines = text.splitlines()
+def open_input(path: str | os.PathLike[str], opts: Options = Options()) -> list[str] | Iterator[Record]:
+    """:func:`read_file`, except that a JSON-lines file comes back as its list of lines (one record per non-blank
+    line, for :func:`encode_lines` or :func:`line_outcomes`). The file is read and decoded once."""
+    name, fmt, data = _load(path)
+    if fmt == "json":
+        lines = data.splitlines()
+        if _line_mode(lines):
+            return lines
+        return _read_json(name, data, opts, lines)
+    return _reader(name, fmt, data, opts)
+
+
+def _read_json(name: str, text: str, opts: Options, lines: list[str] | None = None) -> Iterator[Record]:
+    if lines is None:
+        lines = text.splitlines()
     if _line_mode(lines):
         number = 0
+        translate = watchjson.translate_line
+        ignored_type = kube.Ignored
         for line in lines:
             if not line or line.isspace():
                 continue
             number += 1
-            yield Record(name, number, line_outcomes(line, opts))
+            fast = translate(line)  # line_outcomes, inlined for the common watch event
+            if fast is None:
+                yield Record(name, number, line_outcomes(line, opts))
+            else:
+                yield Record(name, number, [Ignored(fast.key) if type(fast) is ignored_type else Accepted(fast)])
         return
     decoder = json.JSONDecoder()
     pos, number, end = 0, 0, len(text)
@@ -259,47 +317,66 @@ def _read_yaml(name: str, text: str, opts: Options) -> Iterator[Record]:
 
 def detect(name: str, blob: bytes) -> str:
     """``evlog``, ``json`` or ``yaml``. Raises :class:`InputError` when it cannot tell."""
+    return _detect(name, blob)[0]
+
+
+_NON_SPACE = re.compile(r"\S")
+
+
+def _detect(name: str, blob: bytes) -> tuple[str, str | None]:
+    """The format and, for a text format, the decoded text."""
     if logfile.is_evlog(blob):
-        return "evlog"
+        return "evlog", None
     suffix = Path(name).suffix.lower()
     try:
         text = blob.decode("utf-8")
     except UnicodeDecodeError:
         raise InputError(name, "cannot detect the format (not an evlog file and not UTF-8 text)") from None
-    stripped = text.lstrip()
-    if suffix in (".json", ".jsonl", ".ndjson") or stripped.startswith("{"):
-        return "json"
+    first_char = _NON_SPACE.search(text)  # (not text.lstrip(): that copies the whole text)
+    if suffix in (".json", ".jsonl", ".ndjson") or (first_char is not None and first_char.group() == "{"):
+        return "json", text
     if suffix in (".yaml", ".yml"):
-        return "yaml"
-    if not stripped:
+        return "yaml", text
+    if first_char is None:
         raise InputError(name, "cannot detect the format of an empty file")
     try:
         first = next(iter(yaml.safe_load_all(text)), None)
     except yaml.YAMLError:
         first = None
     if isinstance(first, dict):
-        return "yaml"
+        return "yaml", text
     raise InputError(name, "cannot detect the format (expected an evlog file, JSON lines or YAML)")
 
 
-def read_file(path: str | os.PathLike[str], opts: Options = Options()) -> Iterator[Record]:
-    """Records of one input file, in order. Raises :class:`InputError` before yielding if unreadable."""
+def _load(path: str | os.PathLike[str]) -> tuple[str, str, Any]:
+    """(name, format, content): the blob of an evlog file (its header checked), the text of the others."""
     name = str(path)
     try:
         blob = Path(path).read_bytes()
     except OSError as exc:
         raise InputError(name, f"cannot read: {exc.strerror or exc}") from None
-    fmt = detect(name, blob)
+    fmt, text = _detect(name, blob)
     if fmt == "evlog":
         try:
-            version = logfile.read_header(blob)
+            logfile.read_header(blob)
         except logfile.LogCorrupt as exc:
             raise InputError(name, str(exc)) from None
-        return _read_evlog(name, blob, version, opts)
-    text = blob.decode("utf-8")
+        return name, fmt, blob
+    return name, fmt, text
+
+
+def _reader(name: str, fmt: str, data: Any, opts: Options) -> Iterator[Record]:
+    if fmt == "evlog":
+        return _read_evlog(name, data, logfile.read_header(data), opts)
     if fmt == "json":
-        return _read_json(name, text, opts)
-    return _read_yaml(name, text, opts)
+        return _read_json(name, data, opts)
+    return _read_yaml(name, data, opts)
+
+
+def read_file(path: str | os.PathLike[str], opts: Options = Options()) -> Iterator[Record]:
+    """Records of one input file, in order. Raises :class:`InputError` before yielding if unreadable."""
+    name, fmt, data = _load(path)
+    return _reader(name, fmt, data, opts)
 
 
 def read_files(paths: list[str], opts: Options = Options()) -> Iterator[Record]:

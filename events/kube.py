@@ -334,60 +334,133 @@ def _name(meta: RawMeta, what: str, namespaced: bool) -> None:
 # Per kind
 
 
+_V4 = codec.CANONICAL_V4  # a canonical dotted quad: kept as it is, without parsing (nearly every address)
+_SERVICE_NAME_LABEL = "kubernetes.io/service-name"
+
+
+def _fast_ips(texts: list[str], keep_none: bool = False) -> tuple[str, ...] | None:
+    """``texts`` as they are when every one is already a canonical dotted quad (or, with ``keep_none``, the literal
+    ``None`` of a headless Service): the common case, one regex match each. None: go through :func:`_ips`."""
+    for ip in texts:
+        if _V4(ip) is None and not (keep_none and ip == "None"):
+            return None
+    return tuple(texts)
+
+
+def _ips(texts: list[str], field: str, keep_none: bool = False) -> tuple[str, ...]:
+    """The canonical texts of ``texts``; a bad one is named ``field[i]``."""
+    return tuple(ip if keep_none and ip == "None" else _canonical_ip(ip, f"{field}[{i}]")
+                 for i, ip in enumerate(texts))
+
+
 def _service(obj: dict[str, Any]) -> schema.Service:
-    raw: RawService = _convert(obj, RawService, "Service")
-    _name(raw.metadata, "Service", True)
-    where = f"Service {raw.metadata.namespace}/{raw.metadata.name}"
+    return service_of(_convert(obj, RawService, "Service"))
+
+
+def service_of(raw: RawService) -> schema.Service:
+    """The canonical Service of a decoded raw one (:func:`translate`'s work after the type checks)."""
+    meta = raw.metadata
+    name, namespace = meta.name, meta.namespace
+    if not name or not namespace:
+        _name(meta, "Service", True)
     spec = raw.spec
-    cluster_ips = list(spec.cluster_i_ps or ([spec.cluster_ip] if spec.cluster_ip else []))
-    canon = []
-    for i, ip in enumerate(cluster_ips):
-        canon.append(ip if ip == "None" else _canonical_ip(ip, f"{where}: spec.clusterIPs[{i}]"))
-    ingress = []
-    lb = raw.status.load_balancer if raw.status else None
-    for i, ing in enumerate((lb.ingress if lb else None) or ()):
-        if ing.ip:
-            ingress.append(_canonical_ip(ing.ip, f"{where}: status.loadBalancer.ingress[{i}].ip"))
-    annotations = {
-        k: v for k, v in (raw.metadata.annotations or {}).items() if k.startswith(_KEEP_ANNOTATION_PREFIXES)
-    }
-    ports = []
-    for i, p in enumerate(spec.ports or ()):
-        if not 0 <= p.port <= 65535:
-            raise TranslateError(f"{where}: spec.ports[{i}].port {p.port} out of range")
-        ports.append(schema.ServicePort(protocol=p.protocol or "TCP", port=p.port))
-    return schema.Service(
-        namespace=raw.metadata.namespace,
-        name=raw.metadata.name,
-        labels=_pairs(raw.metadata.labels),
-        annotations=_pairs(annotations),
+    cluster_ips = spec.cluster_i_ps or ([spec.cluster_ip] if spec.cluster_ip else ())
+    if len(cluster_ips) == 1 and _V4(cluster_ips[0]) is not None:
+        canon: tuple[str, ...] = (cluster_ips[0],)
+    elif cluster_ips:
+        canon = _fast_ips(cluster_ips, keep_none=True) or _ips(
+            cluster_ips, f"Service {namespace}/{name}: spec.clusterIPs", keep_none=True)
+    else:
+        canon = ()
+    ingress: tuple[str, ...] = ()
+    status = raw.status
+    if status is not None:
+        lb = status.load_balancer
+        if lb is not None and lb.ingress:
+            ips = [ing.ip for ing in lb.ingress]
+            if all(ips) and all(_V4(ip) is not None for ip in ips):
+                ingress = tuple(ips)
+            else:
+                where = f"Service {namespace}/{name}"
+                ingress = tuple(_canonical_ip(ip, f"{where}: status.loadBalancer.ingress[{i}].ip")
+                                for i, ip in enumerate(ips) if ip)
+    ann = meta.annotations
+    if ann:
+        kept = [kv for kv in ann.items() if kv[0].startswith(_KEEP_ANNOTATION_PREFIXES)]
+        annotations = tuple(sorted(kept)) if kept else ()
+    else:
+        annotations = ()
+    ports: tuple[schema.ServicePort, ...] = ()
+    raw_ports = spec.ports
+    if raw_ports:
+        out = []
+        for p in raw_ports:
+            port = p.port
+            if not 0 <= port <= 65535:
+                i = raw_ports.index(p)  # the first equal entry is this one (an earlier one would have failed)
+                raise TranslateError(f"Service {namespace}/{name}: spec.ports[{i}].port {port} out of range")
+            key = (p.protocol or "TCP", port)
+            out.append(_PORTS.get(key) or _port(*key))
+        ports = tuple(out)
+    labels, selector = meta.labels, spec.selector
+    return _Service(
+        namespace=namespace,
+        name=name,
+        labels=tuple(sorted(labels.items())) if labels else (),
+        annotations=annotations,
         type=spec.type or "ClusterIP",
-        cluster_ips=tuple(canon),
-        ip_families=tuple(spec.ip_families or ()),
+        cluster_ips=canon,
+        ip_families=tuple(spec.ip_families) if spec.ip_families else (),
         ip_family_policy=spec.ip_family_policy or "SingleStack",
         load_balancer_class=spec.load_balancer_class,
-        load_balancer_ip=spec.load_balancer_ip.strip(),
+        load_balancer_ip=spec.load_balancer_ip.strip() if spec.load_balancer_ip else "",
         external_traffic_policy=spec.external_traffic_policy or "Cluster",
-        selector=_pairs(spec.selector),
-        ports=tuple(ports),
-        ingress_ips=tuple(ingress),
+        selector=tuple(sorted(selector.items())) if selector else (),
+        ports=ports,
+        ingress_ips=ingress,
     )
 
 
+_Service = schema.Service
+_PORTS: dict[tuple[str, int], schema.ServicePort] = {}
+
+
+def _port(protocol: str, port: int) -> schema.ServicePort:
+    """One ServicePort value per (protocol, port) (frozen values: sharing them changes nothing but memory)."""
+    got = _PORTS.get((protocol, port))
+    if got is None:
+        if len(_PORTS) >= 65_536:
+            _PORTS.clear()
+        got = _PORTS[(protocol, port)] = schema.ServicePort(protocol=protocol, port=port)
+    return got
+
+
 def _node(obj: dict[str, Any]) -> schema.Node:
-    raw: RawNode = _convert(obj, RawNode, "Node")
-    _name(raw.metadata, "Node", False)
-    conds = (raw.status.conditions if raw.status else None) or ()
-    unavailable = any(c.type == "NetworkUnavailable" and c.status == "True" for c in conds)
-    # InternalIPs (for `router-config`): the kubelet reports them; one that does not parse is left out, not fatal
-    internal = []
-    for a in (raw.status.addresses if raw.status else None) or ():
-        if a.type == "InternalIP" and _parses_ip(a.address):
-            ip = str(ipaddress.ip_address(a.address.strip()))
-            if ip not in internal:
-                internal.append(ip)
-    return schema.Node(name=raw.metadata.name, labels=_pairs(raw.metadata.labels), network_unavailable=unavailable,
-                       internal_ips=tuple(internal))
+    return node_of(_convert(obj, RawNode, "Node"))
+
+
+def node_of(raw: RawNode) -> schema.Node:
+    """The canonical Node of a decoded raw one."""
+    meta = raw.metadata
+    if not meta.name:
+        _name(meta, "Node", False)
+    unavailable = False
+    internal: list[str] = []
+    status = raw.status
+    if status is not None:
+        for c in status.conditions or ():
+            if c.type == "NetworkUnavailable" and c.status == "True":
+                unavailable = True
+                break
+        # InternalIPs (for `router-config`): the kubelet reports them; one that does not parse is left out, not fatal
+        for a in status.addresses or ():
+            if a.type == "InternalIP" and _parses_ip(a.address):
+                ip = str(ipaddress.ip_address(a.address.strip()))
+                if ip not in internal:
+                    internal.append(ip)
+    labels = meta.labels
+    return schema.Node(name=meta.name, labels=tuple(sorted(labels.items())) if labels else (),
+                       network_unavailable=unavailable, internal_ips=tuple(internal))
 
 
 def _parses_ip(text: str) -> bool:
@@ -399,41 +472,64 @@ def _parses_ip(text: str) -> bool:
 
 
 def _namespace(obj: dict[str, Any]) -> schema.Namespace:
-    raw: RawNamespace = _convert(obj, RawNamespace, "Namespace")
+    return namespace_of(_convert(obj, RawNamespace, "Namespace"))
+
+
+def namespace_of(raw: RawNamespace) -> schema.Namespace:
+    """The canonical Namespace of a decoded raw one."""
     _name(raw.metadata, "Namespace", False)
     return schema.Namespace(name=raw.metadata.name, labels=_pairs(raw.metadata.labels))
 
 
+_NO_CONDITIONS = RawConditions()
+
+
 def _endpoint_slice(obj: dict[str, Any]) -> schema.EndpointSlice | Ignored:
-    raw: RawEndpointSlice = _convert(obj, RawEndpointSlice, "EndpointSlice")
-    _name(raw.metadata, "EndpointSlice", True)
-    if raw.address_type not in ("IPv4", "IPv6"):
-        return Ignored(f"discovery.k8s.io/v1/EndpointSlice[{raw.address_type}]")
-    where = f"EndpointSlice {raw.metadata.namespace}/{raw.metadata.name}"
-    eps = []
-    for i, ep in enumerate(raw.endpoints or ()):
-        c = ep.conditions or RawConditions()
-        eps.append(
-            schema.Endpoint(
-                addresses=tuple(
-                    _canonical_ip(a, f"{where}: endpoints[{i}].addresses[{j}]")
-                    for j, a in enumerate(ep.addresses or ())
-                ),
-                ready=c.ready,
-                serving=c.serving,
-                terminating=c.terminating,
-                node_name=ep.node_name,
-            )
-        )
-    labels = raw.metadata.labels or {}
-    return schema.EndpointSlice(
-        namespace=raw.metadata.namespace,
-        name=raw.metadata.name,
-        labels=_pairs(labels),
-        service_name=labels.get("kubernetes.io/service-name", ""),
-        address_type=raw.address_type,
-        endpoints=tuple(eps),
+    return endpoint_slice_of(_convert(obj, RawEndpointSlice, "EndpointSlice"))
+
+
+def endpoint_slice_of(raw: RawEndpointSlice) -> schema.EndpointSlice | Ignored:
+    """The canonical EndpointSlice of a decoded raw one (or the key it is ignored under)."""
+    meta = raw.metadata
+    name, namespace = meta.name, meta.namespace
+    if not name or not namespace:
+        _name(meta, "EndpointSlice", True)
+    address_type = raw.address_type
+    if address_type != "IPv4" and address_type != "IPv6":
+        return Ignored(f"discovery.k8s.io/v1/EndpointSlice[{address_type}]")
+    eps: tuple[schema.Endpoint, ...] = ()
+    if raw.endpoints:
+        out = []
+        add = out.append
+        Endpoint = schema.Endpoint
+        V4 = _V4
+        for ep in raw.endpoints:
+            c = ep.conditions or _NO_CONDITIONS
+            addresses = ep.addresses
+            if addresses:
+                if len(addresses) == 1 and V4(addresses[0]) is not None:
+                    addresses = (addresses[0],)
+                else:  # (index: the first equal endpoint is this one, an earlier one would have failed)
+                    addresses = _fast_ips(addresses) or _ips(
+                        addresses,
+                        f"EndpointSlice {namespace}/{name}: endpoints[{raw.endpoints.index(ep)}].addresses")
+            else:
+                addresses = ()
+            add(Endpoint(addresses=addresses, ready=c.ready, serving=c.serving, terminating=c.terminating,
+                         node_name=ep.node_name))
+        eps = tuple(out)
+    labels = meta.labels
+    return _EndpointSlice(
+        namespace=namespace,
+        name=name,
+        labels=tuple(sorted(labels.items())) if labels else (),
+        service_name=labels.get(_SERVICE_NAME_LABEL, "") if labels else "",
+        address_type=address_type,
+        endpoints=eps,
     )
+
+
+_EndpointSlice = schema.EndpointSlice
 
 
 def _pool(obj: dict[str, Any]) -> schema.IPAddressPool:

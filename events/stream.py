@@ -352,31 +352,55 @@ class StreamLog:
         through a chunk while the caller prepares the next one (a producer decoding its input overlaps its CPU
         with the server's and with the network). On an error the connection is dropped (it may still owe
         replies), so no reply is ever read by the wrong command."""
-        if isinstance(self.client, redis.cluster.RedisCluster):
+        if not self.packable:
             for chunk in chunks:
                 yield self.append_raw(chunk, version)
             return
         key, v = self.keys.events, str(version)
+        packed = ((_pack_xadds(key, [bytes(b) for b in chunk], v), len(chunk)) for chunk in chunks if chunk)
+        for replies in self._pipelined(packed, keep=True):
+            yield [_pos(r) for r in replies]
+
+    @property
+    def packable(self) -> bool:
+        """Can :meth:`append_packed` be used (one server, not a Redis Cluster client)?"""
+        return not isinstance(self.client, redis.cluster.RedisCluster)
+
+    def pack(self, blobs: list[bytes], version: int = codec.FORMAT_VERSION) -> bytes:
+        """``XADD`` of every blob to this log's stream, in the wire protocol, as one buffer for
+        :meth:`append_packed` (a pure function of the blobs: it can be built in another process)."""
+        return _pack_xadds(self.keys.events, blobs, str(version))
+
+    def append_packed(self, payloads: Iterable[tuple[bytes, int]]) -> Iterator[int]:
+        """Send each ``(payload, n)`` (``n`` XADDs made by :meth:`pack`) as one pipelined round trip, one in
+        flight as :meth:`append_chunks` does; yields ``n`` once all its entries are appended (their IDs are not
+        parsed: the producer CLI only counts them)."""
+        if not self.packable:
+            raise TypeError("append_packed needs a single-server client (not Redis Cluster)")
+        for replies in self._pipelined(payloads, keep=False):
+            yield replies  # type: ignore[misc]
+
+    def _pipelined(self, payloads: Iterable[tuple[bytes, int]], keep: bool) -> Iterator:
+        key = self.keys.events
         pool = self.client.connection_pool
         with _wrap():
             conn = pool.get_connection()
         owed = 0
         try:
-            for chunk in chunks:
-                if not chunk:
+            for payload, n in payloads:
+                if not n:
                     continue
-                payload = _pack_xadds(key, [bytes(b) for b in chunk], v)
                 with _wrap(self, "XADD", key):
                     conn.send_packed_command([payload])
                     if owed:
-                        prev, owed = owed, len(chunk)
-                        yield [_pos(r) for r in _read_replies(conn, prev)]
+                        prev, owed = owed, n
+                        yield _read_replies(conn, prev, keep)
                     else:
-                        owed = len(chunk)
+                        owed = n
             if owed:
                 with _wrap(self, "XADD", key):
                     prev, owed = owed, 0
-                    yield [_pos(r) for r in _read_replies(conn, prev)]
+                    yield _read_replies(conn, prev, keep)
         finally:
             if owed:
                 conn.disconnect()
@@ -727,19 +751,12 @@ def _pack_xadds(key: str, blobs: list[bytes], v: str) -> bytes:
 
     redis-py's pipeline builds each command through several Python calls per argument (~10 us per entry, the
     producer's largest cost); the command is the same for every entry except the blob, so its head and tail are
-    packed once and each entry costs one ``%`` format and four list appends."""
+    packed once and each entry costs one ``%`` format."""
     k = key.encode()
     vb = v.encode()
     head = b"*7\r\n$4\r\nXADD\r\n$%d\r\n%s\r\n$1\r\n*\r\n$1\r\ne\r\n" % (len(k), k)
     tail = b"\r\n$1\r\nv\r\n$%d\r\n%s\r\n" % (len(vb), vb)
-    parts: list[bytes] = []
-    add = parts.append
-    for blob in blobs:
-        add(head)
-        add(b"$%d\r\n" % len(blob))
-        add(blob)
-        add(tail)
-    return b"".join(parts)
+    return b"".join([b"%s$%d\r\n%s%s" % (head, len(blob), blob, tail) for blob in blobs])
 
 
 def _send_packed(client: redis.Redis, payload: bytes, replies: int) -> list:
@@ -759,17 +776,56 @@ def _send_packed(client: redis.Redis, payload: bytes, replies: int) -> list:
         pool.release(conn)
 
 
-def _read_replies(conn, replies: int) -> list:
+def _read_replies(conn, replies: int, keep: bool = True) -> list | int:
+    """The next ``replies`` replies of ``conn`` (with ``keep=False`` only their number). Every reply is read even
+    after an error reply, so the connection stays in step; then the first error is raised (as redis-py's pipeline
+    does).
+
+    With redis-py's hiredis parser, the replies already received are taken from its reader directly (one C call
+    each); the socket is read only through ``read_response``, so every connection-level failure is still
+    redis-py's to handle."""
+    parser = getattr(conn, "_parser", None)
+    reader = getattr(parser, "_reader", None)
+    usable = _NOT_ENOUGH_DATA is not None and reader is not None and isinstance(parser, _HiredisParser)
+    push = getattr(parser, "_hiredis_PushNotificationType", None)  # RESP3 out-of-band messages: not replies
+    fast = usable
     out: list = []
+    add = out.append
     first_error: redis.exceptions.ResponseError | None = None
-    for _ in range(replies):
-        try:
-            out.append(conn.read_response())
+    got = 0
+    while got < replies:
+        if fast:
+            r = reader.gets()
+            if r is not _NOT_ENOUGH_DATA:
+                if push is not None and isinstance(r, push):
+                    parser.handle_push_response(r)
+                    continue
+                got += 1
+                if isinstance(r, Exception):
+                    if not isinstance(r, redis.exceptions.ResponseError):
+                        raise r
+                    first_error = first_error or r
+                elif keep:
+                    add(r)
+                continue
+        try:  # reads the socket (refilling the reader) and returns one reply
+            r = conn.read_response()
         except redis.exceptions.ResponseError as exc:
             first_error = first_error or exc
+        else:
+            if keep:
+                add(r)
+        got += 1
+        fast = usable and getattr(parser, "_reader", None) is reader
     if first_error is not None:
         raise first_error
-    return out
+    return out if keep else replies
+
+
+try:  # redis-py's hiredis parser and its "no complete reply yet" marker (internal: the fast path is optional)
+    from redis._parsers.hiredis import NOT_ENOUGH_DATA as _NOT_ENOUGH_DATA, _HiredisParser
+except ImportError:  # pragma: no cover - another redis-py
+    _NOT_ENOUGH_DATA, _HiredisParser = None, type(None)
 
 
 class _wrap:

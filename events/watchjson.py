@@ -8,12 +8,13 @@ intermediate dicts are built and unknown fields (``managedFields``, ``uid``, ...
 
 Rules:
 
-1. Only the common case is handled: an ``ADDED``/``MODIFIED`` watch event of a core kind (Service, EndpointSlice,
-   Node, Namespace) carrying that kind's ``apiVersion``. For anything else — another kind, ``DELETED``,
+1. Only the common case is handled: an ``ADDED``/``MODIFIED``/``DELETED`` watch event of a core kind (Service,
+   EndpointSlice, Node, Namespace) carrying that kind's ``apiVersion``. For anything else — another kind,
    ``BOOKMARK``, ``ERROR``, a line that does not decode or translate — :func:`translate_line` returns None and the
    caller takes the reference path, which gives the exact outcome and reason.
-2. What it returns equals what the reference path returns for the same line (tests/unit/test_watchjson.py checks
-   this over generated, golden and hypothesis-made lines).
+2. What it returns equals what the reference path returns for the same line, validation included
+   (tests/unit/events/test_watchjson.py checks this over generated, golden and hypothesis-made lines), so its
+   events need no second validation: they are canonical by construction.
 """
 
 from __future__ import annotations
@@ -39,37 +40,51 @@ class _Namespace(kube.RawNamespace, tag="Namespace", tag_field="kind"):
     api_version: str = ""
 
 
-_API_VERSION = {_Service: "v1", _Node: "v1", _Namespace: "v1", _EndpointSlice: "discovery.k8s.io/v1"}
-_KIND = {_Service: "Service", _Node: "Node", _Namespace: "Namespace", _EndpointSlice: "EndpointSlice"}
-
-
 class _WatchLine(msgspec.Struct):
     type: str
     object: _Service | _EndpointSlice | _Node | _Namespace
 
 
 _decoder = msgspec.json.Decoder(_WatchLine)
-_UPSERT_TYPES = frozenset({"ADDED", "MODIFIED"})
+# per raw type: its apiVersion, its translation, its kind (a delete's reference) and whether it is namespaced
+_KINDS = {
+    _Service: ("v1", kube.service_of, "Service", True),
+    _EndpointSlice: ("discovery.k8s.io/v1", kube.endpoint_slice_of, "EndpointSlice", True),
+    _Node: ("v1", kube.node_of, "Node", False),
+    _Namespace: ("v1", kube.namespace_of, "Namespace", False),
+}
+_DecodeError = msgspec.DecodeError
+_TranslateError = kube.TranslateError
+_K8sUpsert = schema.K8sUpsert
+_EndpointSliceT = _EndpointSlice
 
 
-def translate_line(line: str | bytes) -> schema.K8sUpsert | kube.Ignored | None:
-    """The event (not yet validated) or the ignored key of one watch-event line; None: use the reference path."""
+def translate_line(line: str | bytes) -> schema.K8sUpsert | schema.K8sDelete | kube.Ignored | None:
+    """The event or the ignored key of one watch-event line; None: use the reference path.
+
+    An event returned here is canonical (it passes :func:`events.codec.validate`): the translation of a core kind
+    builds only canonical values, and a delete's reference is checked as :func:`events.kube.reference` does."""
     try:
         w = _decoder.decode(line)
-    except msgspec.DecodeError:
-        return None
-    if w.type not in _UPSERT_TYPES:
+    except _DecodeError:
         return None
     raw = w.object
-    typ = type(raw)
-    if raw.api_version != _API_VERSION[typ]:
+    api_version, fn, kind, namespaced = _KINDS[type(raw)]
+    if raw.api_version != api_version:
         return None
-    try:
-        obj = kube.translate_core(raw.api_version, _KIND[typ], raw)
-    except kube.TranslateError:
-        return None
-    if obj is None:
-        return None
-    if isinstance(obj, kube.Ignored):
-        return obj
-    return schema.K8sUpsert(obj=obj)
+    typ = w.type
+    if typ == "ADDED" or typ == "MODIFIED":
+        try:
+            obj = fn(raw)
+        except _TranslateError:
+            return None
+        return obj if type(obj) is kube.Ignored else _K8sUpsert(obj=obj)
+    if typ == "DELETED":
+        meta = raw.metadata
+        if not meta.name:
+            return None  # the reference path words the refusal
+        if type(raw) is _EndpointSliceT and raw.address_type != "IPv4" and raw.address_type != "IPv6":
+            return kube.Ignored(f"{api_version}/{kind}")
+        return schema.K8sDelete(ref=schema.ObjectRef(kind=kind, namespace=meta.namespace if namespaced else "",
+                                                     name=meta.name))
+    return None

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import redis
 
@@ -85,3 +87,65 @@ def test_parallel_decoding_of_a_big_watch_log_equals_the_serial_path(redis_serve
     assert f"{path}:101: refused: invalid JSON" in stderr
     assert f"{path}:9002: refused:" in stderr and "is not an IP address" in stderr
     assert "2 refused" in stderr and len(entries) == len(lines) - 2 - 2  # blank and BOOKMARK carry no event
+
+
+@pytest.mark.parametrize("protocol", ["2", "3"])
+def test_packed_appends_count_their_entries_and_raise_error_replies_over_both_protocols(redis_server,
+                                                                                        protocol) -> None:
+    lg = stream.StreamLog.from_url(f"{redis_server.url}?protocol={protocol}", f"packed-{protocol}")
+    assert lg.packable
+    chunks = [_blobs(5, "a"), _blobs(1, "b"), _blobs(3000, "c")]  # the last one spans several socket reads
+    assert list(lg.append_packed((lg.pack(c), len(c)) for c in chunks)) == [5, 1, 3000]
+    assert [r.data for r in lg.read()] == [b for c in chunks for b in c]
+    lg.client.delete(lg.keys.events)
+    lg.client.set(lg.keys.events, b"not a stream")
+    with pytest.raises(redis.exceptions.ResponseError, match="WRONGTYPE"):
+        list(lg.append_packed((lg.pack(c), len(c)) for c in chunks))
+    lg.client.set("probe", "1")  # the connection is still in step
+    assert lg.client.get("probe") == b"1"
+
+
+def test_refusals_are_numbered_within_their_own_file_on_both_paths(redis_server, tmp_path) -> None:
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from benchmarks import data
+    from reconciler.runtime.cli import events as cli_events
+
+    paths = []
+    for name, bad in (("one.jsonl", 7), ("two.jsonl", 3)):
+        lines = data.watch_log_lines(8_000)
+        lines[bad - 1] = b'{"type": "ERROR", "object": {"message": "gone"}}'
+        p = tmp_path / name
+        p.write_bytes(b"\n".join(lines) + b"\n")
+        assert p.stat().st_size >= cli_events.PARALLEL_MIN_BYTES
+        paths.append(p)
+    root = Path(__file__).resolve().parents[2]
+    env = dict(os.environ, PYTHONPATH=str(root))
+    for jobs in ("1", "2"):
+        res = subprocess.run([sys.executable, "-m", "reconciler", "events", "append", *map(str, paths), "--jobs", jobs,
+                              "--redis-url", redis_server.url, "--cluster", f"files{jobs}", "--no-progress"],
+                             capture_output=True, text=True, env=env, cwd=root, timeout=600)
+        assert res.returncode == 2, res.stderr[-2000:]
+        refused = [ln for ln in res.stderr.splitlines() if ": refused: " in ln]
+        assert refused == [f"{paths[0]}:7: refused: watch ERROR: gone", f"{paths[1]}:3: refused: watch ERROR: gone"]
+        assert stream.StreamLog.from_url(redis_server.url, f"files{jobs}").length() == 2 * (2 * 8_000 + 6 - 1)
+
+
+def test_events_of_several_files_of_both_kinds_are_appended_in_file_order(redis_server, tmp_path) -> None:
+    from typer.testing import CliRunner
+
+    from reconciler.runtime.cli.app import app
+
+    yaml_file = tmp_path / "a.yaml"
+    yaml_file.write_text("".join(f"---\napiVersion: v1\nkind: Namespace\nmetadata: {{name: y{i}}}\n" for i in range(3)))
+    lines_file = tmp_path / "b.jsonl"
+    lines_file.write_text("".join(json.dumps({"type": "ADDED", "object": {
+        "apiVersion": "v1", "kind": "Namespace", "metadata": {"name": f"j{i}"}}}) + "\n" for i in range(4)))
+    res = CliRunner().invoke(app, ["events", "append", str(yaml_file), str(lines_file), str(yaml_file),
+                                   "--redis-url", redis_server.url, "--cluster", "order", "--no-progress"])
+    assert res.exit_code == 0, res.output
+    names = [codec.decode(r.data).obj.name for r in stream.StreamLog.from_url(redis_server.url, "order").read()]
+    assert names == ["y0", "y1", "y2", "j0", "j1", "j2", "j3", "y0", "y1", "y2"]

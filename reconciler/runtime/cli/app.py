@@ -174,7 +174,7 @@ def main() -> None:
     from reconciler.runtime.cli import typer_app
 
     if not args or args[0] not in _OWN_COMMANDS:
-        typer_app.register_commands()
+        typer_app.register_commands(args[0] if args else None)
     try:
         typer_app.app()
     except SystemExit as exc:

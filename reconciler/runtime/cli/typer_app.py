@@ -41,15 +41,18 @@ _COMMAND_MODULES = {
 }
 
 
-_registered = False
+_registered: set[str] = set()  # command modules already added to the app
 
 
-def register_commands() -> None:
-    global _registered
-    if _registered:
-        return
-    _registered = True
-    for mod_name, group in _COMMAND_MODULES.items():
+def register_commands(group: str | None = None) -> None:
+    """Add the command groups to the app: every one, or (``group``, the first word of a command line naming a
+    group, such as ``events``) only that group's module, so that ``streamlb events append`` does not import the
+    reconciler core and the wire codecs it never uses."""
+    wanted = [m for m, g in _COMMAND_MODULES.items() if group is not None and g == group] or list(_COMMAND_MODULES)
+    for mod_name in wanted:
+        if mod_name in _registered:
+            continue
+        _registered.add(mod_name)
         full = f"reconciler.runtime.cli.{mod_name}"
         try:
             mod = importlib.import_module(full)
@@ -60,7 +63,7 @@ def register_commands() -> None:
         if hasattr(mod, "register"):
             mod.register(_app)
         else:
-            _app.add_typer(mod.app, name=group)
+            _app.add_typer(mod.app, name=_COMMAND_MODULES[mod_name])
 
 
 @_app.callback()

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import bisect
 import hashlib
+import socket
 from dataclasses import dataclass, field
 
 import msgspec
@@ -47,6 +48,7 @@ from reconciler.reasons import Reason
 from reconciler.state import ServiceKey, State
 
 AdKey = tuple[str, str]  # (namespace, name)
+_pton, _AF_INET = socket.inet_pton, socket.AF_INET  # NodeView.prime reads dotted quads as reconciler.net does
 
 
 def _ad_key(ad: schema.L2Advertisement | schema.BGPAdvertisement) -> AdKey:
@@ -1007,15 +1009,28 @@ def _first_bgp(state: State, scratch: Plan, node: str, info: NodeInfo, first: di
     Service, then its prefixes), with the serving-endpoint check reduced to the boolean it needs. Merging (bgpplan
     Rule 3) is commutative, so the Services are visited in the state's own order; the caller sorts."""
     sig = (info.bgp, info.peers)
-    services = state.services
     svc_objs = state.objects["Service"]
     slice_objs = state.objects["EndpointSlice"]
     slices_of = state.slices_by_service
-    pools: dict[str, tuple | None] = {}  # pool -> (its ads, families, any looks at Service labels, all-True)
-    shapes: dict[tuple, list | None] = {}  # (pool, matches) -> outcome
+    # pool -> None (no BGPAdvertisement) or [its ads, families, any looks at Service labels, outcome when none does]
+    pools: dict[str, list | None] = {}
+    shapes: dict[tuple, list | None] = {}  # (pool, matches) -> steps (see steps())
     cfg = scratch.cfg
     assert cfg is not None
-    for key, dec in services.items():
+    pton, af, from_bytes = _pton, _AF_INET, int.from_bytes
+    service_t, slice_t = schema.Service, schema.EndpointSlice
+
+    def steps(pool_name: str, ads: tuple, families: frozenset[int], matches: tuple) -> list | None:
+        """The outcome of a shape as (ad, v4 mask, v4 length, entry fields, peers) per advertisement."""
+        rec = BgpRec(pool=pool_name, ips=(), families=families, ads=ads, matches=matches,
+                     local_only=False, anywhere=True, local=frozenset())
+        outcome = _outcome(scratch.outcomes, rec, sig)
+        if outcome is None:
+            return None
+        return [(ad, ((1 << ad.agg4) - 1) << (32 - ad.agg4), ad.agg4, (ad.name, ad.local_pref, ad.communities),
+                 tuple(targets)) for ad, targets in outcome]
+
+    for key, dec in state.services.items():
         ips = dec.ingress
         pool_name = dec.pool
         if not ips or pool_name is None:
@@ -1024,22 +1039,22 @@ def _first_bgp(state: State, scratch: Plan, node: str, info: NodeInfo, first: di
         if p is False:
             pool = cfg.pool_by_name.get(pool_name)
             ads = scratch.pool_bgp.get(pool_name, ()) if pool is not None else ()
-            p = pools[pool_name] = (
+            p = pools[pool_name] = [
                 ads, scratch.pool_families.get(pool_name) or pool.families(),
-                any(ad.obj.service_selectors for ad in ads), (True,) * len(ads)) if ads else None
+                any(ad.obj.service_selectors for ad in ads), False] if ads else None  # type: ignore[union-attr]
         if p is None:
             continue
         ns, _, name = key.partition("/")
         svc = svc_objs.get((ns, name))
-        if not isinstance(svc, schema.Service):
+        if type(svc) is not service_t and not isinstance(svc, service_t):
             continue
-        local_only = svc.external_traffic_policy == "Local"
+        local_only = svc.external_traffic_policy == "Local"  # type: ignore[union-attr]
         serving = False
         for sname in slices_of.get((ns, name), ()):  # a boolean: the slices' order does not matter
             sl = slice_objs.get((ns, sname))
-            if not isinstance(sl, schema.EndpointSlice):
+            if type(sl) is not slice_t and not isinstance(sl, slice_t):
                 continue
-            for ep in sl.endpoints:
+            for ep in sl.endpoints:  # type: ignore[union-attr]
                 if ep.addresses and (ep.ready is None or ep.ready or ep.serving) and (
                         not local_only or ep.node_name == node):
                     serving = True
@@ -1048,31 +1063,31 @@ def _first_bgp(state: State, scratch: Plan, node: str, info: NodeInfo, first: di
                 break
         if not serving:
             continue
-        ads, families, by_labels, all_true = p
-        matches = tuple(bgpplan.matches_service(ad, svc) for ad in ads) if by_labels else all_true
-        sk = (pool_name, matches)
-        if sk in shapes:
-            outcome = shapes[sk]
+        if p[2]:  # some advertisement of the pool looks at the Service's labels
+            matches = tuple(bgpplan.matches_service(ad, svc) for ad in p[0])  # type: ignore[arg-type]
+            sk = (pool_name, matches)
+            todo = shapes[sk] if sk in shapes else shapes.setdefault(sk, steps(pool_name, p[0], p[1], matches))
         else:
-            rec = BgpRec(pool=pool_name, ips=(), families=families, ads=ads, matches=matches,
-                         local_only=False, anywhere=True, local=frozenset())
-            outcome = shapes[sk] = _outcome(scratch.outcomes, rec, sig)
-        if outcome is None:
+            todo = p[3]
+            if todo is False:
+                todo = p[3] = steps(pool_name, p[0], p[1], (True,) * len(p[0]))
+        if todo is None:
             continue
-        for ad, targets in outcome:
-            name_, lp, cs = ad.name, ad.local_pref, ad.communities
+        for ad, mask4, agg4, fields, targets in todo:
             for ip in ips:
-                pfx = ad.prefix(ip)
+                try:  # a dotted quad (see net.parse_ip), aggregated; anything else as bgpplan says
+                    pfx = (4, from_bytes(pton(af, ip), "big") & mask4, agg4)
+                except (OSError, ValueError, TypeError):
+                    pfx = ad.prefix(ip)
                 for peer in targets:
                     k = (peer, pfx)
                     if k in first:
                         got = more.get(k)
                         if got is None:
-                            f = first[k]
-                            got = more[k] = [(peer, pfx, f[0], f[1], f[2])]
-                        got.append((peer, pfx, name_, lp, cs))
+                            got = more[k] = [(peer, pfx, *first[k])]
+                        got.append((peer, pfx, *fields))
                     else:
-                        first[k] = (name_, lp, cs)
+                        first[k] = fields
 
 
 class NodeView:
@@ -1131,7 +1146,8 @@ class NodeView:
             else:
                 (lp, cs), = bgpplan.merge(got).values()
                 value = (lp or None, cs)
-            t = text(pfx)
+            fam, v, length = pfx
+            t = f"{v >> 24}.{(v >> 16) & 255}.{(v >> 8) & 255}.{v & 255}/{length}" if fam == 4 else text(pfx)
             bgp[(peer, t)] = value
             effs.append(advertise(peer=peer, prefix=t, local_pref=value[0], communities=value[1]))
         self.current = out

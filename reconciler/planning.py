@@ -36,19 +36,17 @@ from __future__ import annotations
 
 import bisect
 import hashlib
-import socket
 from dataclasses import dataclass, field
 
 import msgspec
 
 from events import schema
-from reconciler import bgpplan, effects, elect, selectors
+from reconciler import bgpplan, effects, elect, net, selectors
 from reconciler import config as configmod
 from reconciler.reasons import Reason
 from reconciler.state import ServiceKey, State
 
 AdKey = tuple[str, str]  # (namespace, name)
-_pton, _AF_INET = socket.inet_pton, socket.AF_INET  # NodeView.prime reads dotted quads as reconciler.net does
 
 
 def _ad_key(ad: schema.L2Advertisement | schema.BGPAdvertisement) -> AdKey:
@@ -1017,7 +1015,7 @@ def _first_bgp(state: State, scratch: Plan, node: str, info: NodeInfo, first: di
     shapes: dict[tuple, list | None] = {}  # (pool, matches) -> steps (see steps())
     cfg = scratch.cfg
     assert cfg is not None
-    pton, af, from_bytes = _pton, _AF_INET, int.from_bytes
+    parse_v4 = net.parse_v4
     service_t, slice_t = schema.Service, schema.EndpointSlice
 
     def steps(pool_name: str, ads: tuple, families: frozenset[int], matches: tuple) -> list | None:
@@ -1075,10 +1073,8 @@ def _first_bgp(state: State, scratch: Plan, node: str, info: NodeInfo, first: di
             continue
         for ad, mask4, agg4, fields, targets in todo:
             for ip in ips:
-                try:  # a dotted quad (see net.parse_ip), aggregated; anything else as bgpplan says
-                    pfx = (4, from_bytes(pton(af, ip), "big") & mask4, agg4)
-                except (OSError, ValueError, TypeError):
-                    pfx = ad.prefix(ip)
+                v = parse_v4(ip)  # a dotted quad (as net.parse_ip reads it), aggregated; anything else as bgpplan
+                pfx = (4, v & mask4, agg4) if v is not None else ad.prefix(ip)
                 for peer in targets:
                     k = (peer, pfx)
                     if k in first:

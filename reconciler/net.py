@@ -30,9 +30,28 @@ class Block(NamedTuple):
 _DOTTED = re.compile(r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])(?:\.(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])){3}")
 
 
+_OCTETS = {str(i): i for i in range(256)}  # the canonical text of each octet: no leading zero, ASCII digits
+
+
+def parse_v4(text: str) -> int | None:
+    """The value of a canonical dotted quad (what :data:`_DOTTED` matches), else None; four dictionary look-ups
+    instead of a regular expression (a speaker's first plan and a snapshot load read 100,000s of them)."""
+    parts = text.split(".")
+    if len(parts) != 4:
+        return None
+    o = _OCTETS
+    a, b, c, d = parts
+    if a in o and b in o and c in o and d in o:
+        return (o[a] << 24) | (o[b] << 16) | (o[c] << 8) | o[d]
+    return None
+
+
 def parse_ip(text: str) -> tuple[int, int]:
     """``(family, int)`` of an address. Raises ValueError. (A canonical dotted quad, the common case, is read
     without ``ipaddress``: same answer.)"""
+    v = parse_v4(text)
+    if v is not None:
+        return V4, v
     if _DOTTED.fullmatch(text) is not None:
         a, b, c, d = text.split(".")
         return V4, (int(a) << 24) | (int(b) << 16) | (int(c) << 8) | int(d)

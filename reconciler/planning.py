@@ -48,7 +48,7 @@ from dataclasses import dataclass, field
 import msgspec
 
 from events import schema
-from reconciler import bgpplan, effects, elect, selectors
+from reconciler import bgpplan, effects, elect, net, selectors
 from reconciler import config as configmod
 from reconciler.reasons import Reason
 from reconciler.state import ServiceKey, State
@@ -1240,6 +1240,91 @@ def _sorted_communities(cs: tuple[str, ...]) -> tuple[str, ...]:
     return got
 
 
+def _first_bgp(state: State, scratch: Plan, node: str, info: NodeInfo, first: dict, more: dict) -> None:
+    """The BGP entries ``node`` (problem-free, of kind ``info``) sends, straight from the state (see
+    :meth:`NodeView.prime`): the same per-Service rule as :func:`node_plan` (:func:`_outcome` once per shape of
+    Service, then its prefixes), with the serving-endpoint check reduced to the boolean it needs. Merging (bgpplan
+    Rule 3) is commutative, so the Services are visited in the state's own order; the caller sorts."""
+    sig = (info.bgp, info.peers)
+    svc_objs = state.objects["Service"]
+    slice_objs = state.objects["EndpointSlice"]
+    slices_of = state.slices_by_service
+    # pool -> None (no BGPAdvertisement) or [its ads, families, any looks at Service labels, outcome when none does]
+    pools: dict[str, list | None] = {}
+    shapes: dict[tuple, list | None] = {}  # (pool, matches) -> steps (see steps())
+    cfg = scratch.cfg
+    assert cfg is not None
+    parse_v4 = net.parse_v4
+    service_t, slice_t = schema.Service, schema.EndpointSlice
+
+    def steps(pool_name: str, ads: tuple, families: frozenset[int], matches: tuple) -> list | None:
+        """The outcome of a shape as (ad, v4 mask, v4 length, entry fields, peers) per advertisement."""
+        rec = BgpRec(pool=pool_name, ips=(), families=families, ads=ads, matches=matches,
+                     local_only=False, anywhere=True, local=frozenset())
+        outcome = _outcome(scratch.outcomes, rec, sig)
+        if outcome is None:
+            return None
+        return [(ad, ((1 << ad.agg4) - 1) << (32 - ad.agg4), ad.agg4, (ad.name, ad.local_pref, ad.communities),
+                 tuple(targets)) for ad, targets in outcome]
+
+    for key, dec in state.services.items():
+        ips = dec.ingress
+        pool_name = dec.pool
+        if not ips or pool_name is None:
+            continue
+        p = pools.get(pool_name, False)
+        if p is False:
+            pool = cfg.pool_by_name.get(pool_name)
+            ads = scratch.pool_bgp.get(pool_name, ()) if pool is not None else ()
+            p = pools[pool_name] = [
+                ads, scratch.pool_families.get(pool_name) or pool.families(),
+                any(ad.obj.service_selectors for ad in ads), False] if ads else None  # type: ignore[union-attr]
+        if p is None:
+            continue
+        ns, _, name = key.partition("/")
+        svc = svc_objs.get((ns, name))
+        if type(svc) is not service_t and not isinstance(svc, service_t):
+            continue
+        local_only = svc.external_traffic_policy == "Local"  # type: ignore[union-attr]
+        serving = False
+        for sname in slices_of.get((ns, name), ()):  # a boolean: the slices' order does not matter
+            sl = slice_objs.get((ns, sname))
+            if type(sl) is not slice_t and not isinstance(sl, slice_t):
+                continue
+            for ep in sl.endpoints:  # type: ignore[union-attr]
+                if ep.addresses and (ep.ready is None or ep.ready or ep.serving) and (
+                        not local_only or ep.node_name == node):
+                    serving = True
+                    break
+            if serving:
+                break
+        if not serving:
+            continue
+        if p[2]:  # some advertisement of the pool looks at the Service's labels
+            matches = tuple(bgpplan.matches_service(ad, svc) for ad in p[0])  # type: ignore[arg-type]
+            sk = (pool_name, matches)
+            todo = shapes[sk] if sk in shapes else shapes.setdefault(sk, steps(pool_name, p[0], p[1], matches))
+        else:
+            todo = p[3]
+            if todo is False:
+                todo = p[3] = steps(pool_name, p[0], p[1], (True,) * len(p[0]))
+        if todo is None:
+            continue
+        for ad, mask4, agg4, fields, targets in todo:
+            for ip in ips:
+                v = parse_v4(ip)  # a dotted quad (as net.parse_ip reads it), aggregated; anything else as bgpplan
+                pfx = (4, v & mask4, agg4) if v is not None else ad.prefix(ip)
+                for peer in targets:
+                    k = (peer, pfx)
+                    if k in first:
+                        got = more.get(k)
+                        if got is None:
+                            got = more[k] = [(peer, pfx, *first[k])]
+                        got.append((peer, pfx, *fields))
+                    else:
+                        first[k] = fields
+
+
 class NodeView:
     """One node's plan, kept up to date from the change sets: what a speaker holds.
 
@@ -1253,6 +1338,55 @@ class NodeView:
         self._bgp: dict[ServiceKey, list] = {}
         self._bgp_idx: dict[tuple, set[ServiceKey]] = {}  # (peer, prefix) -> Services sending it
         self._l2_idx: dict[str, set[ServiceKey]] = {}  # ip -> Services announcing it here
+        # set by prime(): ``current`` was computed straight from the state, the per-Service indexes above are empty
+        # and the next sync rebuilds them (and the plan) from scratch; ``info`` is the node's as prime() saw it
+        self.primed = False
+        self.info: NodeInfo | None = None
+
+    def prime(self, state: State) -> list[effects.Effect] | None:
+        """The first sync, without building the plan: when this node has no L2Advertisement (so announces no IP
+        in L2, whoever owns it), its BGP table follows from the state in one pass over the Services — no
+        elections, no per-Service records, no indexes — at a small constant cost per prefix. Returns the effects
+        (the same as ``sync`` would give: announcements of the whole plan, in diff order), or None when the fast
+        path does not apply (the node has L2 advertisements, or this view already synced): then call ``sync``.
+
+        The plan (:func:`ensure`) and this view's indexes are built by the next ``sync``, which then diffs against
+        ``current`` as usual (law: prime == sync from an empty view; tests/unit/reconciler/test_plan_laws.py)."""
+        if self.current.l2 or self.current.bgp or self._bgp or self._l2:
+            return None
+        scratch = Plan()
+        _load_config(state, scratch)
+        info = _node_info(state, scratch, self.node)
+        if info is not None and info.l2:
+            return None
+        self.info = info
+        self.primed = True
+        out = effects.NodePlan()
+        effs: list[effects.Effect] = []
+        if info is None or info.problem is not None or scratch.cfg is None:
+            self.current = out
+            return effs
+        first: dict[tuple, tuple] = {}  # (peer, prefix) -> (ad name, local_pref, communities) of its first sender
+        more: dict[tuple, list] = {}  # (peer, prefix) -> every entry, when several Services send it
+        _first_bgp(state, scratch, self.node, info, first, more)
+        bgp = out.bgp
+        advertise = effects.BgpAdvertise
+        text = _prefix_text
+        for k in sorted(first):  # (peer, (family, network, length)): diff's order (effects Rule 1)
+            peer, pfx = k
+            got = more.get(k)
+            if got is None:
+                _, lp, cs = first[k]
+                value = (lp or None, _sorted_communities(cs))
+            else:
+                (lp, cs), = bgpplan.merge(got).values()
+                value = (lp or None, cs)
+            fam, v, length = pfx
+            t = f"{v >> 24}.{(v >> 16) & 255}.{(v >> 8) & 255}.{v & 255}/{length}" if fam == 4 else text(pfx)
+            bgp[(peer, t)] = value
+            effs.append(advertise(peer=peer, prefix=t, local_pref=value[0], communities=value[1]))
+        self.current = out
+        return effs
 
     def _l2_idx_users(self, ip: str) -> set[ServiceKey]:
         return self._l2_idx.get(ip, set())
@@ -1261,7 +1395,8 @@ class NodeView:
         plan = ensure(state)
         ch = subscribe(state, f"node-view:{self.node}")
         info = plan.nodes.get(self.node)
-        if ch.everything or self.node in ch.nodes:
+        primed, self.primed = self.primed, False
+        if primed or ch.everything or self.node in ch.nodes:
             keys = sorted(set(plan.inputs) | set(self._l2) | set(self._bgp))
             bgp_keys = keys
         else:
@@ -1305,7 +1440,8 @@ class NodeView:
             for e in entries:
                 self._bgp_idx.setdefault((e[0], e[1]), set()).add(key)
                 touched_bgp.add((e[0], e[1]))
-        new = effects.NodePlan(l2=dict(self.current.l2), bgp=dict(self.current.bgp))
+        # after prime() the indexes were empty: every announced key is touched now, so the plan starts empty
+        new = effects.NodePlan() if primed else effects.NodePlan(l2=dict(self.current.l2), bgp=dict(self.current.bgp))
         if touched_ips:
             agg: dict[str, tuple[str, ...]] = {}
             for ip in sorted(touched_ips):

@@ -101,10 +101,17 @@ def load(data: bytes) -> State:
         raise SnapshotError(f"unsupported snapshot version {body.version}")
     st = State(lb_class=body.lb_class)
     tables = st.objects
+    kind_of = fold._kind
+    slices_t = schema.EndpointSlice
+    by_service = st.slices_by_service
     for obj in body.objects:
-        tables[fold._kind(obj)][(obj.namespace, obj.name)] = obj
-        if type(obj) is schema.EndpointSlice:
-            st.slices_by_service.setdefault((obj.namespace, obj.service_name), set()).add(obj.name)
+        tables[kind_of(obj)][(obj.namespace, obj.name)] = obj
+        if type(obj) is slices_t:
+            names = by_service.get((obj.namespace, obj.service_name))
+            if names is None:
+                by_service[(obj.namespace, obj.service_name)] = {obj.name}
+            else:
+                names.add(obj.name)
     st.speakers_down = set(body.speakers_down)
     if body.config_loaded:
         src: dict = {k: {} for k in schema.OBJECT_KINDS}
@@ -118,15 +125,21 @@ def load(data: bytes) -> State:
         st.config_objects = body.config_objects
     st.config_valid = body.config_valid
     st.config_errors = list(body.config_errors)
-    for a in body.assigned:
-        addrs = tuple(net.parse_ip(ip) for ip in a.ips)
-        st.assigned[a.key] = (a.pool, addrs)
+    parse = net.parse_ip
+    assigned, ip_users = st.assigned, st.ip_users
+    for a in body.assigned:  # (a snapshot holds 100,000s: no per-entry generator or sort of a single user)
+        addrs = tuple(map(parse, a.ips))
+        assigned[a.key] = (a.pool, addrs)
         for addr in addrs:
-            users = st.ip_users.setdefault(addr, [])
-            users.append(a.key)
-            users.sort()
-    for s in body.services:
-        st.services[s.key] = ServiceDecision(list(s.ingress), s.pool, s.reason, s.message, [tuple(e) for e in s.events])
+            users = ip_users.get(addr)
+            if users is None:
+                ip_users[addr] = [a.key]
+            else:
+                users.append(a.key)
+                users.sort()
+    services = st.services
+    for s in body.services:  # events decode as tuples already
+        services[s.key] = ServiceDecision(list(s.ingress), s.pool, s.reason, s.message, list(s.events))
     st.pending = set(body.pending)
     st.plan = planning.Seed(dict(body.l2_owners))
     return st

@@ -320,15 +320,36 @@ class Speaker:
         delta = None
         if caught_up and (records or not synced):
             if synced:
-                delta = self._plan_delta()
-            else:  # the first plan builds the whole plan (O(Services)) and the node's view of it
-                with _building():
+                if self.view.primed:  # the first event after a primed first plan: the whole plan, as below
+                    with _building():
+                        delta = self._plan_delta()
+                else:
                     delta = self._plan_delta()
+            else:  # the first plan: this node's table only when it can (NodeView.prime), else the whole plan
+                with _building():
+                    delta = self._first_delta()
+        elif synced and self.view.primed and not self._starting(self.clock()):
+            # the sessions are up with the primed table: now build the plan and the view's indexes (O(Services)),
+            # so the next event is planned incrementally; the diff against the primed table is empty
+            with _building():
+                delta = self._plan_delta()
         return records, caught_up, delta
 
-    def _plan_delta(self) -> _Delta:
-        effs = self.view.sync(self.state)
-        selected = self._selected_peers() if self.s.bgp else {}
+    def _first_delta(self) -> _Delta:
+        effs = self.view.prime(self.state)
+        if effs is None:
+            return self._plan_delta()
+        info = self.view.info
+        selected: dict[str, schema.BGPPeer] = {}
+        if self.s.bgp and info is not None and info.problem is None:
+            selected = self._peers_named(set(info.peers))
+        return self._plan_delta(effs, selected)
+
+    def _plan_delta(self, effs: list | None = None, selected: dict[str, schema.BGPPeer] | None = None) -> _Delta:
+        if effs is None:
+            effs = self.view.sync(self.state)
+            selected = self._selected_peers() if self.s.bgp else {}
+        assert selected is not None
         touched = {e.peer for e in effs if isinstance(e, (effmod.BgpAdvertise, effmod.BgpWithdraw))}
         routes: dict[str, dict[str, Route]] = {}
         for name in selected:
@@ -424,6 +445,10 @@ class Speaker:
             names: set[str] = set()
         else:
             names = set(info.peers)
+        return self._peers_named(names)
+
+    def _peers_named(self, names: set[str]) -> dict[str, schema.BGPPeer]:
+        cfg = self.state.config
         return {p.name: p for p in (cfg.peers if cfg is not None else ()) if p.name in names}
 
     def _password(self, peer: schema.BGPPeer) -> str | None:

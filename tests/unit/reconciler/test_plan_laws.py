@@ -288,3 +288,46 @@ def test_diff_applied_to_old_gives_new_and_withdrawals_come_first(old, new) -> N
     first_announce = next((i for i, k in enumerate(kinds) if k in ("L2Announce", "BgpAdvertise")), len(kinds))
     assert all(k in ("L2Announce", "BgpAdvertise") for k in kinds[first_announce:])
     assert effects.diff(new, new) == []
+
+
+NO_L2 = [schema.K8sDelete(ref=schema.ObjectRef(kind="L2Advertisement", namespace=NS, name=n)) for n in ("l2a", "l2b")]
+
+
+@settings(max_examples=80)
+@given(st.lists(events, max_size=25), st.booleans(), st.sampled_from(["lazy", "built", "snapshot"]),
+       st.lists(events, max_size=8))
+def test_a_primed_first_plan_equals_the_full_plan_and_the_next_syncs_stay_exact(evs, no_l2, how, later) -> None:
+    """NodeView.prime (a speaker's first plan, computed straight from the state when its node has no
+    L2Advertisement) == the node's full plan and its effects == a first sync's; the syncs after it (which build
+    the plan and the view's indexes) keep the view equal to the full plan, with effects that take it there."""
+    from reconciler import snapshot
+
+    state = fold.fold(BASE + evs + (NO_L2 if no_l2 else []), statemod.new())
+    if how == "built":
+        planning.ensure(state)
+    elif how == "snapshot":
+        state = snapshot.load(snapshot.dump(state))
+    views = {n: planning.NodeView(n) for n in NODES}
+    primed = {n: v.prime(state) for n, v in views.items()}  # before anything builds the plan
+    plan = planning.ensure(state)
+    for n, v in views.items():
+        expected = planning.node_plan(state, n)
+        info = plan.nodes.get(n)
+        if primed[n] is None:
+            assert info is not None and info.l2, n  # only a node with L2 advertisements needs the whole plan
+            v.sync(state)
+            continue
+        assert not (info is not None and info.l2), n
+        assert v.current == expected, n
+        assert primed[n] == effects.diff(effects.NodePlan(), expected), n
+        assert planning.NodeView(n).sync(state) == primed[n], n
+    for e in later:
+        fold.apply(state, e)
+        for n, v in views.items():
+            before = effects.NodePlan(l2=dict(v.current.l2), bgp=dict(v.current.bgp))
+            effs = v.sync(state)
+            assert v.current == planning.node_plan(state, n), (n, e)
+            assert effects.apply(before, effs) == v.current, (n, e)
+    if not later:  # a view synced right after prime, with nothing folded in between, sends nothing
+        for n, v in views.items():
+            assert v.sync(state) == [], n

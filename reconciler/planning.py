@@ -814,6 +814,25 @@ def _union_ifaces(a: tuple[str, ...] | None, b: tuple[str, ...]) -> tuple[str, .
     return tuple(sorted(set(a) | set(b)))
 
 
+
+def _split_bgp(plan: Plan) -> tuple[dict[str, list[ServiceKey]], list[ServiceKey], dict[tuple, list[BgpRec]]]:
+    """The BGP Services in key order, split: ``Local`` ones indexed by the nodes hosting their endpoints, the
+    ``Cluster`` ones listed, and those of the latter with endpoints grouped by shape (pool, advertisements
+    matching it, families)."""
+    local_idx: dict[str, list[ServiceKey]] = {}
+    cluster_keys: list[ServiceKey] = []
+    shapes: dict[tuple, list[BgpRec]] = {}
+    for key in sorted(plan.bgp):
+        rec = plan.bgp[key]
+        if rec.local_only:
+            for n in sorted(rec.local):
+                local_idx.setdefault(n, []).append(key)
+        else:
+            cluster_keys.append(key)
+            if rec.anywhere:
+                shapes.setdefault((rec.pool, rec.matches, rec.families), []).append(rec)
+    return local_idx, cluster_keys, shapes
+
 def bgp_map(state: State, only: list[str] | None = None) -> dict:
     """The replay JSON ``bgp`` map: node -> peer -> advertisements (design.md §5); empty nodes/peers omitted.
 
@@ -825,15 +844,7 @@ def bgp_map(state: State, only: list[str] | None = None) -> dict:
     ``only``: just these nodes (benchmarks sample the map with it).
     """
     plan = ensure(state)
-    local_idx: dict[str, list[ServiceKey]] = {}
-    cluster_keys: list[ServiceKey] = []
-    for key in sorted(plan.bgp):
-        rec = plan.bgp[key]
-        if rec.local_only:
-            for n in sorted(rec.local):
-                local_idx.setdefault(n, []).append(key)
-        else:
-            cluster_keys.append(key)
+    local_idx, cluster_keys, _ = _split_bgp(plan)
     groups: dict[tuple, tuple[bgpplan.Raw, dict, dict, dict]] = {}
     outcomes = plan.outcomes
     out = {}
@@ -1006,18 +1017,7 @@ def bgp_layout(state: State) -> BgpLayout:
     hold the same prefix the list is merged again from the entries in Service order, exactly as :func:`bgp_map`
     does (Rule 3 keeps the first advertisement by name: the order of equal names must not change)."""
     plan = ensure(state)
-    local_idx: dict[str, list[ServiceKey]] = {}
-    cluster_keys: list[ServiceKey] = []
-    shapes: dict[tuple, list[BgpRec]] = {}  # shape -> its Cluster Services with endpoints, in key order
-    for key in sorted(plan.bgp):
-        rec = plan.bgp[key]
-        if rec.local_only:
-            for n in sorted(rec.local):
-                local_idx.setdefault(n, []).append(key)
-        else:
-            cluster_keys.append(key)
-            if rec.anywhere:
-                shapes.setdefault((rec.pool, rec.matches, rec.families), []).append(rec)
+    local_idx, cluster_keys, shapes = _split_bgp(plan)
     outcomes = plan.outcomes
     runs: dict[tuple, BgpRun] = {}
     kind_of: dict[tuple, int] = {}

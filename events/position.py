@@ -5,10 +5,7 @@ Log files and the in-memory log use ``0-N`` (N = 1-based record number), so ever
 
 from __future__ import annotations
 
-import functools
 
-
-@functools.total_ordering
 class Position:
     __slots__ = ("ms", "seq")
 
@@ -36,14 +33,25 @@ class Position:
     def _key(self) -> tuple[int, int]:
         return (self.ms, self.seq)
 
+    # comparisons written out (not functools.total_ordering's derived ones): the fold compares every entry's
+    # position with the replica's
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, Position) and self._key() == other._key()
+        return type(other) is Position and self.ms == other.ms and self.seq == other.seq
 
     def __lt__(self, other: Position) -> bool:
-        return self._key() < other._key()
+        return self.ms < other.ms or (self.ms == other.ms and self.seq < other.seq)
+
+    def __le__(self, other: Position) -> bool:
+        return self.ms < other.ms or (self.ms == other.ms and self.seq <= other.seq)
+
+    def __gt__(self, other: Position) -> bool:
+        return self.ms > other.ms or (self.ms == other.ms and self.seq > other.seq)
+
+    def __ge__(self, other: Position) -> bool:
+        return self.ms > other.ms or (self.ms == other.ms and self.seq >= other.seq)
 
     def __hash__(self) -> int:
-        return hash(self._key())
+        return hash((self.ms, self.seq))
 
 
 ZERO = Position(0, 0)

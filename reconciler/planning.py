@@ -480,49 +480,59 @@ def _node_touched(plan: Plan, name: str) -> None:
 
 def before(state: State, event: schema.Event) -> object:
     """Called by the fold before ``event`` is applied: remembers what the event will overwrite."""
-    if isinstance(state.plan, Seed):
+    plan = state.plan
+    if type(plan) is Seed:
         ensure(state)  # the recorded owners hold for the state as loaded, not after this event
-    if not isinstance(state.plan, Plan):
+    elif type(plan) is not Plan:
         return None
-    if isinstance(event, schema.K8sUpsert) and isinstance(event.obj, schema.EndpointSlice):
-        old = state.objects["EndpointSlice"].get((event.obj.namespace, event.obj.name))
-        return old.service_name if isinstance(old, schema.EndpointSlice) else None
-    if isinstance(event, schema.K8sDelete) and event.ref.kind == "EndpointSlice":
-        old = state.objects["EndpointSlice"].get((event.ref.namespace, event.ref.name))
-        return old.service_name if isinstance(old, schema.EndpointSlice) else None
-    return None
+    t = type(event)
+    if t is schema.K8sUpsert:
+        obj = event.obj  # type: ignore[union-attr]
+        if type(obj) is not schema.EndpointSlice:
+            return None
+        key = (obj.namespace, obj.name)
+    elif t is schema.K8sDelete and event.ref.kind == "EndpointSlice":  # type: ignore[union-attr]
+        key = (event.ref.namespace, event.ref.name)  # type: ignore[union-attr]
+    else:
+        return None
+    old = state.objects["EndpointSlice"].get(key)
+    return old.service_name if type(old) is schema.EndpointSlice else None
 
 
 def after(state: State, event: schema.Event, token: object) -> None:
     """Called by the fold after ``event`` was applied: re-plans what it can affect (nothing if not built yet)."""
     plan = state.plan
-    if not isinstance(plan, Plan):
+    if type(plan) is not Plan:
         return
     if state.config is not plan.cfg:
         if plan.pending_nodes or plan.pending_services:
             _flush(state, plan)
         _config_changed(state, plan)
         return
-    match event:
-        # events are planned when the plan is next read (ensure) or the configuration changes (_flush): until
-        # then the plan is the right one for the Service inputs and the node information it holds (plan.inputs,
-        # plan.l2, plan.nodes), and the flush takes it to the current ones, once per Service and per node
-        case schema.SpeakerUp(node=name) | schema.SpeakerDown(node=name):
-            plan.pending_nodes.add(name)
-        case schema.K8sUpsert(obj=schema.Node(name=name)):
-            plan.pending_nodes.add(name)
-        case schema.K8sDelete(ref=ref) if ref.kind == "Node":
-            plan.pending_nodes.add(ref.name)
-        case schema.K8sUpsert(obj=schema.Service() as svc):
-            _service_changed(state, plan, f"{svc.namespace}/{svc.name}")
-        case schema.K8sDelete(ref=ref) if ref.kind == "Service":
-            _service_changed(state, plan, f"{ref.namespace}/{ref.name}")
-        case schema.K8sUpsert(obj=schema.EndpointSlice() as sl):
-            _slice_changed(state, plan, sl.namespace, sl.service_name, token)
-        case schema.K8sDelete(ref=ref) if ref.kind == "EndpointSlice":
+    # events are planned when the plan is next read (ensure) or the configuration changes (_flush): until then the
+    # plan is the right one for the Service inputs and the node information it holds (plan.inputs, plan.l2,
+    # plan.nodes), and the flush takes it to the current ones, once per Service and per node
+    t = type(event)
+    if t is schema.K8sUpsert:
+        obj = event.obj  # type: ignore[union-attr]
+        k = type(obj)
+        if k is schema.EndpointSlice:
+            _slice_changed(state, plan, obj.namespace, obj.service_name, token)
+        elif k is schema.Service:
+            _service_changed(state, plan, f"{obj.namespace}/{obj.name}")
+        elif k is schema.Node:
+            plan.pending_nodes.add(obj.name)
+    elif t is schema.K8sDelete:
+        ref = event.ref  # type: ignore[union-attr]
+        kind = ref.kind
+        if kind == "EndpointSlice":
             _slice_changed(state, plan, ref.namespace, None, token)
-        case _:
-            pass
+        elif kind == "Service":
+            _service_changed(state, plan, f"{ref.namespace}/{ref.name}")
+        elif kind == "Node":
+            plan.pending_nodes.add(ref.name)
+    elif t is schema.SpeakerUp or t is schema.SpeakerDown:
+        plan.pending_nodes.add(event.node)  # type: ignore[union-attr]
 
 
 def _service_changed(state: State, plan: Plan, key: ServiceKey) -> None:

@@ -17,9 +17,19 @@ def test_round_trip(ms: int, seq: int) -> None:
     assert Position.parse(str(p).encode()) == p
 
 
-@given(parts, parts, parts, parts)
+small = st.integers(0, 3)  # equal parts are common, so every branch of each comparison is taken
+
+
+@given(st.one_of(parts, small), st.one_of(parts, small), st.one_of(parts, small), st.one_of(parts, small))
 def test_order_is_numeric_not_textual(a: int, b: int, c: int, d: int) -> None:
-    assert (Position(a, b) < Position(c, d)) == ((a, b) < (c, d))
+    p, q = Position(a, b), Position(c, d)
+    assert (p < q) == ((a, b) < (c, d))
+    assert (p <= q) == ((a, b) <= (c, d))
+    assert (p > q) == ((a, b) > (c, d))
+    assert (p >= q) == ((a, b) >= (c, d))
+    assert (p == q) == ((a, b) == (c, d)) and (p != q) == ((a, b) != (c, d))
+    assert (hash(p) == hash(q)) or p != q
+    assert sorted([q, p]) == [Position(*t) for t in sorted([(a, b), (c, d)])]
 
 
 def test_zero_is_smallest() -> None:

@@ -257,6 +257,9 @@ def _delete(state: State, ref: schema.ObjectRef) -> None:
         _rebuild_config(state)
 
 
+delete = _delete  # fold.apply of a K8sDelete while the state has no planning
+
+
 def apply(state: State, event: schema.Event) -> State:
     """Apply one event (in place) and return the state."""
     plan = state.plan

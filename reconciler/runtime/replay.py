@@ -224,9 +224,9 @@ def _fold_lines(state: statemod.State, name: str, lines: list[str], opts: inputs
                 records: int, applied: int, ignored: Counter, rejected: list) -> tuple[int, int]:
     """The records of a JSON-lines file, folded as :func:`_fold_records` would fold them (one record per non-blank
     line): the common watch event goes from its line to the fold without a Record or an outcome being built."""
-    apply, upsert = fold.apply, fold.upsert
+    apply, upsert, delete = fold.apply, fold.upsert, fold.delete
     translate = watchjson.translate_line
-    upsert_t, ignored_t = schema.K8sUpsert, kube.Ignored
+    upsert_t, delete_t, ignored_t = schema.K8sUpsert, schema.K8sDelete, kube.Ignored
     limit = at if at is not None else -1  # (a negative --at stops _replay before this)
     number = 0
     for line in lines:
@@ -241,6 +241,9 @@ def _fold_lines(state: statemod.State, name: str, lines: list[str], opts: inputs
             t = type(ev)
             if t is upsert_t and state.plan is None:  # fold.apply without planning, inlined
                 upsert(state, ev.obj)
+                applied += 1
+            elif t is delete_t and state.plan is None:
+                delete(state, ev.ref)
                 applied += 1
             elif t is ignored_t:
                 ignored[ev.key] += 1

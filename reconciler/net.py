@@ -60,10 +60,21 @@ def parse_ip(text: str) -> tuple[int, int]:
         return got
     if "%" in text:
         raise ValueError(f"{text!r} has a zone index")
-    addr = ipaddress.ip_address(text.strip())
+    addr = _ip_address(text.strip())
     got = addr.version, int(addr)
     _remember(_PARSED, text, got)
     return got
+
+
+
+def _ip_address(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+    """``ipaddress.ip_address(text)``; a text with a colon (IPv6 or nothing) skips the failing IPv4 attempt."""
+    if ":" in text:
+        try:
+            return ipaddress.IPv6Address(text)
+        except ValueError:
+            pass
+    return ipaddress.ip_address(text)
 
 
 def family_of(text: str) -> int | None:

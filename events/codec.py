@@ -91,11 +91,23 @@ def canonical_ip(text: str) -> str:
         return got
     if "%" in text:
         raise ValueError(f"{text!r} has a zone index")
-    got = str(ipaddress.ip_address(text))
+    got = str(_ip_address(text))
     if len(_CANONICAL) >= 65_536:
         _CANONICAL.clear()
     _CANONICAL[text] = got
     return got
+
+
+
+def _ip_address(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+    """``ipaddress.ip_address(text)``, without its failed IPv4 attempt (an exception) for a text with a colon, which
+    can only be IPv6. A text that fails goes through ``ip_address`` itself, for the same error."""
+    if ":" in text:
+        try:
+            return ipaddress.IPv6Address(text)
+        except ValueError:
+            pass
+    return ipaddress.ip_address(text)
 
 
 _CANONICAL: dict[str, str] = {}

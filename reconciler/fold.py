@@ -235,6 +235,9 @@ def _upsert(state: State, obj: schema.K8sObject) -> None:
         _rebuild_config(state)
 
 
+upsert = _upsert  # fold.apply of a K8sUpsert while the state has no planning (replay's inlined loop)
+
+
 def _delete(state: State, ref: schema.ObjectRef) -> None:
     table = state.objects[ref.kind]
     key = (ref.namespace, ref.name)
@@ -252,6 +255,9 @@ def _delete(state: State, ref: schema.ObjectRef) -> None:
         _namespace_changed(state, old, None)  # type: ignore[arg-type]
     elif ref.kind in _CONFIG_KINDS:
         _rebuild_config(state)
+
+
+delete = _delete  # fold.apply of a K8sDelete while the state has no planning
 
 
 def apply(state: State, event: schema.Event) -> State:

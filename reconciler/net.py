@@ -55,10 +55,26 @@ def parse_ip(text: str) -> tuple[int, int]:
     if _DOTTED.fullmatch(text) is not None:
         a, b, c, d = text.split(".")
         return V4, (int(a) << 24) | (int(b) << 16) | (int(c) << 8) | int(d)
+    got = _PARSED.get(text)
+    if got is not None:
+        return got
     if "%" in text:
         raise ValueError(f"{text!r} has a zone index")
-    addr = ipaddress.ip_address(text.strip())
-    return addr.version, int(addr)
+    addr = _ip_address(text.strip())
+    got = addr.version, int(addr)
+    _remember(_PARSED, text, got)
+    return got
+
+
+
+def _ip_address(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+    """``ipaddress.ip_address(text)``; a text with a colon (IPv6 or nothing) skips the failing IPv4 attempt."""
+    if ":" in text:
+        try:
+            return ipaddress.IPv6Address(text)
+        except ValueError:
+            pass
+    return ipaddress.ip_address(text)
 
 
 def family_of(text: str) -> int | None:
@@ -72,7 +88,27 @@ def family_of(text: str) -> int | None:
 
 
 def to_text(family: int, value: int) -> str:
-    return str(ipaddress.IPv4Address(value) if family == V4 else ipaddress.IPv6Address(value))
+    if family == V4:
+        return str(ipaddress.IPv4Address(value))
+    got = _V6_TEXTS.get(value)
+    if got is None:
+        got = str(ipaddress.IPv6Address(value))
+        _remember(_V6_TEXTS, value, got)
+        _remember(_PARSED, got, (V6, value))  # the text reads back as the same address
+    return got
+
+
+# Memos of pure functions (IPv6 parsing and printing through ipaddress is slow; the replay of a dual-stack cluster
+# meets each address several times), bounded: cleared when full.
+_PARSED: dict[str, tuple[int, int]] = {}  # address text (not a canonical dotted quad) -> parse_ip's answer
+_V6_TEXTS: dict[int, str] = {}  # IPv6 value -> canonical text
+_MEMO_SIZE = 65_536
+
+
+def _remember(memo: dict, key, value) -> None:
+    if len(memo) >= _MEMO_SIZE:
+        memo.clear()
+    memo[key] = value
 
 
 def canonical(text: str) -> str:

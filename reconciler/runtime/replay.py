@@ -11,7 +11,7 @@ from typing import Any, BinaryIO
 
 import msgspec
 
-from events import inputs
+from events import inputs, kube, schema, watchjson
 from reconciler import decisions, fold, planning, state as statemod
 from reconciler.runtime import gcpolicy
 
@@ -206,14 +206,74 @@ def _replay(files: list[str], at: int | None, metallb_namespaces: tuple[str, ...
     opts = inputs.Options(metallb_namespaces=metallb_namespaces)
     result = ReplayResult(state=statemod.new(lb_class))
     state, ignored, rejected = result.state, result.ignored, result.rejected
+    records = applied = 0
+    # every file is opened and its format detected before anything is folded (an unreadable one fails the call)
+    opened = [(str(p), inputs.open_input(p, opts)) for p in files]
+    for name, got in opened:
+        if at is not None and records >= at:
+            break
+        if type(got) is list:
+            records, applied = _fold_lines(state, name, got, opts, at, records, applied, ignored, rejected)
+        else:
+            records, applied = _fold_records(state, got, at, records, applied, ignored, rejected)
+    result.records, result.events_applied = records, applied
+    return result
+
+
+def _fold_lines(state: statemod.State, name: str, lines: list[str], opts: inputs.Options, at: int | None,
+                records: int, applied: int, ignored: Counter, rejected: list) -> tuple[int, int]:
+    """The records of a JSON-lines file, folded as :func:`_fold_records` would fold them (one record per non-blank
+    line): the common watch event goes from its line to the fold without a Record or an outcome being built."""
+    apply, upsert, delete = fold.apply, fold.upsert, fold.delete
+    translate = watchjson.translate_line
+    upsert_t, delete_t, ignored_t = schema.K8sUpsert, schema.K8sDelete, kube.Ignored
+    limit = at if at is not None else -1  # (a negative --at stops _replay before this)
+    number = 0
+    for line in lines:
+        if not line or line.isspace():
+            continue
+        if records == limit:
+            break
+        records += 1
+        number += 1
+        ev = translate(line)
+        if ev is not None:
+            t = type(ev)
+            if t is upsert_t and state.plan is None:  # fold.apply without planning, inlined
+                upsert(state, ev.obj)
+                applied += 1
+            elif t is delete_t and state.plan is None:
+                delete(state, ev.ref)
+                applied += 1
+            elif t is ignored_t:
+                ignored[ev.key] += 1
+            else:
+                apply(state, ev)
+                applied += 1
+            continue
+        for outcome in inputs.line_outcomes(line, opts):
+            kind = type(outcome)
+            if kind is inputs.Accepted:
+                apply(state, outcome.event)
+                applied += 1
+            elif kind is inputs.Ignored:
+                ignored[outcome.key] += 1
+            elif kind is inputs.Rejected:
+                rejected.append({"file": name, "record": number, "reason": outcome.reason})
+            elif kind is not inputs.Skipped:
+                raise TypeError(f"unknown input outcome {outcome!r}")
+    return records, applied
+
+
+def _fold_records(state: statemod.State, recs, at: int | None, records: int, applied: int, ignored: Counter,
+                  rejected: list) -> tuple[int, int]:
     apply = fold.apply
     accepted_t, ignored_t, rejected_t = inputs.Accepted, inputs.Ignored, inputs.Rejected
-    records = applied = 0
-    for rec in inputs.read_files(files, opts):
+    for rec in recs:
         if at is not None and records >= at:
             break
         records += 1
-        for outcome in rec.outcomes:  # by exact type: the outcome classes are final (slots dataclasses)
+        for outcome in rec.outcomes:  # by exact type: the outcome classes are final (msgspec Structs)
             kind = type(outcome)
             if kind is accepted_t:
                 apply(state, outcome.event)
@@ -224,5 +284,4 @@ def _replay(files: list[str], at: int | None, metallb_namespaces: tuple[str, ...
                 rejected.append({"file": rec.file, "record": rec.number, "reason": outcome.reason})
             elif not isinstance(outcome, inputs.Skipped):
                 raise TypeError(f"unknown input outcome {outcome!r}")
-    result.records, result.events_applied = records, applied
-    return result
+    return records, applied
